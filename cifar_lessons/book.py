@@ -1,0 +1,65 @@
+"""Running chapters: reuse a recorded run whose config still matches, or train it.
+
+Used by the notebooks, the CLI (``cifar-lessons train``/``book``), the tests and the site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import results
+from .chapters import Chapter, get_chapter, training_chapters
+from .data import Dataset, load_cifar10
+from .training import Run, load_run, train
+
+
+def run_dir_for(chapter: Chapter, results_dir: Path | None = None) -> Path:
+    """Folder holding a chapter's model, history and record (Chapter 1)."""
+    return Path(results_dir or results.default_results_dir()) / chapter.id
+
+
+def chapter_status(chapter: Chapter, results_dir: Path | None = None) -> dict:
+    """Whether a chapter's record is 'missing', 'malformed', 'stale' or 'ok', with the record (Chapter 1)."""
+    run_dir = run_dir_for(chapter, results_dir)
+    if not (run_dir / results.RECORD_FILE).exists():
+        return {"status": "missing", "record": None, "message": f"no run recorded in {run_dir}"}
+    try:
+        record = results.load_record(run_dir)
+    except results.RecordError as error:
+        return {"status": "malformed", "record": None, "message": str(error)}
+    if record["config_hash"] != chapter.config.hash or record["quick"]:
+        return {"status": "stale", "record": record,
+                "message": f"{run_dir / results.RECORD_FILE} was made with config {record['config_hash']}, "
+                           f"the chapter's config is now {chapter.config.hash}: retrain with "
+                           f"`cifar-lessons train {chapter.id}`"}
+    return {"status": "ok", "record": record, "message": "recorded run matches the config"}
+
+
+def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
+                results_dir: Path | None = None, data: Dataset | None = None,
+                verbose: int | None = None) -> Run:
+    """Reuse a chapter's recorded run if its config matches, otherwise train it (Chapter 1).
+
+    ``quick`` trains the chapter's recipe for one epoch on a tiny subset, for
+    smoke tests; such a run is recorded as quick and never counts as a result.
+    """
+    chapter = get_chapter(chapter_id)
+    if chapter.uses:
+        chapter = get_chapter(chapter.uses)
+    config = chapter.config.quick() if quick else chapter.config
+    run_dir = run_dir_for(chapter, results_dir)
+    if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
+        print(f"Chapter {chapter.id}: reusing the recorded run in {run_dir} "
+              f"(config {config.hash}). Pass retrain=True to train again.")
+        return load_run(run_dir)
+    data = data or load_cifar10()
+    print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
+    return train(config, data, run_dir, chapter=chapter.id, verbose=verbose)
+
+
+def recorded_runs(results_dir: Path | None = None) -> list[dict]:
+    """One row per training chapter: status, record and milestone (Chapter 10)."""
+    rows = []
+    for chapter in training_chapters():
+        rows.append({"chapter": chapter, **chapter_status(chapter, results_dir)})
+    return rows

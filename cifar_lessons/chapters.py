@@ -1,0 +1,101 @@
+"""The chapter registry: the one list that feeds the notebooks, the CLI, the tests and the site.
+
+Each training chapter's config is the previous chapter's config with exactly one
+technique changed. A milestone is a test-accuracy floor set a little below what the
+chapter's full run measured; ``None`` means no full run has been recorded yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .training import TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS_DIR = REPO_ROOT / "chapters"
+
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    """One chapter of the book (Chapter 1)."""
+
+    id: str
+    slug: str
+    title: str
+    technique: str
+    config: TrainConfig | None = None  # None: an analysis chapter that trains nothing
+    milestone: float | None = None
+    uses: str | None = None  # for analysis chapters: the chapter whose model they study
+
+    @property
+    def notebook(self) -> Path:
+        """Path of the chapter's notebook (Chapter 1)."""
+        return CHAPTERS_DIR / f"{self.id}_{self.slug}.ipynb"
+
+    @property
+    def trains(self) -> bool:
+        """Whether the chapter trains a model of its own (Chapter 1)."""
+        return self.config is not None
+
+
+# Shared by every training chapter, so only the technique changes between them.
+_BASE = TrainConfig(epochs=15, batch_size=128, learning_rate=1e-3, seed=0)
+_NORMALIZED = dataclasses.replace(_BASE, normalize=True)
+_DEEPER = dataclasses.replace(_NORMALIZED, widths=(32, 64, 128), convs_per_stage=2, dense_units=128)
+_AUGMENTED = dataclasses.replace(_DEEPER, augment=True)
+_BATCH_NORM = dataclasses.replace(_AUGMENTED, batch_norm=True)
+_DROPOUT = dataclasses.replace(_BATCH_NORM, conv_dropout_rate=0.1, dense_dropout_rate=0.3)
+_REDUCE_LR = dataclasses.replace(_DROPOUT, reduce_lr=True)
+_EARLY_STOP = dataclasses.replace(_REDUCE_LR, early_stopping=True)
+
+CHAPTERS = (
+    Chapter("01", "data_and_baseline", "Data and a baseline CNN",
+            "a small CNN on raw pixels", _BASE),
+    Chapter("02", "normalization", "Normalization",
+            "per-channel standardization inside the model", _NORMALIZED),
+    Chapter("03", "deeper_cnn", "A deeper CNN",
+            "two convolutions per stage, wider last stage", _DEEPER),
+    Chapter("04", "data_augmentation", "Data augmentation",
+            "random flips and shifts", _AUGMENTED),
+    Chapter("05", "batch_normalization", "Batch normalization",
+            "batch normalization after every convolution", _BATCH_NORM),
+    Chapter("06", "dropout", "Dropout",
+            "dropout after each stage and in the classifier", _DROPOUT),
+    Chapter("07", "learning_rate_schedule", "Learning-rate schedule",
+            "ReduceLROnPlateau on the validation loss", _REDUCE_LR),
+    Chapter("08", "early_stopping", "Early stopping",
+            "EarlyStopping with the best weights restored", _EARLY_STOP),
+    Chapter("09", "analysis", "Visualization and analysis",
+            "confusion matrix, errors, filters and feature maps", uses="08"),
+    Chapter("10", "conclusion", "Conclusion",
+            "accuracy across all chapters", uses="08"),
+)
+
+
+class UnknownChapterError(KeyError):
+    """Raised for a chapter id that is not in the registry (Chapter 1)."""
+
+    def __str__(self):
+        ids = ", ".join(chapter.id for chapter in CHAPTERS)
+        return f"unknown chapter {self.args[0]!r}; choose one of {ids}"
+
+
+def get_chapter(chapter_id: str | int) -> Chapter:
+    """Look a chapter up by id ('7', '07' or 7) (Chapter 1)."""
+    key = str(chapter_id).strip().zfill(2)
+    for chapter in CHAPTERS:
+        if chapter.id == key:
+            return chapter
+    raise UnknownChapterError(str(chapter_id))
+
+
+def training_chapters() -> list[Chapter]:
+    """The chapters that train a model, in book order (Chapter 1)."""
+    return [chapter for chapter in CHAPTERS if chapter.trains]
+
+
+def previous_training_chapter(chapter: Chapter) -> Chapter | None:
+    """The training chapter just before this one, whose recipe it extends (Chapter 2)."""
+    earlier = [c for c in training_chapters() if c.id < chapter.id]
+    return earlier[-1] if earlier else None

@@ -1,0 +1,146 @@
+"""The command line: ``cifar-lessons list|train|evaluate|report|data|book``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .chapters import CHAPTERS, UnknownChapterError, get_chapter, training_chapters
+from .data import DataError
+from .results import RecordError
+
+
+def _chapter_arg(value: str):
+    try:
+        return get_chapter(value)
+    except UnknownChapterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def cmd_list(args) -> int:
+    from .book import chapter_status
+
+    print(f"{'id':<3} {'title':<28} {'milestone':>9} {'recorded':>9}  status")
+    for chapter in CHAPTERS:
+        if not chapter.trains:
+            print(f"{chapter.id:<3} {chapter.title:<28} {'':>9} {'':>9}  analysis of chapter {chapter.uses}")
+            continue
+        status = chapter_status(chapter)
+        record = status["record"]
+        recorded = _percent(record["test_accuracy"]) if record else "-"
+        print(f"{chapter.id:<3} {chapter.title:<28} {_percent(chapter.milestone):>9} {recorded:>9}  {status['status']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .book import run_chapter
+
+    chapter = args.chapter
+    if not chapter.trains:
+        print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
+        return 2
+    run = run_chapter(chapter.id, quick=args.quick, retrain=args.retrain or args.quick,
+                      results_dir=args.results)
+    record = run.record
+    print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
+          f"{record['epochs_run']} epochs in {record['wall_time_s'] / 60:.1f} min ({run.run_dir})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .book import chapter_status, run_dir_for
+    from .data import load_cifar10
+    from .evaluation import evaluate
+    from .training import load_run
+
+    chapter = get_chapter(args.chapter.uses or args.chapter.id)
+    status = chapter_status(chapter, args.results)
+    if status["status"] in ("missing", "malformed"):
+        print(f"Chapter {chapter.id}: {status['message']}", file=sys.stderr)
+        return 1
+    run = load_run(run_dir_for(chapter, args.results))
+    data = load_cifar10()
+    result = evaluate(run.model, data.x_test, data.y_test, data.class_names)
+    print(f"Chapter {chapter.id} on {data.describe()}")
+    print(f"  test accuracy {_percent(result.accuracy)} (recorded {_percent(run.record['test_accuracy'])}"
+          f" on {run.record['data']['name']}), loss {result.loss:.4f}")
+    if status["status"] == "stale":
+        print(f"  warning: {status['message']}")
+    if chapter.milestone is not None:
+        verdict = "meets" if result.accuracy >= chapter.milestone else "MISSES"
+        print(f"  {verdict} the milestone {_percent(chapter.milestone)}")
+        return 0 if result.accuracy >= chapter.milestone else 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import accuracy_table_markdown
+
+    print(accuracy_table_markdown(args.results))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import load_cifar10
+
+    import numpy as np
+
+    data = load_cifar10(args.source)
+    print(data.describe())
+    for split, labels in (("train", data.y_train), ("test", data.y_test)):
+        counts = np.bincount(labels, minlength=10)
+        print(f"  {split}: " + ", ".join(f"{n} {c}" for c, n in zip(data.class_names, counts)))
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import run_chapter
+    from .data import load_cifar10
+
+    data = load_cifar10()
+    print(f"Running the book on {data.describe()}", flush=True)
+    for chapter in training_chapters():
+        run = run_chapter(chapter.id, results_dir=args.results, data=data)
+        print(f"Chapter {chapter.id} {chapter.title}: test accuracy {_percent(run.record['test_accuracy'])}",
+              flush=True)
+    return cmd_report(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one sub-command per task (Chapter 1)."""
+    parser = argparse.ArgumentParser(prog="cifar-lessons", description=__doc__)
+    parser.add_argument("--results", default=None, help="results folder (default: results/ in the repo)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="chapters, milestones, recorded accuracy and staleness")
+    train = commands.add_parser("train", help="train one chapter (reusing nothing)")
+    train.add_argument("chapter", type=_chapter_arg, help="chapter id, e.g. 05")
+    train.add_argument("--quick", action="store_true", help="one epoch on a tiny subset (smoke test)")
+    train.add_argument("--retrain", action="store_true", help="train even if a matching run is recorded")
+    evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
+    evaluate.add_argument("chapter", type=_chapter_arg)
+    commands.add_parser("report", help="accuracy table across chapters (Markdown)")
+    data = commands.add_parser("data", help="load and describe the configured CIFAR-10 source")
+    data.add_argument("source", nargs="?", default=None, help="path (default: $CIFAR_LESSONS_DATA or Keras)")
+    commands.add_parser("book", help="every chapter in order: reuse recorded runs, train the rest")
+    return parser
+
+
+HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report,
+            "data": cmd_data, "book": cmd_book}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cifar-lessons`` and ``python -m cifar_lessons`` (Chapter 1)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except (DataError, RecordError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the checkpoint is kept; run the same command again to resume.", file=sys.stderr)
+        return 130

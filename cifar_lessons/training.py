@@ -1,0 +1,241 @@
+"""One training entry point: a config object in, a saved model and a run record out.
+
+Introduced in Chapter 1 and grown by later chapters (ReduceLROnPlateau in
+Chapter 7, EarlyStopping in Chapter 8). A run checkpoints every epoch, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import results
+from .data import Dataset, train_validation_split
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """All hyperparameters of one run, in one place (Chapter 1)."""
+
+    # Architecture (Chapters 1, 3, 5, 6).
+    widths: tuple = (32, 64, 64)
+    convs_per_stage: int = 1
+    dense_units: int = 64
+    batch_norm: bool = False
+    conv_dropout_rate: float = 0.0
+    dense_dropout_rate: float = 0.0
+    # Input processing inside the model (Chapters 2 and 4).
+    normalize: bool = False
+    augment: bool = False
+    # Optimization.
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    precision: str = "float32"
+    # Callbacks (Chapters 7 and 8), both watching the validation split.
+    reduce_lr: bool = False
+    reduce_lr_factor: float = 0.5
+    reduce_lr_patience: int = 2
+    early_stopping: bool = False
+    early_stopping_patience: int = 4
+    # Data.
+    validation_size: int = 5000
+    seed: int = 0
+    # A quick run trains on a small subset for smoke tests; never a chapter result.
+    subset: int | None = None
+
+    def to_dict(self) -> dict:
+        """The config as plain JSON types (Chapter 1)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output (Chapter 1)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in values.items() if key in known})
+
+    @property
+    def hash(self) -> str:
+        """Identity of this config; a record with another hash is stale (Chapter 1)."""
+        return results.config_hash(self.to_dict())
+
+    def quick(self) -> TrainConfig:
+        """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 1)."""
+        return dataclasses.replace(self, epochs=1, subset=1000, validation_size=500)
+
+    def changes_from(self, previous: TrainConfig) -> dict:
+        """Fields that differ from ``previous``: what a chapter changed (Chapter 2)."""
+        old, new = previous.to_dict(), self.to_dict()
+        return {key: (old[key], new[key]) for key in new if old[key] != new[key]}
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished run: the trained model, its per-epoch history and its record (Chapter 1)."""
+
+    model: object
+    history: dict
+    record: dict
+    run_dir: Path
+
+
+def build_model(config: TrainConfig, x_train: np.ndarray):
+    """Build and compile the model a config describes (Chapter 1)."""
+    from .models import augmentation_block, build_cnn, normalization_layer
+
+    model = build_cnn(
+        widths=config.widths, convs_per_stage=config.convs_per_stage,
+        dense_units=config.dense_units, batch_norm=config.batch_norm,
+        conv_dropout_rate=config.conv_dropout_rate, dense_dropout_rate=config.dense_dropout_rate,
+        normalizer=normalization_layer(x_train) if config.normalize else None,
+        augmentation=augmentation_block(seed=config.seed) if config.augment else None,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def prepare_data(config: TrainConfig, data: Dataset) -> dict:
+    """Split validation from training data (and subset it for quick runs) (Chapter 1)."""
+    x, y = data.x_train, data.y_train
+    x_test, y_test = data.x_test, data.y_test
+    if config.subset:
+        rng = np.random.default_rng(config.seed)
+        keep = rng.choice(len(x), config.subset + config.validation_size, replace=False)
+        x, y = x[keep], y[keep]
+        keep_test = rng.choice(len(x_test), min(config.subset, len(x_test)), replace=False)
+        x_test, y_test = x_test[keep_test], y_test[keep_test]
+    (x_train, y_train), (x_val, y_val) = train_validation_split(
+        x, y, validation_size=config.validation_size, seed=config.seed)
+    return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Saves the history after every epoch and times each epoch (Chapter 1)."""
+
+    def __init__(self, history_path: Path, history: dict):
+        super().__init__()
+        self.history_path, self.history = history_path, history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        logs["epoch_time_s"] = time.perf_counter() - self.started
+        self.history.setdefault("epoch", []).append(epoch + 1)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        results.write_json_atomic(self.history_path, self.history)
+
+
+def _callbacks(config: TrainConfig, checkpoint_dir: Path, history_path: Path, history: dict) -> list:
+    callbacks = [
+        # Saves weights, optimizer state and epoch so an interrupted run resumes.
+        keras.callbacks.BackupAndRestore(str(checkpoint_dir)),
+        EpochLog(history_path, history),
+    ]
+    if config.reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience, min_lr=1e-5, verbose=1))
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience,
+            restore_best_weights=True, verbose=1))
+    return callbacks
+
+
+def _progress_verbosity() -> int:
+    """A live progress bar in notebooks and terminals, one line per epoch in log files."""
+    if "ipykernel" in sys.modules or sys.stdout.isatty():
+        return 1
+    return 2
+
+
+def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adhoc",
+          verbose: int | None = None) -> Run:
+    """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = run_dir / "checkpoint"
+    history_path = checkpoint_dir / "history.json"
+    progress_path = checkpoint_dir / "progress.json"
+    # Resume: a checkpoint of the same config continues; of another config starts over.
+    progress = results.read_json(progress_path) if progress_path.exists() else {}
+    if progress.get("config_hash") != config.hash:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        progress = {"config_hash": config.hash, "wall_time_s": 0.0}
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    results.write_json_atomic(progress_path, progress)
+    history = results.read_json(history_path) if history_path.exists() else {}
+    if history:
+        print(f"Resuming {chapter} after epoch {len(history['epoch'])} from {checkpoint_dir}", flush=True)
+
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    splits = prepare_data(config, data)
+    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
+    model = build_model(config, x_train)
+
+    started = time.perf_counter()
+    try:
+        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
+                  batch_size=config.batch_size, shuffle=True,
+                  callbacks=_callbacks(config, checkpoint_dir, history_path, history),
+                  verbose=_progress_verbosity() if verbose is None else verbose)
+    finally:
+        progress["wall_time_s"] += time.perf_counter() - started
+        results.write_json_atomic(progress_path, progress)
+
+    x_test, y_test = splits["test"]
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+    val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
+    epochs_run = len(history["epoch"])
+    wall = progress["wall_time_s"]
+    record = {
+        "format": results.RECORD_FORMAT, "chapter": chapter, "config": config.to_dict(),
+        "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+        "wall_time_s": round(wall, 1),
+        "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
+        "images_per_s": round(len(x_train) * epochs_run / float(np.sum(history["epoch_time_s"])), 1),
+        "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
+        "hardware": results.hardware_info(), "versions": results.library_versions(),
+        "data": data.source, "code": results.code_identity(),
+        "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": bool(config.subset),
+    }
+    # Save model and history first, the record last: a record means the run is complete.
+    model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
+    model.save(model_tmp)
+    model_tmp.replace(run_dir / results.MODEL_FILE)
+    results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
+    results.write_json_atomic(run_dir / results.RECORD_FILE, record)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return Run(model=model, history=history, record=record, run_dir=run_dir)
+
+
+def load_run(run_dir: Path) -> Run:
+    """Load a recorded run's model, history and record from its folder (Chapter 1)."""
+    run_dir = Path(run_dir)
+    record = results.load_record(run_dir)
+    history = results.read_json(run_dir / results.HISTORY_FILE)
+    model_path = run_dir / results.MODEL_FILE
+    if not model_path.is_file():
+        raise results.RecordError(f"{model_path} is missing: retrain this chapter.")
+    model = keras.models.load_model(model_path)
+    return Run(model=model, history=history, record=record, run_dir=run_dir)
