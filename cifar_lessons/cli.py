@@ -85,9 +85,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import load_cifar10
-
     import numpy as np
+
+    from .data import load_cifar10
 
     data = load_cifar10(args.source)
     print(data.describe())

@@ -134,6 +134,9 @@ class EpochLog(keras.callbacks.Callback):
         logs = dict(logs or {})
         logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
         logs["epoch_time_s"] = time.perf_counter() - self.started
+        # After a resume an epoch may be repeated: keep only the epochs before this one.
+        for values in self.history.values():
+            del values[epoch:]
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
@@ -142,9 +145,9 @@ class EpochLog(keras.callbacks.Callback):
 
 def _callbacks(config: TrainConfig, checkpoint_dir: Path, history_path: Path, history: dict) -> list:
     callbacks = [
+        EpochLog(history_path, history),
         # Saves weights, optimizer state and epoch so an interrupted run resumes.
         keras.callbacks.BackupAndRestore(str(checkpoint_dir)),
-        EpochLog(history_path, history),
     ]
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
@@ -165,8 +168,12 @@ def _progress_verbosity() -> int:
 
 
 def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adhoc",
-          verbose: int | None = None) -> Run:
-    """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1)."""
+          verbose: int | None = None, strategy=None, callbacks: tuple = ()) -> Run:
+    """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1).
+
+    ``strategy`` is an optional ``tf.distribute`` strategy (e.g. MirroredStrategy);
+    ``callbacks`` are extra Keras callbacks added to the chapter's own.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoint"
@@ -187,13 +194,17 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     keras.mixed_precision.set_global_policy(config.precision)
     splits = prepare_data(config, data)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
-    model = build_model(config, x_train)
+    if strategy is None:
+        model = build_model(config, x_train)
+    else:
+        with strategy.scope():
+            model = build_model(config, x_train)
 
     started = time.perf_counter()
     try:
         model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
                   batch_size=config.batch_size, shuffle=True,
-                  callbacks=_callbacks(config, checkpoint_dir, history_path, history),
+                  callbacks=_callbacks(config, checkpoint_dir, history_path, history) + list(callbacks),
                   verbose=_progress_verbosity() if verbose is None else verbose)
     finally:
         progress["wall_time_s"] += time.perf_counter() - started
@@ -218,6 +229,8 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": bool(config.subset),
+        "strategy": type(strategy).__name__ if strategy is not None else None,
+        "replicas": getattr(strategy, "num_replicas_in_sync", 1),
     }
     # Save model and history first, the record last: a record means the run is complete.
     model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"

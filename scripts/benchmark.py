@@ -1,7 +1,6 @@
 """Measure training throughput (images/s) of chapter architectures on this machine."""
 
 import json
-import sys
 import time
 
 import keras

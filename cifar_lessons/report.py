@@ -1,0 +1,86 @@
+"""Tables and comparisons built from the run records, never typed by hand.
+
+Feeds ``cifar-lessons report``, the site's results page and the chapters' closing numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .book import chapter_status, recorded_runs
+from .chapters import get_chapter, previous_training_chapter
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def comparison_rows(results_dir: Path | None = None) -> list[dict]:
+    """One row per training chapter with accuracy, gain vs the previous chapter, time (Chapter 10)."""
+    rows, previous = [], None
+    for entry in recorded_runs(results_dir):
+        chapter, record = entry["chapter"], entry["record"]
+        accuracy = record["test_accuracy"] if record else None
+        gain = accuracy - previous if accuracy is not None and previous is not None else None
+        rows.append({
+            "id": chapter.id, "title": chapter.title, "technique": chapter.technique,
+            "status": entry["status"], "test_accuracy": accuracy, "gain": gain,
+            "milestone": chapter.milestone,
+            "epochs": record["epochs_run"] if record else None,
+            "max_epochs": chapter.config.epochs,
+            "wall_time_s": record["wall_time_s"] if record else None,
+            "data": record["data"]["name"] if record else None,
+            "fingerprint": record["data"]["fingerprint"] if record else None,
+            "record": record,
+        })
+        previous = accuracy if accuracy is not None else previous
+    return rows
+
+
+def accuracy_table_markdown(results_dir: Path | None = None) -> str:
+    """The comparison table as Markdown, with the hardware and versions below it (Chapter 10)."""
+    rows = comparison_rows(results_dir)
+    lines = ["| Chapter | Technique | Test accuracy | Gain | Milestone | Epochs | Wall time | Data |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        gain = "-" if row["gain"] is None else f"{100 * row['gain']:+.1f} pts"
+        epochs = "-" if row["epochs"] is None else f"{row['epochs']} / {row['max_epochs']}"
+        wall = "-" if row["wall_time_s"] is None else f"{row['wall_time_s'] / 60:.1f} min"
+        status = "" if row["status"] == "ok" else f" ({row['status']})"
+        lines.append(f"| {row['id']} {row['title']}{status} | {row['technique']} | {_pct(row['test_accuracy'])} "
+                     f"| {gain} | {_pct(row['milestone'])} | {epochs} | {wall} | {row['data'] or '-'} |")
+    recorded = [row["record"] for row in rows if row["record"]]
+    if recorded:
+        total = sum(record["wall_time_s"] for record in recorded)
+        lines.append("")
+        lines.append(f"Total recorded training time: {total / 60:.0f} min for {len(recorded)} of {len(rows)} "
+                     "chapters.")
+        for environment in sorted({_environment(record) for record in recorded}):
+            lines.append(f"Runs made on: {environment}.")
+    return "\n".join(lines)
+
+
+def _environment(record: dict) -> str:
+    hardware, versions = record["hardware"], record["versions"]
+    gpus = ", ".join(hardware["gpus"]) or "no GPU"
+    return (f"{hardware['cpu']}, {hardware['cores']} cores, {gpus}; Python {versions['python']}, "
+            f"TensorFlow {versions['tensorflow']}, Keras {versions['keras']}; data {record['data']['name']} "
+            f"(fingerprint {record['data']['fingerprint']})")
+
+
+def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
+    """A sentence comparing a chapter's recorded test accuracy with the previous chapter's (Chapters 2-8)."""
+    chapter = get_chapter(chapter_id)
+    current = chapter_status(chapter, results_dir)["record"]
+    previous_chapter = previous_training_chapter(chapter)
+    previous = chapter_status(previous_chapter, results_dir)["record"] if previous_chapter else None
+    if current is None:
+        return f"Chapter {chapter.id} has no recorded run yet: run `cifar-lessons train {chapter.id}`."
+    text = (f"Chapter {chapter.id} ({chapter.technique}) reached {_pct(current['test_accuracy'])} test accuracy "
+            f"in {current['epochs_run']} epochs ({current['wall_time_s'] / 60:.1f} min)")
+    if previous is None:
+        return text + "."
+    gain = current["test_accuracy"] - previous["test_accuracy"]
+    verdict = "a gain" if gain > 0 else "a loss"
+    return (text + f", against {_pct(previous['test_accuracy'])} for chapter {previous_chapter.id}: "
+            f"{verdict} of {abs(100 * gain):.1f} percentage points.")
