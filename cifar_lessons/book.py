@@ -49,12 +49,31 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     config = chapter.config.quick() if quick else chapter.config
     run_dir = run_dir_for(chapter, results_dir)
     if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
+        run = load_run(run_dir)
         print(f"Chapter {chapter.id}: reusing the recorded run in {run_dir} "
-              f"(config {config.hash}). Pass retrain=True to train again.")
-        return load_run(run_dir)
+              f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
+        print_history(run.history)
+        return run
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
     return train(config, data, run_dir, chapter=chapter.id, verbose=verbose)
+
+
+def print_history(history: dict) -> None:
+    """One line per epoch of a recorded run, like Keras' own log (Chapter 1)."""
+    for index, epoch in enumerate(history["epoch"]):
+        print(f"Epoch {epoch}: {history['epoch_time_s'][index]:.0f}s - "
+              f"loss {history['loss'][index]:.4f} - accuracy {history['accuracy'][index]:.4f} - "
+              f"val_loss {history['val_loss'][index]:.4f} - val_accuracy {history['val_accuracy'][index]:.4f} - "
+              f"learning_rate {history['learning_rate'][index]:.2g}")
+
+
+def recorded_history(chapter_id: str, results_dir: Path | None = None) -> dict | None:
+    """The per-epoch history of a chapter's recorded run, or None if it has none (Chapter 2)."""
+    chapter = get_chapter(chapter_id)
+    if chapter_status(chapter, results_dir)["status"] != "ok":
+        return None
+    return results.read_json(run_dir_for(chapter, results_dir) / results.HISTORY_FILE)
 
 
 def recorded_runs(results_dir: Path | None = None) -> list[dict]:

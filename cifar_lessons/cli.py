@@ -110,6 +110,16 @@ def cmd_book(args) -> int:
     return cmd_report(args)
 
 
+def cmd_notebooks(args) -> int:
+    from .notebooks import execute_notebook
+
+    chapters = args.chapters or list(CHAPTERS)
+    for chapter in chapters:
+        print(f"Executing {chapter.notebook.name}", flush=True)
+        execute_notebook(chapter.notebook, chapter.notebook, results_dir=args.results)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per task (Chapter 1)."""
     parser = argparse.ArgumentParser(prog="cifar-lessons", description=__doc__)
@@ -126,11 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="load and describe the configured CIFAR-10 source")
     data.add_argument("source", nargs="?", default=None, help="path (default: $CIFAR_LESSONS_DATA or Keras)")
     commands.add_parser("book", help="every chapter in order: reuse recorded runs, train the rest")
+    notebooks = commands.add_parser("notebooks", help="re-execute chapter notebooks in place (reusing runs)")
+    notebooks.add_argument("chapters", nargs="*", type=_chapter_arg, help="chapter ids (default: all)")
     return parser
 
 
 HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report,
-            "data": cmd_data, "book": cmd_book}
+            "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Set up .venv, then run the test suite. Extra arguments go to pytest (e.g. -m full).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+python -m pytest "$@"

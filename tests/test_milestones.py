@@ -1,0 +1,43 @@
+"""Every chapter's committed model meets its milestone on the configured test set."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import keras
+import pytest
+
+from cifar_lessons.book import chapter_status, run_chapter, run_dir_for
+from cifar_lessons.chapters import training_chapters
+from cifar_lessons.evaluation import evaluate
+from cifar_lessons.results import MODEL_FILE
+
+CHAPTER_IDS = {"ids": lambda chapter: f"{chapter.id}_{chapter.slug}"}
+
+
+@pytest.mark.parametrize("chapter", training_chapters(), **CHAPTER_IDS)
+def test_committed_model_meets_milestone(chapter, real_data):
+    if chapter.milestone is None:
+        pytest.skip(f"chapter {chapter.id} has no full run recorded yet, so no milestone is set")
+    status = chapter_status(chapter)
+    if status["status"] != "ok":
+        pytest.fail(f"chapter {chapter.id}: record {status['status']}: {status['message']}")
+    model_path = run_dir_for(chapter) / MODEL_FILE
+    assert model_path.is_file(), f"chapter {chapter.id}: {model_path} is missing"
+    result = evaluate(keras.models.load_model(model_path), real_data.x_test, real_data.y_test,
+                      real_data.class_names)
+    assert result.accuracy >= chapter.milestone, (
+        f"chapter {chapter.id}: test accuracy {result.accuracy:.4f} on {real_data.source['name']} "
+        f"is below its milestone {chapter.milestone}")
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("chapter", training_chapters(), **CHAPTER_IDS)
+def test_retrained_chapter_meets_milestone(chapter, real_data):
+    """Slow: retrains the chapter from scratch in a temp folder (see the README for times)."""
+    if chapter.milestone is None:
+        pytest.skip(f"chapter {chapter.id} has no milestone yet")
+    with tempfile.TemporaryDirectory() as results_dir:
+        run = run_chapter(chapter.id, retrain=True, results_dir=Path(results_dir), data=real_data, verbose=2)
+    assert run.record["test_accuracy"] >= chapter.milestone

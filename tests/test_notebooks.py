@@ -1,0 +1,53 @@
+"""Every chapter notebook runs top to bottom in quick mode, never touching committed results."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nbformat
+import pytest
+
+from cifar_lessons.chapters import CHAPTERS, REPO_ROOT
+from cifar_lessons.notebooks import execute_notebook
+
+
+def tree_digest(folder):
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "checkpoint" not in path.parts:  # checkpoints are transient, never committed
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def committed_state():
+    """Digest of results/ and chapters/ before any notebook runs, to prove none is touched."""
+    folders = [REPO_ROOT / "results", REPO_ROOT / "chapters"]
+    before = [tree_digest(folder) for folder in folders]
+    yield
+    assert [tree_digest(folder) for folder in folders] == before, "a quick run changed committed files"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
+def test_notebook_runs_in_quick_mode(chapter, real_data, tmp_path, committed_state):
+    assert chapter.notebook.is_file(), f"chapter {chapter.id} has no notebook at {chapter.notebook}"
+    output = execute_notebook(chapter.notebook, tmp_path / chapter.notebook.name, quick=True,
+                              results_dir=tmp_path / "results", timeout=600, progress=False)
+    executed = nbformat.read(output, as_version=4)
+    errors = [out for cell in executed.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    assert not errors
+    if chapter.trains:
+        assert any(path.name == "record.json" for path in (tmp_path / "results").rglob("*"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
+def test_notebook_shape(chapter):
+    """Title first, versions printed, a parameters cell, and a summary with exercises at the end."""
+    notebook = nbformat.read(chapter.notebook, as_version=4)
+    cells = notebook.cells
+    assert cells[0].source.startswith(f"# Chapter {int(chapter.id)}: {chapter.title}")
+    assert "__version__" in cells[1].source
+    assert any("parameters" in cell.metadata.get("tags", []) for cell in cells)
+    headings = [cell.source.splitlines()[0] for cell in cells if cell.cell_type == "markdown"]
+    assert headings[-2:] == ["## Summary", "## Exercises"]
