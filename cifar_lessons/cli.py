@@ -78,9 +78,13 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import accuracy_table_markdown
+    from .chapters import REPO_ROOT
+    from .report import accuracy_table_markdown, update_readme
 
     print(accuracy_table_markdown(args.results))
+    if getattr(args, "update_readme", False):
+        changed = update_readme(REPO_ROOT / "README.md", args.results)
+        print(f"\nREADME.md results block {'updated' if changed else 'already current'}.")
     return 0
 
 
@@ -132,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--retrain", action="store_true", help="train even if a matching run is recorded")
     evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
     evaluate.add_argument("chapter", type=_chapter_arg)
-    commands.add_parser("report", help="accuracy table across chapters (Markdown)")
+    report = commands.add_parser("report", help="accuracy table across chapters (Markdown)")
+    report.add_argument("--update-readme", action="store_true", help="rewrite the README's results block")
     data = commands.add_parser("data", help="load and describe the configured CIFAR-10 source")
     data.add_argument("source", nargs="?", default=None, help="path (default: $CIFAR_LESSONS_DATA or Keras)")
     commands.add_parser("book", help="every chapter in order: reuse recorded runs, train the rest")

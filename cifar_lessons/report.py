@@ -84,3 +84,33 @@ def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
     verdict = "a gain" if gain > 0 else "a loss"
     return (text + f", against {_pct(previous['test_accuracy'])} for chapter {previous_chapter.id}: "
             f"{verdict} of {abs(100 * gain):.1f} percentage points.")
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def readme_block(results_dir: Path | None = None) -> str:
+    """What belongs between the README's results markers (Chapter 10)."""
+    return f"{README_START}\n{accuracy_table_markdown(results_dir)}\n{README_END}"
+
+
+def current_readme_block(readme: Path) -> str:
+    """The README's results block as it stands, markers included (Chapter 10)."""
+    text = Path(readme).read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block")
+    return text[start:end + len(README_END)]
+
+
+def update_readme(readme: Path, results_dir: Path | None = None) -> bool:
+    """Rewrite the README's results block from the run records; True if it changed (Chapter 10)."""
+    from .results import write_text_atomic
+
+    text = Path(readme).read_text()
+    old = current_readme_block(readme)
+    new = readme_block(results_dir)
+    if old == new:
+        return False
+    write_text_atomic(Path(readme), text.replace(old, new))
+    return True

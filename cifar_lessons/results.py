@@ -41,19 +41,23 @@ def default_results_dir() -> Path:
     return Path(configured) if configured else PACKAGE_DIR.parent / "results"
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON to a temp file in the same folder, then rename it into place (Chapter 1)."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temp file in the same folder, then rename it into place (Chapter 1)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.write("\n")
+            stream.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON atomically: a crash never leaves a half-written file (Chapter 1)."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path):

@@ -85,3 +85,11 @@ def test_config_hash_is_order_independent_and_sensitive():
     assert results.config_hash({"a": 1, "b": 2}) == results.config_hash({"b": 2, "a": 1})
     assert results.config_hash({"a": 1}) != results.config_hash({"a": 2})
     assert json.dumps(get_chapter("08").config.to_dict())  # plain JSON types only
+
+
+def test_readme_results_block_matches_the_run_records():
+    from cifar_lessons.chapters import REPO_ROOT
+    from cifar_lessons.report import current_readme_block, readme_block
+
+    assert current_readme_block(REPO_ROOT / "README.md") == readme_block(), (
+        "README.md's results block is stale: run `cifar-lessons report --update-readme`")

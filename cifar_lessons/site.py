@@ -1,0 +1,71 @@
+"""MkDocs hooks: the navigation, home-page chapter list and results page come from the registry
+and the run records, so the site cannot drift from the results.
+
+Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated content goes with
+``<!-- chapters-table -->``, ``<!-- results-table -->`` and ``<!-- results-chart -->``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from cifar_lessons.chapters import CHAPTERS
+
+
+def chapters_table_markdown(results_dir=None) -> str:
+    """Home-page list: each chapter with its technique and recorded test accuracy (site)."""
+    from cifar_lessons.report import comparison_rows
+
+    accuracy = {row["id"]: row["test_accuracy"] for row in comparison_rows(results_dir)}
+    lines = ["| Chapter | Technique | Test accuracy |", "|---|---|---:|"]
+    for chapter in CHAPTERS:
+        link = f"[{int(chapter.id)}. {chapter.title}](chapters/{chapter.notebook.name})"
+        value = accuracy.get(chapter.id)
+        shown = f"{100 * value:.1f}%" if value is not None else ("-" if chapter.trains else "")
+        lines.append(f"| {link} | {chapter.technique} | {shown} |")
+    return "\n".join(lines)
+
+
+def results_chart_markdown(results_dir=None) -> str:
+    """The accuracy chart as an inline PNG image (site)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cifar_lessons.plots import chapter_accuracies
+    from cifar_lessons.report import comparison_rows
+
+    rows = [row for row in comparison_rows(results_dir) if row["test_accuracy"] is not None]
+    if not rows:
+        return "*No chapter has a recorded run yet.*"
+    figure = chapter_accuracies([f"{r['id']} {r['title']}" for r in rows], [r["test_accuracy"] for r in rows],
+                                [r["milestone"] for r in rows])
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f'![Test accuracy by chapter](data:image/png;base64,{encoded}){{ .results-chart }}'
+
+
+def on_config(config, **kwargs):
+    """Build the Chapters section of the navigation from the registry."""
+    chapters = [{f"{int(c.id)}. {c.title}": f"chapters/{c.notebook.name}"} for c in CHAPTERS]
+    config["nav"] = [{"Home": "index.md"}, {"Chapters": chapters}, {"Results": "results.md"}]
+    return config
+
+
+def on_page_markdown(markdown, page, config, files, **kwargs):
+    """Replace the markers with tables and charts generated from the run records."""
+    from cifar_lessons.report import accuracy_table_markdown
+
+    replacements = {
+        "<!-- chapters-table -->": chapters_table_markdown,
+        "<!-- results-table -->": accuracy_table_markdown,
+        "<!-- results-chart -->": results_chart_markdown,
+    }
+    for marker, render in replacements.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, render())
+    return markdown
