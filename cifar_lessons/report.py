@@ -86,12 +86,31 @@ def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
             f"{verdict} of {abs(100 * gain):.1f} percentage points.")
 
 
+def benchmark_markdown(results_dir: Path | None = None) -> str:
+    """Training throughput measured by scripts/benchmark.py, as Markdown ('' if not measured) (Chapter 1)."""
+    from .results import default_results_dir, read_json
+
+    path = Path(results_dir or default_results_dir()) / "benchmark.json"
+    if not path.exists():
+        return ""
+    bench = read_json(path)
+    lines = ["| Architecture | Batch | Precision | Images/s | s per 45,000-image epoch |", "|---|---:|---|---:|---:|"]
+    lines += [f"| {r['model']} | {r['batch_size']} | {r['precision']} | {r['images_per_s']} | {r['epoch_s_45k']} |"
+              for r in bench["rows"]]
+    hardware, versions = bench["hardware"], bench["versions"]
+    lines += ["", f"Training throughput measured by `scripts/benchmark.py` on {hardware['cpu']}, "
+              f"{hardware['cores']} cores, TensorFlow {versions['tensorflow']}, Keras {versions['keras']} "
+              f"({bench['created'][:10]})."]
+    return "\n".join(lines)
+
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def readme_block(results_dir: Path | None = None) -> str:
     """What belongs between the README's results markers (Chapter 10)."""
-    return f"{README_START}\n{accuracy_table_markdown(results_dir)}\n{README_END}"
+    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir)]
+    return f"{README_START}\n" + "\n\n".join(part for part in parts if part) + f"\n{README_END}"
 
 
 def current_readme_block(readme: Path) -> str:

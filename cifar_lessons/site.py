@@ -2,7 +2,7 @@
 and the run records, so the site cannot drift from the results.
 
 Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated content goes with
-``<!-- chapters-table -->``, ``<!-- results-table -->`` and ``<!-- results-chart -->``.
+``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->`` and ``<!-- benchmark-table -->``.
 """
 
 from __future__ import annotations
@@ -58,12 +58,14 @@ def on_config(config, **kwargs):
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     """Replace the markers with tables and charts generated from the run records."""
-    from cifar_lessons.report import accuracy_table_markdown
+    from cifar_lessons.report import accuracy_table_markdown, benchmark_markdown
 
     replacements = {
         "<!-- chapters-table -->": chapters_table_markdown,
         "<!-- results-table -->": accuracy_table_markdown,
         "<!-- results-chart -->": results_chart_markdown,
+        "<!-- benchmark-table -->": lambda: benchmark_markdown()
+        or "*Not measured yet: run `python scripts/benchmark.py` on an idle machine.*",
     }
     for marker, render in replacements.items():
         if marker in markdown:

@@ -1,39 +1,63 @@
-"""Measure training throughput (images/s) of chapter architectures on this machine."""
+"""Measure training throughput (images/s) of the book's architectures on this machine.
 
-import json
+Writes results/benchmark.json (with hardware and library versions), which the README and the
+site's results page render. Run it on an otherwise idle machine:
+
+    python scripts/benchmark.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
 import time
 
 import keras
 import numpy as np
 
-from cifar_lessons.models import augmentation_block, build_cnn
+from cifar_lessons.chapters import get_chapter
+from cifar_lessons.results import default_results_dir, hardware_info, library_versions, write_json_atomic
+from cifar_lessons.training import build_model
+
+# (label, chapter whose architecture is measured, batch size, precision)
+CASES = [
+    ("small CNN (ch. 1-2)", "02", 128, "float32"),
+    ("deeper CNN (ch. 3)", "03", 128, "float32"),
+    ("+ augmentation (ch. 4)", "04", 128, "float32"),
+    ("+ batch norm (ch. 5-8)", "08", 128, "float32"),
+    ("+ batch norm (ch. 5-8)", "08", 256, "float32"),
+    ("+ batch norm (ch. 5-8)", "08", 512, "float32"),
+    ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16"),
+]
+STEPS = 20
 
 
-def measure(model_kwargs, batch_size, precision="float32", steps=12, augment=False):
+def measure(chapter_id: str, batch_size: int, precision: str) -> float:
+    """Images per second over STEPS training steps, after a warm-up."""
+    config = dataclasses.replace(get_chapter(chapter_id).config, batch_size=batch_size, precision=precision)
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
-    model = build_cnn(**model_kwargs, augmentation=augmentation_block() if augment else None)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    x = np.random.randint(0, 256, (batch_size * (steps + 3), 32, 32, 3)).astype("float32")
-    y = np.random.randint(0, 10, len(x))
-    model.fit(x[: batch_size * 3], y[: batch_size * 3], batch_size=batch_size, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(x[batch_size * 3:], y[batch_size * 3:], batch_size=batch_size, epochs=1, verbose=0)
-    return batch_size * steps / (time.perf_counter() - start)
+    x = np.random.default_rng(0).integers(0, 256, (batch_size * (STEPS + 3), 32, 32, 3)).astype("uint8")
+    y = np.random.default_rng(1).integers(0, 10, len(x))
+    model = build_model(config, x[:1000])
+    warm = batch_size * 3
+    model.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(x[warm:], y[warm:], batch_size=batch_size, epochs=1, verbose=0)
+    return batch_size * STEPS / (time.perf_counter() - started)
+
+
+def main() -> None:
+    rows = []
+    for label, chapter_id, batch_size, precision in CASES:
+        rate = measure(chapter_id, batch_size, precision)
+        rows.append({"model": label, "chapter": chapter_id, "batch_size": batch_size, "precision": precision,
+                     "images_per_s": round(rate), "epoch_s_45k": round(45000 / rate)})
+        print(rows[-1], flush=True)
+    write_json_atomic(default_results_dir() / "benchmark.json", {
+        "rows": rows, "steps": STEPS, "hardware": hardware_info(), "versions": library_versions(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
 
 
 if __name__ == "__main__":
-    small = dict(widths=(32, 64, 64), convs_per_stage=1, dense_units=64)
-    vgg = dict(widths=(32, 64, 128), convs_per_stage=2, dense_units=128)
-    vgg_bn = dict(vgg, batch_norm=True)
-    for label, kwargs, batch, precision, augment in [
-        ("small", small, 128, "float32", False),
-        ("vgg", vgg, 128, "float32", False),
-        ("vgg_bn", vgg_bn, 128, "float32", False),
-        ("vgg_bn", vgg_bn, 256, "float32", False),
-        ("vgg_bn", vgg_bn, 512, "float32", False),
-        ("vgg_bn", vgg_bn, 256, "mixed_bfloat16", False),
-        ("vgg_bn_aug", vgg_bn, 256, "float32", True),
-    ]:
-        rate = measure(kwargs, batch, precision, augment=augment)
-        print(json.dumps(dict(model=label, batch=batch, precision=precision, images_per_s=round(rate))), flush=True)
+    main()
