@@ -48,6 +48,8 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         chapter = get_chapter(chapter.uses)
     config = chapter.config.quick() if quick else chapter.config
     run_dir = run_dir_for(chapter, results_dir)
+    if quick:  # quick runs never replace a chapter's recorded run
+        run_dir = run_dir.parent / "quick" / chapter.id
     if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
         run = load_run(run_dir)
         print(f"Chapter {chapter.id}: reusing the recorded run in {run_dir} "

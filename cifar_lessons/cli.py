@@ -43,8 +43,7 @@ def cmd_train(args) -> int:
     if not chapter.trains:
         print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
         return 2
-    run = run_chapter(chapter.id, quick=args.quick, retrain=args.retrain or args.quick,
-                      results_dir=args.results)
+    run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results)
     record = run.record
     print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
           f"{record['epochs_run']} epochs in {record['wall_time_s'] / 60:.1f} min ({run.run_dir})")
@@ -130,10 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default=None, help="results folder (default: results/ in the repo)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters, milestones, recorded accuracy and staleness")
-    train = commands.add_parser("train", help="train one chapter (reusing nothing)")
+    train = commands.add_parser("train", help="train one chapter from scratch, or resume its interrupted run")
     train.add_argument("chapter", type=_chapter_arg, help="chapter id, e.g. 05")
     train.add_argument("--quick", action="store_true", help="one epoch on a tiny subset (smoke test)")
-    train.add_argument("--retrain", action="store_true", help="train even if a matching run is recorded")
     evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
     evaluate.add_argument("chapter", type=_chapter_arg)
     report = commands.add_parser("report", help="accuracy table across chapters (Markdown)")

@@ -57,3 +57,12 @@ def test_malformed_record_makes_evaluate_fail_clearly(tmp_path, capsys):
     (tmp_path / "03" / "record.json").write_text("[]")
     assert main(["--results", str(tmp_path), "evaluate", "03"]) == 1
     assert "malformed" in capsys.readouterr().err
+
+
+def test_quick_training_never_replaces_a_recorded_run(tmp_path, real_data, capsys):
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01" / "record.json").write_text("placeholder")
+    assert main(["--results", str(tmp_path), "train", "01", "--quick"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert (tmp_path / "01" / "record.json").read_text() == "placeholder"
+    assert (tmp_path / "quick" / "01" / "record.json").is_file()
