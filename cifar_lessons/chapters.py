@@ -45,7 +45,7 @@ _NORMALIZED = dataclasses.replace(_BASE, normalize=True)
 _DEEPER = dataclasses.replace(_NORMALIZED, widths=(32, 64, 128), convs_per_stage=2, dense_units=128)
 _AUGMENTED = dataclasses.replace(_DEEPER, augment=True)
 _BATCH_NORM = dataclasses.replace(_AUGMENTED, batch_norm=True)
-_DROPOUT = dataclasses.replace(_BATCH_NORM, conv_dropout_rate=0.1, dense_dropout_rate=0.3)
+_DROPOUT = dataclasses.replace(_BATCH_NORM, dense_dropout_rate=0.3)
 _REDUCE_LR = dataclasses.replace(_DROPOUT, reduce_lr=True)
 _EARLY_STOP = dataclasses.replace(_REDUCE_LR, early_stopping=True)
 
@@ -61,7 +61,7 @@ CHAPTERS = (
     Chapter("05", "batch_normalization", "Batch normalization",
             "batch normalization after every convolution", _BATCH_NORM),
     Chapter("06", "dropout", "Dropout",
-            "dropout after each stage and in the classifier", _DROPOUT),
+            "dropout in the classifier", _DROPOUT),
     Chapter("07", "learning_rate_schedule", "Learning-rate schedule",
             "ReduceLROnPlateau on the validation loss", _REDUCE_LR),
     Chapter("08", "early_stopping", "Early stopping",
