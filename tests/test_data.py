@@ -232,6 +232,19 @@ def test_malicious_pickle_is_never_executed(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_keras_download_is_the_default(monkeypatch):
+    import keras
+
+    x_train, y_train, x_test, y_test = synthetic_arrays()
+    monkeypatch.delenv("CIFAR_LESSONS_DATA", raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data",
+                        lambda: ((x_train, y_train.reshape(-1, 1)), (x_test, y_test.reshape(-1, 1))))
+    data = load_cifar10()
+    assert data.source["name"] == "CIFAR-10 (official)" and data.source["location"] == "keras.datasets.cifar10"
+    np.testing.assert_array_equal(data.y_train, y_train)
+    assert data.y_train.ndim == 1
+
+
 def test_keras_download_failure_is_actionable(monkeypatch):
     import keras
 
