@@ -42,7 +42,7 @@ class Chapter:
 # Shared by every training chapter, so only the technique changes between them.
 _BASE = TrainConfig(epochs=15, batch_size=128, learning_rate=1e-3, seed=0)
 _NORMALIZED = dataclasses.replace(_BASE, normalize=True)
-_DEEPER = dataclasses.replace(_NORMALIZED, widths=(32, 64, 128), convs_per_stage=2, dense_units=128)
+_DEEPER = dataclasses.replace(_NORMALIZED, widths=(32, 64, 128, 256), convs_per_stage=2, dense_units=256)
 _AUGMENTED = dataclasses.replace(_DEEPER, augment=True)
 _BATCH_NORM = dataclasses.replace(_AUGMENTED, batch_norm=True)
 _DROPOUT = dataclasses.replace(_BATCH_NORM, dense_dropout_rate=0.3)
@@ -55,7 +55,7 @@ CHAPTERS = (
     Chapter("02", "normalization", "Normalization",
             "per-channel standardization inside the model", _NORMALIZED),
     Chapter("03", "deeper_cnn", "A deeper CNN",
-            "two convolutions per stage, wider last stage", _DEEPER),
+            "two convolutions per stage, a fourth stage", _DEEPER),
     Chapter("04", "data_augmentation", "Data augmentation",
             "random flips and shifts", _AUGMENTED),
     Chapter("05", "batch_normalization", "Batch normalization",

@@ -43,7 +43,7 @@ class TrainConfig:
     # Callbacks (Chapters 7 and 8), both watching the validation split.
     reduce_lr: bool = False
     reduce_lr_factor: float = 0.5
-    reduce_lr_patience: int = 1
+    reduce_lr_patience: int = 2
     early_stopping: bool = False
     early_stopping_patience: int = 4
     # Data.

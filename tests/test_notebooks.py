@@ -51,3 +51,12 @@ def test_notebook_shape(chapter):
     assert any("parameters" in cell.metadata.get("tags", []) for cell in cells)
     headings = [cell.source.splitlines()[0] for cell in cells if cell.cell_type == "markdown"]
     assert headings[-2:] == ["## Summary", "## Exercises"]
+
+
+def test_prose_quotes_the_configured_dropout_rate():
+    """The dropout chapter's text names its rate; it must follow the registry if the rate changes."""
+    from cifar_lessons.chapters import get_chapter
+
+    chapter = get_chapter("06")
+    intro = nbformat.read(chapter.notebook, as_version=4).cells[0].source
+    assert f"{round(100 * chapter.config.dense_dropout_rate)}%" in intro
