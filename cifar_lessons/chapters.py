@@ -51,7 +51,7 @@ _EARLY_STOP = dataclasses.replace(_REDUCE_LR, early_stopping=True)
 
 CHAPTERS = (
     Chapter("01", "data_and_baseline", "Data and a baseline CNN",
-            "a small CNN on raw pixels", _BASE),
+            "a small CNN on raw pixels", _BASE, milestone=0.59),
     Chapter("02", "normalization", "Normalization",
             "per-channel standardization inside the model", _NORMALIZED),
     Chapter("03", "deeper_cnn", "A deeper CNN",
@@ -65,7 +65,7 @@ CHAPTERS = (
     Chapter("07", "learning_rate_schedule", "Learning-rate schedule",
             "ReduceLROnPlateau on the validation loss", _REDUCE_LR),
     Chapter("08", "early_stopping", "Early stopping",
-            "EarlyStopping with the best weights restored", _EARLY_STOP),
+            "EarlyStopping with the best weights restored", _EARLY_STOP, milestone=0.82),
     Chapter("09", "analysis", "Visualization and analysis",
             "confusion matrix, errors, filters and feature maps", uses="08"),
     Chapter("10", "conclusion", "Conclusion",

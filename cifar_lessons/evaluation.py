@@ -57,6 +57,7 @@ class Evaluation:
 def evaluate(model, x_test: np.ndarray, y_test: np.ndarray, class_names, batch_size: int = 500) -> Evaluation:
     """Predict the test set once and compute accuracy and loss from the predictions (Chapter 9)."""
     probabilities = np.asarray(model.predict(x_test, batch_size=batch_size, verbose=0), dtype=np.float64)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)  # float32 softmax sums to 1 only roughly
     predictions = probabilities.argmax(axis=1)
     labels = np.asarray(y_test).reshape(-1)
     return Evaluation(

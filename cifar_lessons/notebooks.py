@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .chapters import CHAPTERS_DIR
@@ -20,4 +21,33 @@ def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_
     papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
                                cwd=str(CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
                                log_output=False)
+    strip_runtime_noise(Path(output))
     return Path(output)
+
+
+# TensorFlow's C++ start-up lines (oneDNN, CUDA probing, CPU features) go to stderr whatever
+# TF_CPP_MIN_LOG_LEVEL says; they tell a reader nothing about the chapter.
+_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} [\d:.]+ +\d+ "
+                    r"\S+:\d+\]|To enable the following instructions: .* rebuild TensorFlow)")
+
+
+def strip_runtime_noise(path: Path) -> None:
+    """Remove TensorFlow's start-up log lines from a notebook's stderr outputs, in place (Chapter 1)."""
+    import nbformat
+
+    from .results import write_text_atomic
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stderr":
+                text = "".join(line for line in output.text.splitlines(keepends=True) if not _NOISE.match(line))
+                if not text.strip():
+                    continue
+                output.text = text
+            kept.append(output)
+        cell.outputs = kept
+    write_text_atomic(path, nbformat.writes(notebook))

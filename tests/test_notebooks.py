@@ -60,3 +60,21 @@ def test_prose_quotes_the_configured_dropout_rate():
     chapter = get_chapter("06")
     intro = nbformat.read(chapter.notebook, as_version=4).cells[0].source
     assert f"{round(100 * chapter.config.dense_dropout_rate)}%" in intro
+
+
+def test_runtime_noise_is_stripped_but_real_warnings_stay(tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from cifar_lessons.notebooks import strip_runtime_noise
+
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795488570.377217   13680 port.cc:153] oneDNN custom operations are on.\n")
+    cell = new_code_cell("x = 1", outputs=[
+        new_output("stream", name="stderr", text=noise),
+        new_output("stream", name="stderr", text=noise + "UserWarning: something real\n"),
+        new_output("stream", name="stdout", text="hello\n")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    strip_runtime_noise(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [o.text for o in outputs] == ["UserWarning: something real\n", "hello\n"]
