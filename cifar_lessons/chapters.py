@@ -53,7 +53,7 @@ CHAPTERS = (
     Chapter("01", "data_and_baseline", "Data and a baseline CNN",
             "a small CNN on raw pixels", _BASE, milestone=0.59),
     Chapter("02", "normalization", "Normalization",
-            "per-channel standardization inside the model", _NORMALIZED),
+            "per-channel standardization inside the model", _NORMALIZED, milestone=0.67),
     Chapter("03", "deeper_cnn", "A deeper CNN",
             "two convolutions per stage, a fourth stage", _DEEPER),
     Chapter("04", "data_augmentation", "Data augmentation",

@@ -15,10 +15,17 @@ def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_
     ``quick`` and ``results_dir`` are injected into the cell tagged ``parameters``.
     A failing cell raises papermill's PapermillExecutionError naming the cell.
     """
+    import nbformat
     import papermill
 
-    parameters = {"QUICK": quick, "RESULTS_DIR": str(results_dir) if results_dir else None}
-    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
+    # Only non-default values are injected, so a full run leaves no extra cell in the notebook,
+    # and a cell injected by an earlier run is dropped first.
+    parameters = {"QUICK": True} if quick else {}
+    if results_dir:
+        parameters["RESULTS_DIR"] = str(results_dir)
+    source = nbformat.read(notebook, as_version=4)
+    source.cells = [cell for cell in source.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
+    papermill.execute_notebook(source, str(output), parameters=parameters, kernel_name="python3",
                                cwd=str(CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
                                log_output=False)
     strip_runtime_noise(Path(output))

@@ -33,22 +33,23 @@ def comparison_rows(results_dir: Path | None = None) -> list[dict]:
             "fingerprint": record["data"]["fingerprint"] if record else None,
             "record": record,
         })
-        previous = accuracy if accuracy is not None else previous
+        previous = accuracy  # gains compare neighbours only: after a missing chapter there is none
     return rows
 
 
 def accuracy_table_markdown(results_dir: Path | None = None) -> str:
     """The comparison table as Markdown, with the hardware and versions below it (Chapter 10)."""
     rows = comparison_rows(results_dir)
-    lines = ["| Chapter | Technique | Test accuracy | Gain | Milestone | Epochs | Wall time | Data |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| Chapter | Technique | Test accuracy | Gain | Milestone | Epochs | Wall time | Images/s | Data |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         gain = "-" if row["gain"] is None else f"{100 * row['gain']:+.1f} pts"
         epochs = "-" if row["epochs"] is None else f"{row['epochs']} / {row['max_epochs']}"
         wall = "-" if row["wall_time_s"] is None else f"{row['wall_time_s'] / 60:.1f} min"
+        speed = f"{row['record']['images_per_s']:.0f}" if row["record"] else "-"
         status = "" if row["status"] == "ok" else f" ({row['status']})"
         lines.append(f"| {row['id']} {row['title']}{status} | {row['technique']} | {_pct(row['test_accuracy'])} "
-                     f"| {gain} | {_pct(row['milestone'])} | {epochs} | {wall} | {row['data'] or '-'} |")
+                     f"| {gain} | {_pct(row['milestone'])} | {epochs} | {wall} | {speed} | {row['data'] or '-'} |")
     recorded = [row["record"] for row in rows if row["record"]]
     if recorded:
         total = sum(record["wall_time_s"] for record in recorded)
@@ -98,9 +99,10 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     lines += [f"| {r['model']} | {r['batch_size']} | {r['precision']} | {r['images_per_s']} | {r['epoch_s_45k']} |"
               for r in bench["rows"]]
     hardware, versions = bench["hardware"], bench["versions"]
-    lines += ["", f"Training throughput measured by `scripts/benchmark.py` on {hardware['cpu']}, "
-              f"{hardware['cores']} cores, TensorFlow {versions['tensorflow']}, Keras {versions['keras']} "
-              f"({bench['created'][:10]})."]
+    lines += ["", f"Training throughput over {bench['steps']} steps per row, measured by `scripts/benchmark.py` on "
+              f"{hardware['cpu']}, {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, Keras "
+              f"{versions['keras']} ({bench['created'][:10]}). Short measurements are noisy: the Images/s column "
+              "of the results table, averaged over whole training runs, is the figure to plan with."]
     return "\n".join(lines)
 
 
