@@ -2,7 +2,8 @@
 
 Each training chapter's config is the previous chapter's config with exactly one
 technique changed. A milestone is a test-accuracy floor set a little below what the
-chapter's full run measured; ``None`` means no full run has been recorded yet.
+chapter's full run measured (two points below, rounded down, except the final chapter, whose
+floor is the book's 82% goal); ``None`` means no full run has been recorded yet.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Chapter:
         return self.config is not None
 
 
+# Regenerating every chapter on the 2-core reference machine should take at most this long
+# (sum of the recorded wall times); the report states the total against it.
+BOOK_BUDGET_MINUTES = 180
+
 # Shared by every training chapter, so only the technique changes between them.
 _BASE = TrainConfig(epochs=15, batch_size=128, learning_rate=1e-3, seed=0)
 _NORMALIZED = dataclasses.replace(_BASE, normalize=True)
@@ -62,9 +67,10 @@ CHAPTERS = (
             "batch normalization after every convolution", _BATCH_NORM,
             milestone=0.78),
     Chapter("06", "dropout", "Dropout",
-            "dropout in the classifier", _DROPOUT),
+            "dropout in the classifier", _DROPOUT, milestone=0.76),
     Chapter("07", "learning_rate_schedule", "Learning-rate schedule",
-            "ReduceLROnPlateau on the validation loss", _REDUCE_LR),
+            "ReduceLROnPlateau on the validation loss", _REDUCE_LR,
+            milestone=0.77),
     Chapter("08", "early_stopping", "Early stopping",
             "EarlyStopping with the best weights restored", _EARLY_STOP, milestone=0.82),
     Chapter("09", "analysis", "Visualization and analysis",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .book import chapter_status, recorded_runs
-from .chapters import get_chapter, previous_training_chapter
+from .book import chapter_status, recorded_history, recorded_runs
+from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter
 
 
 def _pct(value) -> str:
@@ -55,7 +55,7 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
         total = sum(record["wall_time_s"] for record in recorded)
         lines.append("")
         lines.append(f"Total recorded training time: {total / 60:.0f} min for {len(recorded)} of {len(rows)} "
-                     "chapters.")
+                     f"chapters (budget for the whole book: {BOOK_BUDGET_MINUTES} min).")
         for environment in sorted({_environment(record) for record in recorded}):
             lines.append(f"Runs made on: {environment}.")
     return "\n".join(lines)
@@ -85,6 +85,17 @@ def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
     verdict = "a gain" if gain > 0 else "a loss"
     return (text + f", against {_pct(previous['test_accuracy'])} for chapter {previous_chapter.id}: "
             f"{verdict} of {abs(100 * gain):.1f} percentage points.")
+
+
+def validation_swing(chapter_id: str, results_dir: Path | None = None) -> str:
+    """A chapter's validation accuracy at its last epoch and at its best one, as a sentence (Chapter 6)."""
+    history = recorded_history(chapter_id, results_dir)
+    if history is None:
+        return f"Chapter {chapter_id} has no recorded run yet."
+    values = history["val_accuracy"]
+    best = max(range(len(values)), key=values.__getitem__)
+    return (f"Chapter {chapter_id}: validation accuracy {_pct(values[-1])} at the last epoch ({len(values)}), "
+            f"{_pct(values[best])} at its highest (epoch {best + 1}).")
 
 
 def benchmark_markdown(results_dir: Path | None = None) -> str:

@@ -93,3 +93,14 @@ def test_readme_results_block_matches_the_run_records():
 
     assert current_readme_block(REPO_ROOT / "README.md") == readme_block(), (
         "README.md's results block is stale: run `cifar-lessons report --update-readme`")
+
+
+def test_validation_swing_reports_last_and_best_epoch(tmp_path):
+    from cifar_lessons.report import validation_swing
+
+    chapter = get_chapter("06")
+    assert "no recorded run" in validation_swing("06", tmp_path)
+    results.write_json_atomic(tmp_path / "06" / "record.json", make_record(chapter, epochs_run=3))
+    results.write_json_atomic(tmp_path / "06" / results.HISTORY_FILE, {"val_accuracy": [0.5, 0.75, 0.625]})
+    assert validation_swing("06", tmp_path) == (
+        "Chapter 06: validation accuracy 62.5% at the last epoch (3), 75.0% at its highest (epoch 2).")
