@@ -29,7 +29,7 @@ def cmd_list(args) -> int:
         if not chapter.trains:
             print(f"{chapter.id:<3} {chapter.title:<28} {'':>9} {'':>9}  analysis of chapter {chapter.uses}")
             continue
-        status = chapter_status(chapter)
+        status = chapter_status(chapter, args.results)
         record = status["record"]
         recorded = _percent(record["test_accuracy"]) if record else "-"
         print(f"{chapter.id:<3} {chapter.title:<28} {_percent(chapter.milestone):>9} {recorded:>9}  {status['status']}")
