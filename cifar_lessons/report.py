@@ -106,11 +106,17 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     if not path.exists():
         return ""
     bench = read_json(path)
-    lines = ["| Architecture | Batch | Precision | Images/s | s per 45,000-image epoch |", "|---|---:|---|---:|---:|"]
-    lines += [f"| {r['model']} | {r['batch_size']} | {r['precision']} | {r['images_per_s']} | {r['epoch_s_45k']} |"
-              for r in bench["rows"]]
+    lines = ["| Architecture | Batch | Precision | Images/s | Range | s per 45,000-image epoch |",
+             "|---|---:|---|---:|---:|---:|"]
+    for r in bench["rows"]:
+        spread = "-" if "images_per_s_range" not in r else "{}-{}".format(*r["images_per_s_range"])
+        lines.append(f"| {r['model']} | {r['batch_size']} | {r['precision']} | {r['images_per_s']} | {spread} "
+                     f"| {r['epoch_s_45k']} |")
     hardware, versions = bench["hardware"], bench["versions"]
-    lines += ["", f"Training throughput over {bench['steps']} steps per row, measured by `scripts/benchmark.py` on "
+    repeats = bench.get("repeats", 1)
+    measured = (f"median of {repeats} measurements of {bench['steps']} steps per row" if repeats > 1
+                else f"{bench['steps']} steps per row")
+    lines += ["", f"Training throughput ({measured}), measured by `scripts/benchmark.py` on "
               f"{hardware['cpu']}, {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, Keras "
               f"{versions['keras']} ({bench['created'][:10]}). Short measurements are noisy: the Images/s column "
               "of the results table, averaged over whole training runs, is the figure to plan with."]

@@ -29,7 +29,8 @@ CASES = [
     ("+ batch norm (ch. 5-8)", "08", 512, "float32"),
     ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16"),
 ]
-STEPS = 20
+STEPS = 30
+REPEATS = 3  # rounds over all cases; the host's speed drifts, so each case reports a median and a range
 
 
 def measure(chapter_id: str, batch_size: int, precision: str) -> float:
@@ -48,15 +49,20 @@ def measure(chapter_id: str, batch_size: int, precision: str) -> float:
 
 
 def main() -> None:
+    rates = {case: [] for case in CASES}
+    for round_number in range(1, REPEATS + 1):
+        for case in CASES:  # interleaved rounds, so a slow spell of the host does not hit one case only
+            rates[case].append(measure(*case[1:]))
+            print(f"round {round_number}/{REPEATS} {case}: {rates[case][-1]:.0f} images/s", flush=True)
     rows = []
-    for label, chapter_id, batch_size, precision in CASES:
-        rate = measure(chapter_id, batch_size, precision)
+    for (label, chapter_id, batch_size, precision), values in rates.items():
+        median = float(np.median(values))
         rows.append({"model": label, "chapter": chapter_id, "batch_size": batch_size, "precision": precision,
-                     "images_per_s": round(rate), "epoch_s_45k": round(45000 / rate)})
-        print(rows[-1], flush=True)
+                     "images_per_s": round(median), "images_per_s_range": [round(min(values)), round(max(values))],
+                     "epoch_s_45k": round(45000 / median)})
     write_json_atomic(default_results_dir() / "benchmark.json", {
-        "rows": rows, "steps": STEPS, "hardware": hardware_info(), "versions": library_versions(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        "rows": rows, "steps": STEPS, "repeats": REPEATS, "hardware": hardware_info(),
+        "versions": library_versions(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
 
 
 if __name__ == "__main__":

@@ -104,3 +104,17 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
     results.write_json_atomic(tmp_path / "06" / results.HISTORY_FILE, {"val_accuracy": [0.5, 0.75, 0.625]})
     assert validation_swing("06", tmp_path) == (
         "Chapter 06: validation accuracy 62.5% at the last epoch (3), 75.0% at its highest (epoch 2).")
+
+
+def test_benchmark_table_shows_median_and_range(tmp_path):
+    from cifar_lessons.report import benchmark_markdown
+
+    assert benchmark_markdown(tmp_path) == ""
+    results.write_json_atomic(tmp_path / "benchmark.json", {
+        "rows": [{"model": "m", "chapter": "08", "batch_size": 256, "precision": "float32", "images_per_s": 400,
+                  "images_per_s_range": [350, 420], "epoch_s_45k": 112}],
+        "steps": 30, "repeats": 3, "created": "2026-01-01T00:00:00+00:00",
+        "hardware": {"cpu": "Test CPU", "cores": 2}, "versions": {"tensorflow": "x", "keras": "y"}})
+    table = benchmark_markdown(tmp_path)
+    assert "| m | 256 | float32 | 400 | 350-420 | 112 |" in table
+    assert "median of 3 measurements of 30 steps" in table and "Test CPU, 2 cores" in table
