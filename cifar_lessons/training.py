@@ -39,7 +39,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
-    precision: str = "float32"
+    precision: str = "float32"  # a Keras dtype policy, or "auto" (see resolve_precision)
     # Callbacks (Chapters 7 and 8), both watching the validation split.
     reduce_lr: bool = False
     reduce_lr_factor: float = 0.5
@@ -120,6 +120,36 @@ def prepare_data(config: TrainConfig, data: Dataset) -> dict:
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
+def _cpu_flags() -> set[str]:
+    """The instruction-set flags of this machine's CPU ('' where /proc/cpuinfo is absent)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str) -> str:
+    """The dtype policy a run uses: "auto" means mixed_bfloat16 where the hardware computes in bfloat16 (Chapter 1).
+
+    That is a GPU of compute capability 8.0 or newer, or a CPU with AVX512_BF16 or AMX; everywhere
+    else bfloat16 is emulated and slower, so "auto" falls back to float32.
+    """
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+        if tuple(capability) >= (8, 0):
+            return "mixed_bfloat16"
+    if _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        return "mixed_bfloat16"
+    return "float32"
+
+
 class EpochLog(keras.callbacks.Callback):
     """Saves the history after every epoch and times each epoch (Chapter 1)."""
 
@@ -191,7 +221,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         print(f"Resuming {chapter} after epoch {len(history['epoch'])} from {checkpoint_dir}", flush=True)
 
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
+    precision = resolve_precision(config.precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
     splits = prepare_data(config, data)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
     if strategy is None:
@@ -209,6 +241,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     finally:
         progress["wall_time_s"] += time.perf_counter() - started
         results.write_json_atomic(progress_path, progress)
+        keras.mixed_precision.set_global_policy(previous_policy)  # later models get the caller's policy back
 
     x_test, y_test = splits["test"]
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
@@ -231,6 +264,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         "quick": bool(config.subset),
         "strategy": type(strategy).__name__ if strategy is not None else None,
         "replicas": getattr(strategy, "num_replicas_in_sync", 1),
+        "precision": precision,
     }
     # Save model and history first, the record last: a record means the run is complete.
     model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"

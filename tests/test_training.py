@@ -142,3 +142,24 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert output.returncode == 0, output.stderr[-2000:]
     replicas, first, last = output.stdout.split()[-3:]
     assert int(replicas) == 2 and float(last) < float(first)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from cifar_lessons import training
+
+    assert training.resolve_precision("float32") == "float32"
+    assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert training.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2"})
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        assert training.resolve_precision("auto") == "float32"
+
+
+def test_a_bfloat16_run_records_its_precision_and_restores_the_policy(tmp_path):
+    config = dataclasses.replace(TINY, epochs=1, precision="mixed_bfloat16")
+    run = train(config, learnable_dataset(per_class=20), tmp_path / "run", verbose=0)
+    assert run.record["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert run.model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).dtype == np.float32
