@@ -99,16 +99,20 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def hardware_info() -> dict:
-    """CPU model, core count and GPUs of this machine (Chapter 1)."""
-    cpu = platform.processor() or platform.machine()
+def cpuinfo_field(name: str) -> str | None:
+    """The first value of a field (e.g. "model name", "flags") in /proc/cpuinfo, or None (Chapter 1)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def hardware_info() -> dict:
+    """CPU model, core count and GPUs of this machine (Chapter 1)."""
+    cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
     import tensorflow as tf
 
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]

@@ -121,14 +121,8 @@ def prepare_data(config: TrainConfig, data: Dataset) -> dict:
 
 
 def _cpu_flags() -> set[str]:
-    """The instruction-set flags of this machine's CPU ('' where /proc/cpuinfo is absent)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    """The instruction-set flags of this machine's CPU (empty where /proc/cpuinfo is absent)."""
+    return set((results.cpuinfo_field("flags") or "").split())
 
 
 def resolve_precision(precision: str) -> str:
