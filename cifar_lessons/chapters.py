@@ -44,8 +44,10 @@ class Chapter:
 # (sum of the recorded wall times); the report states the total against it.
 BOOK_BUDGET_MINUTES = 180
 
-# Shared by every training chapter, so only the technique changes between them.
-_BASE = TrainConfig(epochs=15, batch_size=128, learning_rate=1e-3, seed=0)
+# Shared by every training chapter, so only the technique changes between them. precision="auto"
+# computes in bfloat16 where the hardware supports it (faster on the reference CPU: README benchmark)
+# and in float32 elsewhere; each run record states which it used.
+_BASE = TrainConfig(epochs=15, batch_size=128, learning_rate=1e-3, seed=0, precision="auto")
 _NORMALIZED = dataclasses.replace(_BASE, normalize=True)
 _DEEPER = dataclasses.replace(_NORMALIZED, widths=(32, 64, 128, 256), convs_per_stage=2, dense_units=256)
 _AUGMENTED = dataclasses.replace(_DEEPER, augment=True)
