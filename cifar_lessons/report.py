@@ -64,7 +64,8 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
 def _environment(record: dict) -> str:
     hardware, versions = record["hardware"], record["versions"]
     gpus = ", ".join(hardware["gpus"]) or "no GPU"
-    return (f"{hardware['cpu']}, {hardware['cores']} cores, {gpus}; Python {versions['python']}, "
+    precision = record.get("precision", record["config"]["precision"])  # records before "auto" lack the key
+    return (f"{hardware['cpu']}, {hardware['cores']} cores, {gpus}, {precision}; Python {versions['python']}, "
             f"TensorFlow {versions['tensorflow']}, Keras {versions['keras']}; data {record['data']['name']} "
             f"(fingerprint {record['data']['fingerprint']})")
 
