@@ -78,3 +78,21 @@ def test_runtime_noise_is_stripped_but_real_warnings_stay(tmp_path):
     strip_runtime_noise(path)
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
     assert [o.text for o in outputs] == ["UserWarning: something real\n", "hello\n"]
+
+
+def test_run_metadata_is_stripped(tmp_path):
+    """Timestamps and papermill's copy of the input notebook would churn every re-execution's diff."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from cifar_lessons.notebooks import strip_runtime_noise
+
+    cell = new_code_cell("x = 1", metadata={"tags": ["parameters"], "papermill": {"duration": 0.1},
+                                            "execution": {"iopub.status.idle": "2026-01-01T00:00:00Z"}})
+    notebook = new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
+                                                    "papermill": {"input_path": {"cells": []}}})
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    strip_runtime_noise(path)
+    stripped = nbformat.read(path, as_version=4)
+    assert "papermill" not in stripped.metadata and stripped.metadata.kernelspec.name == "python3"
+    assert dict(stripped.cells[0].metadata) == {"tags": ["parameters"]}
