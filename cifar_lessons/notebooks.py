@@ -38,14 +38,23 @@ _NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW
                     r"\S+:\d+\]|To enable the following instructions: .* rebuild TensorFlow)")
 
 
+# Per-run metadata papermill and Jupyter add: timestamps, durations and (at the top) a full copy of
+# the input notebook. It changes on every execution and is of no use to a reader.
+_RUN_METADATA = ("papermill", "execution")
+
+
 def strip_runtime_noise(path: Path) -> None:
-    """Remove TensorFlow's start-up log lines from a notebook's stderr outputs, in place (Chapter 1)."""
+    """Remove TensorFlow's start-up log lines and per-run timing metadata from a notebook, in place (Chapter 1)."""
     import nbformat
 
     from .results import write_text_atomic
 
     notebook = nbformat.read(path, as_version=4)
+    for key in _RUN_METADATA:
+        notebook.metadata.pop(key, None)
     for cell in notebook.cells:
+        for key in _RUN_METADATA:
+            cell.metadata.pop(key, None)
         if cell.cell_type != "code":
             continue
         kept = []

@@ -78,3 +78,57 @@ def test_runtime_noise_is_stripped_but_real_warnings_stay(tmp_path):
     strip_runtime_noise(path)
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
     assert [o.text for o in outputs] == ["UserWarning: something real\n", "hello\n"]
+
+
+def test_run_metadata_is_stripped(tmp_path):
+    """Timestamps and papermill's copy of the input notebook would churn every re-execution's diff."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from cifar_lessons.notebooks import strip_runtime_noise
+
+    cell = new_code_cell("x = 1", metadata={"tags": ["parameters"], "papermill": {"duration": 0.1},
+                                            "execution": {"iopub.status.idle": "2026-01-01T00:00:00Z"}})
+    notebook = new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
+                                                    "papermill": {"input_path": {"cells": []}}})
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    strip_runtime_noise(path)
+    stripped = nbformat.read(path, as_version=4)
+    assert "papermill" not in stripped.metadata and stripped.metadata.kernelspec.name == "python3"
+    assert dict(stripped.cells[0].metadata) == {"tags": ["parameters"]}
+
+
+def _output_text(notebook) -> str:
+    """Every text a notebook's code cells printed or displayed, joined."""
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            for kind in ("text/plain", "text/markdown"):
+                texts.append(output.get("data", {}).get(kind, ""))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.trains or c.slug == "analysis"],
+                         ids=lambda c: f"{c.id}_{c.slug}")
+def test_committed_notebook_shows_the_recorded_run(chapter):
+    """A notebook executed before its chapter was retrained would show an older run's numbers."""
+    from cifar_lessons.book import run_dir_for
+    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.results import load_record
+
+    source = get_chapter(chapter.uses) if chapter.uses else chapter
+    record = load_record(run_dir_for(source))
+    shown = _output_text(nbformat.read(chapter.notebook, as_version=4))
+    assert f"(config {record['config_hash']}, trained {record['created']})" in shown, (
+        f"chapter {chapter.id}'s notebook does not show the recorded run of chapter {source.id}; "
+        f"re-execute it: cifar-lessons notebooks {chapter.id}")
+
+
+def test_conclusion_shows_the_current_table():
+    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.report import accuracy_table_markdown
+
+    shown = _output_text(nbformat.read(get_chapter("10").notebook, as_version=4))
+    assert accuracy_table_markdown() in shown, (
+        "chapter 10 shows an old table; re-execute it: cifar-lessons notebooks 10")
