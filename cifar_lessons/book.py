@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import results
-from .chapters import Chapter, get_chapter, training_chapters
+from .chapters import REPO_ROOT, Chapter, get_chapter, training_chapters
 from .data import Dataset, load_cifar10
 from .training import Run, load_run, train
 
@@ -52,7 +52,8 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         run_dir = run_dir.parent / "quick" / chapter.id
     if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
         run = load_run(run_dir)
-        print(f"Chapter {chapter.id}: reusing the recorded run in {run_dir} "
+        shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
+        print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
               f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
         print_history(run.history)
         return run
