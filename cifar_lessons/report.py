@@ -56,9 +56,25 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
         lines.append("")
         lines.append(f"Total recorded training time: {total / 60:.0f} min for {len(recorded)} of {len(rows)} "
                      f"chapters (budget for the whole book: {BOOK_BUDGET_MINUTES} min).")
-        for environment in sorted({_environment(record) for record in recorded}):
-            lines.append(f"Runs made on: {environment}.")
+        # Chapters may be trained on different machines: each environment names its chapters.
+        chapters_by_environment = {}
+        for row in rows:
+            if row["record"]:
+                chapters_by_environment.setdefault(_environment(row["record"]), []).append(row["id"])
+        lines += ["", "Runs made on:", ""]
+        for environment, ids in chapters_by_environment.items():
+            lines.append(f"- {_chapter_span(ids)}: {environment}.")
     return "\n".join(lines)
+
+
+def _chapter_span(ids: list[str]) -> str:
+    """'chapter 08', 'chapters 01-07' for consecutive ids, else 'chapters 01, 03'."""
+    if len(ids) == 1:
+        return f"chapter {ids[0]}"
+    numbers = [int(i) for i in ids]
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"chapters {ids[0]}-{ids[-1]}"
+    return "chapters " + ", ".join(ids)
 
 
 def _environment(record: dict) -> str:

@@ -106,6 +106,22 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
         "Chapter 06: validation accuracy 62.5% at the last epoch (3), 75.0% at its highest (epoch 2).")
 
 
+def test_table_names_the_machine_of_each_chapter(tmp_path):
+    from cifar_lessons.report import accuracy_table_markdown
+
+    def environment(cpu):
+        return {"hardware": {"cpu": cpu, "cores": 2, "gpus": []}, "precision": "float32",
+                "versions": {"python": "3", "tensorflow": "2", "keras": "3"},
+                "data": {"name": "test data", "fingerprint": "f"}}
+
+    for chapter_id, cpu in [("01", "CPU A"), ("02", "CPU A"), ("03", "CPU B"), ("04", "CPU A")]:
+        results.write_json_atomic(tmp_path / chapter_id / "record.json",
+                                  make_record(get_chapter(chapter_id), **environment(cpu)))
+    table = accuracy_table_markdown(tmp_path)
+    assert "- chapters 01, 02, 04: CPU A, 2 cores, no GPU, float32;" in table
+    assert "- chapter 03: CPU B, 2 cores, no GPU, float32;" in table
+
+
 def test_benchmark_table_shows_median_and_range(tmp_path):
     from cifar_lessons.report import benchmark_markdown
 
