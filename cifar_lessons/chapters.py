@@ -78,7 +78,7 @@ CHAPTERS = (
             "ReduceLROnPlateau on the validation loss", _REDUCE_LR,
             milestone=0.80),
     Chapter("08", "early_stopping", "Early stopping",
-            "EarlyStopping with the best weights restored", _EARLY_STOP, milestone=0.82),
+            "EarlyStopping with the best weights restored", _EARLY_STOP, milestone=0.83),
     Chapter("09", "analysis", "Visualization and analysis",
             "confusion matrix, errors, filters and feature maps", uses="08"),
     Chapter("10", "conclusion", "Conclusion",
