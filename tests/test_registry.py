@@ -27,13 +27,23 @@ def test_each_chapter_changes_its_predecessor(chapter):
     assert changes, f"chapter {chapter.id} changes nothing"
     # One technique: the changed fields all belong to it (a deeper CNN touches its three shape fields).
     allowed = [{"normalize"}, {"widths", "convs_per_stage", "dense_units"}, {"augment"}, {"batch_norm"},
-               {"dense_dropout_rate"}, {"reduce_lr"}, {"early_stopping"}]
+               {"dense_dropout_rate"}, {"reduce_lr"},
+               # Early stopping: the rule, its patience, and the epoch count turned into a ceiling.
+               {"early_stopping", "early_stopping_patience", "epochs"}]
     assert set(changes) in allowed
 
 
 def test_every_training_chapter_shares_the_budget():
-    budgets = {(c.config.epochs, c.config.batch_size, c.config.seed) for c in training_chapters()}
+    fixed = [c for c in training_chapters() if not c.config.early_stopping]
+    budgets = {(c.config.epochs, c.config.batch_size, c.config.seed) for c in fixed}
     assert len(budgets) == 1
+    # With early stopping the epoch count is a ceiling, never below the fixed budget.
+    (epochs, batch_size, seed), = budgets
+    for chapter in training_chapters():
+        if chapter.config.early_stopping:
+            assert (chapter.config.batch_size, chapter.config.seed) == (batch_size, seed)
+            assert chapter.config.epochs >= epochs
+            assert chapter.config.early_stopping_patience > chapter.config.reduce_lr_patience
 
 
 def test_final_milestone_meets_the_mission_floor():
