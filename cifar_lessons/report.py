@@ -50,17 +50,16 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
         status = "" if row["status"] == "ok" else f" ({row['status']})"
         lines.append(f"| {row['id']} {row['title']}{status} | {row['technique']} | {_pct(row['test_accuracy'])} "
                      f"| {gain} | {_pct(row['milestone'])} | {epochs} | {wall} | {speed} | {row['data'] or '-'} |")
-    recorded = [row["record"] for row in rows if row["record"]]
+    recorded = [row for row in rows if row["record"]]
     if recorded:
-        total = sum(record["wall_time_s"] for record in recorded)
+        total = sum(row["wall_time_s"] for row in recorded)
         lines.append("")
         lines.append(f"Total recorded training time: {total / 60:.0f} min for {len(recorded)} of {len(rows)} "
                      f"chapters (budget for the whole book: {BOOK_BUDGET_MINUTES} min).")
         # Chapters may be trained on different machines: each environment names its chapters.
         chapters_by_environment = {}
-        for row in rows:
-            if row["record"]:
-                chapters_by_environment.setdefault(_environment(row["record"]), []).append(row["id"])
+        for row in recorded:
+            chapters_by_environment.setdefault(_environment(row["record"]), []).append(row["id"])
         lines += ["", "Runs made on:", ""]
         for environment, ids in chapters_by_environment.items():
             lines.append(f"- {_chapter_span(ids)}: {environment}.")
