@@ -5,6 +5,7 @@ Used by the notebooks, the CLI (``cifar-lessons train``/``book``), the tests and
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import results
@@ -35,19 +36,29 @@ def chapter_status(chapter: Chapter, results_dir: Path | None = None) -> dict:
     return {"status": "ok", "record": record, "message": "recorded run matches the config"}
 
 
+def seed_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None) -> Path:
+    """Folder of a chapter's run with another seed than its main run's: ``results/NN/seedS`` (Chapter 1)."""
+    return run_dir_for(chapter, results_dir) / f"seed{seed}"
+
+
 def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
                 results_dir: Path | None = None, data: Dataset | None = None,
-                verbose: int | None = None) -> Run:
+                verbose: int | None = None, seed: int | None = None) -> Run:
     """Reuse a chapter's recorded run if its config matches, otherwise train it (Chapter 1).
 
     ``quick`` trains the chapter's recipe for one epoch on a tiny subset, for
-    smoke tests; such a run is recorded as quick and never counts as a result.
+    smoke tests; such a run is recorded as quick and never counts as a result. ``seed`` other than
+    the chapter's own trains the same recipe with that seed into ``results/NN/seedS`` (the seed study).
     """
     chapter = get_chapter(chapter_id)
     if chapter.uses:
         chapter = get_chapter(chapter.uses)
     config = chapter.config.quick() if quick else chapter.config
     run_dir = run_dir_for(chapter, results_dir)
+    if seed is not None and seed != config.seed:
+        config = dataclasses.replace(config, seed=seed)
+        run_dir = seed_run_dir(chapter, seed, results_dir)
+        retrain = True
     if quick:  # quick runs never replace a chapter's recorded run
         run_dir = run_dir.parent / "quick" / chapter.id
     if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":

@@ -43,7 +43,7 @@ def cmd_train(args) -> int:
     if not chapter.trains:
         print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
         return 2
-    run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results)
+    run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
     record = run.record
     print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
           f"{record['epochs_run']} epochs in {record['wall_time_s'] / 60:.1f} min ({run.run_dir})")
@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one chapter from scratch, or resume its interrupted run")
     train.add_argument("chapter", type=_chapter_arg, help="chapter id, e.g. 05")
     train.add_argument("--quick", action="store_true", help="one epoch on a tiny subset (smoke test)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="train with this seed instead of the chapter's (seed study: results/NN/seedS)")
     evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
     evaluate.add_argument("chapter", type=_chapter_arg)
     report = commands.add_parser("report", help="accuracy table across chapters (Markdown)")

@@ -371,7 +371,8 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
         fingerprint = fingerprint_arrays(*arrays)
         if use_cache:
             _save_cache(cache_file, arrays, image_format, fingerprint)
-    info = {"name": _source_name(image_format), "location": str(path), "image_format": image_format,
+    # Records name the data by its file name, checksum and fingerprint, never by a machine's absolute path.
+    info = {"name": _source_name(image_format), "location": path.name, "image_format": image_format,
             "source_sha256": key if path.is_file() else None, "fingerprint": fingerprint}
     return Dataset(*arrays, class_names=CLASS_NAMES, source=info)
 

@@ -31,6 +31,10 @@ REQUIRED = {
 }
 
 
+# CPU instruction-set flags that decide training speed (AVX-512, bfloat16, AMX).
+SPEED_FLAGS = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"}
+
+
 class RecordError(Exception):
     """A run record is missing, malformed or stale (Chapter 1)."""
 
@@ -116,7 +120,10 @@ def hardware_info() -> dict:
     import tensorflow as tf
 
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "platform": platform.platform()}
+    # "AMD EPYC" names hosts that train several times apart: the vector flags tell them apart.
+    flags = sorted(set((cpuinfo_field("flags") or "").split()) & SPEED_FLAGS)
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "platform": platform.platform(),
+            "cpu_flags": flags}
 
 
 def library_versions() -> dict:

@@ -198,6 +198,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     ``strategy`` is an optional ``tf.distribute`` strategy (e.g. MirroredStrategy);
     ``callbacks`` are extra Keras callbacks added to the chapter's own.
     """
+    started = time.perf_counter()  # wall time covers data, build, fit, evaluation and saving
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoint"
@@ -226,22 +227,23 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         with strategy.scope():
             model = build_model(config, x_train)
 
-    started = time.perf_counter()
     try:
         model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
                   batch_size=config.batch_size, shuffle=True,
                   callbacks=_callbacks(config, checkpoint_dir, history_path, history) + list(callbacks),
                   verbose=_progress_verbosity() if verbose is None else verbose)
-    finally:
-        progress["wall_time_s"] += time.perf_counter() - started
+    except BaseException:
+        progress["wall_time_s"] += time.perf_counter() - started  # an interrupted segment still counts
         results.write_json_atomic(progress_path, progress)
+        raise
+    finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models get the caller's policy back
 
     x_test, y_test = splits["test"]
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
     epochs_run = len(history["epoch"])
-    wall = progress["wall_time_s"]
+    wall = progress["wall_time_s"] + time.perf_counter() - started
     record = {
         "format": results.RECORD_FORMAT, "chapter": chapter, "config": config.to_dict(),
         "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
