@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import signal
+import stat
 import struct
 import tarfile
 import time
@@ -222,6 +223,17 @@ def test_links_in_archives_are_never_followed(tmp_path):
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         archive.addfile(link)
     assert_matches_synthetic(load(path))  # the link is ignored, not read
+
+
+def test_links_in_zip_archives_are_never_followed(tmp_path):
+    path = tmp_path / "cifar.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in image_files("PNG").items():
+            archive.writestr(name, payload)
+        link = zipfile.ZipInfo("cifar/train/cat/9999.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    assert_matches_synthetic(load(path))  # the link is ignored, not read as an image
 
 
 def test_non_cifar_pickle(tmp_path):
@@ -595,12 +607,12 @@ def test_folder_edited_with_size_and_time_kept_is_decoded_again(tmp_path):
     root = write_tree(tmp_path, files) / "cifar"
     target = root / "train" / "cat" / "0012.png"
     before = load(root)
-    stat = target.stat()
+    before_stat = target.stat()
     replacement = stored_png(255 - x_train[12])
-    assert len(replacement) == stat.st_size
+    assert len(replacement) == before_stat.st_size
     target.write_bytes(replacement)
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert target.stat().st_size == stat.st_size and target.stat().st_mtime_ns == stat.st_mtime_ns
+    os.utime(target, ns=(before_stat.st_atime_ns, before_stat.st_mtime_ns))
+    assert target.stat().st_size == before_stat.st_size and target.stat().st_mtime_ns == before_stat.st_mtime_ns
     after = load(root)
     assert after.fingerprint != before.fingerprint
     assert any(np.array_equal(image, 255 - x_train[12]) for image in after.x_train)
