@@ -345,7 +345,8 @@ def _scan_tar(path: Path, file_md5: str | None, official_md5: str) -> tuple[dict
         try:
             archive = tarfile.open(fileobj=handle, mode="r:*")
         except _ARCHIVE_ERRORS as error:
-            raise DataError(f"{path} is not a readable tar archive ({_one_line(error)}).") from None
+            raise DataError(f"{path} is not a readable tar archive, or its start is corrupt ({_one_line(error)}). "
+                            "Download or copy it again.") from None
         try:
             with archive:
                 for member in archive:
