@@ -114,11 +114,14 @@ def cmd_book(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .book import chapter_status, run_chapter
+    from .book import chapter_status, run_chapter, run_dir_for, seed_run_dir
     from .data import load_cifar10
     from .report import chapter_gain, seed_run_status
 
-    chapters = args.chapters or training_chapters()
+    chapters = list(dict.fromkeys(args.chapters or training_chapters()))
+    if any(seed < 0 for seed in args.seeds):
+        print("Seeds are whole numbers from 0, e.g. --seeds 0 1 2.", file=sys.stderr)
+        return 2
     for chapter in chapters:
         if not chapter.trains:
             print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
@@ -130,8 +133,10 @@ def cmd_study(args) -> int:
             own = seed == chapter.config.seed
             status = chapter_status(chapter, args.results) if own else seed_run_status(chapter, seed, args.results)
             main = chapter_status(chapter, args.results)["record"]
+            folder = run_dir_for(chapter, args.results) if own else seed_run_dir(chapter, seed, args.results)
             plan.append({"chapter": chapter, "seed": seed, "done": status["status"] == "ok",
-                         "estimate_s": main["wall_time_s"] if main else None})
+                         "estimate_s": main["wall_time_s"] if main else None,
+                         "resumes": (folder / "checkpoint").is_dir()})
     todo = [item for item in plan if not item["done"]]
     known = [item["estimate_s"] for item in todo if item["estimate_s"] is not None]
     estimate = f", about {sum(known) / 60:.0f} min at the main runs' wall times" if known else ""
@@ -139,7 +144,8 @@ def cmd_study(args) -> int:
           flush=True)
     if args.plan:
         for item in plan:
-            state = "recorded" if item["done"] else "to train"
+            state = ("recorded" if item["done"] else
+                     "to train (resumes from its checkpoint)" if item["resumes"] else "to train")
             print(f"  chapter {item['chapter'].id} seed {item['seed']}: {state}")
         return 0
     data = load_cifar10() if todo else None

@@ -314,6 +314,18 @@ def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
     return text + f"Verdict: {comparison['verdict']} (the difference is {reason})."
 
 
+def chapter_verdict(chapter_id: str, results_dir: Path | None = None) -> dict:
+    """A chapter's comparison with the previous one, for prose: ``gain``, ``standard_error`` (fractions or
+    None), ``verdict`` ('helps', 'within noise', 'hurts', NO_VERDICT or None) and the seed counts (Chapters 2-8)."""
+    chapter = get_chapter(chapter_id)
+    previous_chapter = previous_training_chapter(chapter)
+    current = seed_summary(chapter, results_dir)
+    if previous_chapter is None:
+        return {"gain": None, "standard_error": None, "verdict": None, "seeds": current["n"], "previous_seeds": 0}
+    previous = seed_summary(previous_chapter, results_dir)
+    return {**compare_seeds(current, previous), "seeds": current["n"], "previous_seeds": previous["n"]}
+
+
 def _accuracy_phrase(summary: dict) -> str:
     """'85.9% (one seed)' or '85.9 ± 0.4% (mean ± standard deviation of 3 seeds: 85.9, 86.2, 85.4)'."""
     if summary["n"] == 1:

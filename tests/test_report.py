@@ -139,6 +139,9 @@ def test_one_seed_on_either_side_gives_no_verdict(tmp_path):
 
     write_runs(tmp_path, "04", {1: 0.61})
     assert row_of(tmp_path, "05")["verdict"] == "helps"
+    verdict = report.chapter_verdict("05", tmp_path)
+    assert verdict["verdict"] == "helps" and (verdict["seeds"], verdict["previous_seeds"]) == (3, 2)
+    assert report.chapter_verdict("01", tmp_path)["verdict"] is None  # the first chapter has nothing to compare
 
 
 def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
@@ -266,8 +269,10 @@ def test_study_trains_only_missing_seeds_seed_by_seed(tmp_path, monkeypatch, cap
     assert len(trained) == 3  # a second call finds everything recorded
 
 
-def test_study_rejects_a_chapter_that_trains_nothing(tmp_path, capsys):
+def test_study_rejects_analysis_chapters_and_negative_seeds(tmp_path, capsys):
     from cifar_lessons import cli
 
     assert cli.main(["--results", str(tmp_path), "study", "--chapters", "09"]) == 2
     assert "trains nothing" in capsys.readouterr().err
+    assert cli.main(["--results", str(tmp_path), "study", "--seeds", "-1"]) == 2
+    assert "--seeds 0 1 2" in capsys.readouterr().err
