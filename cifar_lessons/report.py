@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .book import chapter_status, recorded_history
-from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter
+from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter, training_chapters
 
 
 def _pct(value) -> str:
@@ -92,11 +92,6 @@ def seed_summary(chapter, results_dir: Path | None = None) -> dict:
 
     main = chapter_status(chapter, results_dir)
     runs, excluded = [], []
-    if main["status"] == "ok":
-        runs.append({"seed": main["record"]["seed"], "test_accuracy": main["record"]["test_accuracy"],
-                     "record": main["record"]})
-    elif main["status"] != "missing":
-        excluded.append({"seed": chapter.config.seed, "reason": main["message"]})
     for seed in recorded_seeds(chapter, results_dir):
         status = seed_run_status(chapter, seed, results_dir)
         if status["status"] == "ok":
@@ -104,10 +99,13 @@ def seed_summary(chapter, results_dir: Path | None = None) -> dict:
                          "record": status["record"]})
         else:
             excluded.append({"seed": seed, "reason": status["message"]})
-    status = "ok" if main["status"] == "ok" else main["status"]
-    if not runs and main["status"] == "stale":
-        runs = [{"seed": main["record"]["seed"], "test_accuracy": main["record"]["test_accuracy"],
-                 "record": main["record"]}]
+    main_run = main["record"] and {"seed": main["record"]["seed"], "test_accuracy": main["record"]["test_accuracy"],
+                                   "record": main["record"]}
+    if main["status"] == "ok" or (main["status"] == "stale" and not runs):
+        runs.append(main_run)  # a stale main run only stands alone, marked stale
+    elif main["status"] != "missing":
+        excluded.append({"seed": chapter.config.seed, "reason": main["message"]})
+    status = main["status"]
     runs.sort(key=lambda run: run["seed"])
     values = [run["test_accuracy"] for run in runs]
     return {"chapter": chapter, "status": status, "main": main, "runs": runs, "excluded": excluded,
@@ -158,8 +156,6 @@ def _gain_text(row: dict) -> str:
 def comparison_rows(results_dir: Path | None = None) -> list[dict]:
     """One row per training chapter: mean test accuracy over seeds, gain vs the previous chapter, verdict,
     time of the main run (Chapter 10)."""
-    from .chapters import training_chapters
-
     rows, previous = [], None
     for chapter in training_chapters():
         summary = seed_summary(chapter, results_dir)

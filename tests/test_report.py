@@ -104,6 +104,13 @@ def test_stale_main_run_is_not_mixed_with_current_seed_runs(tmp_path):
     summary = report.seed_summary(chapter, tmp_path)
     assert summary["values"] == [0.70, 0.72] and summary["status"] == "stale"
     assert [item["seed"] for item in summary["excluded"]] == [0]
+    assert "| 06 Dropout (stale) | 71.0 ± 1.4% | 1: 70.0 · 2: 72.0 |" in report.accuracy_table_markdown(tmp_path)
+
+    # Alone, the stale main run is still shown, marked stale, and not listed as left out.
+    for seed in (1, 2):
+        (seed_run_dir(chapter, seed, tmp_path) / results.RECORD_FILE).unlink()
+    summary = report.seed_summary(chapter, tmp_path)
+    assert summary["values"] == [0.10] and summary["status"] == "stale" and summary["excluded"] == []
 
 
 # Verdicts.
