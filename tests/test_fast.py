@@ -97,5 +97,5 @@ def test_ablation_removes_one_technique_each():
         changed = {key for key, value in config.to_dict().items() if value != base.to_dict()[key]}
         assert changed, name
         assert changed <= {"whiten_patch", "label_smoothing", "weight_decay", "nesterov", "warmup_fraction",
-                           "flip", "translate_pixels", "ema_momentum"}, name
+                           "flip", "translate_pixels", "ema_momentum", "bias_learning_rate_boost"}, name
         assert len(changed) == 1 or changed == {"flip", "translate_pixels"}, name
