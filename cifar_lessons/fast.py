@@ -165,8 +165,13 @@ class BiasBoostSGD(keras.optimizers.SGD):
         super().__init__(**kwargs)
         self.bias_boost = bias_boost
 
+    def build(self, variables):
+        super().build(variables)
+        # Which variables are shifts, by position (inside the update the TF backend passes its own variables).
+        self._boosted = [variable.path.split("/")[-1] == "beta" for variable in variables]
+
     def update_step(self, gradient, variable, learning_rate):
-        if variable.name == "beta":
+        if self._boosted[self._get_variable_index(variable)]:
             learning_rate = learning_rate * self.bias_boost
         super().update_step(gradient, variable, learning_rate)
 
