@@ -424,8 +424,8 @@ def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
 
 def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
     """Test accuracy per seed of the variants every run measures on its own trained network (Chapter 11)."""
-    names = {"tta_flip_shift": "full recipe (6-view TTA)", "tta_flip": "mirror-only TTA",
-             "tta_none": "no test-time augmentation", "no_weight_average": "no weight averaging"}
+    names = {"tta_flip": "full recipe (mirror TTA)", "tta_none": "no test-time augmentation",
+             "tta_flip_shift": "six views (mirror, zero-padded shifts)", "no_weight_average": "no weight averaging"}
     table: dict[str, list[float]] = {}
     for record in seed_runs(results_dir).values():
         for key, label in names.items():
