@@ -91,3 +91,24 @@ def test_browser_renders_home_and_a_chapter_with_a_plot(served):
     dom = render(f"{served}/chapters/{chapter.notebook.stem}/")
     assert f"Chapter {int(chapter.id)}: {chapter.title}" in dom
     assert re.search(r'<img[^>]+src="data:image/png;base64,', dom), "no rendered plot on the chapter page"
+
+
+LIGHT_ENTRY_POINTS = {
+    "import cifar_lessons.chapters": "import cifar_lessons.chapters",
+    "the MkDocs hook": "import cifar_lessons.site, cifar_lessons.report",
+    "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+    "cifar-lessons list": "from cifar_lessons.cli import main\nmain(['list'])",
+    "cifar-lessons report": "from cifar_lessons.cli import main\nmain(['report'])",
+}
+
+
+@pytest.mark.parametrize("entry", LIGHT_ENTRY_POINTS, ids=str)
+def test_light_entry_points_do_not_import_tensorflow(entry):
+    """The registry, the site hook and the CLI's light commands stay fast: no TensorFlow, no Keras."""
+    probe = LIGHT_ENTRY_POINTS[entry] + (
+        "\nimport sys\nheavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)"
+        "\nprint('HEAVY:', ','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY: \n" in result.stdout or result.stdout.rstrip().endswith("HEAVY:"), \
+        f"{entry} imported {result.stdout.rsplit('HEAVY:', 1)[-1].strip()}"
