@@ -96,7 +96,8 @@ def test_browser_renders_home_and_a_chapter_with_a_plot(served):
 LIGHT_ENTRY_POINTS = {
     "import cifar_lessons.chapters": "import cifar_lessons.chapters",
     "the MkDocs hook": "import cifar_lessons.site, cifar_lessons.report",
-    "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+    "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\n"
+                            "except SystemExit:\n    pass",
     "cifar-lessons list": "from cifar_lessons.cli import main\nmain(['list'])",
     "cifar-lessons report": "from cifar_lessons.cli import main\nmain(['report'])",
 }
