@@ -345,8 +345,9 @@ def test_phone_width_has_no_horizontal_overflow(site, served, browser):
 def test_results_table_fits_the_column_at_1400_px(site, served, browser):
     open_page(browser, f"{served}/results.html")
     full_screenshot(browser, "results-1400-light")
-    fits = browser.execute_script("return [...document.querySelectorAll('.md-typeset table')]"
-                                  ".map(t => [t.scrollWidth, t.parentElement.clientWidth])")
+    fits = browser.execute_script("const column = document.querySelector('.md-content__inner').clientWidth;"
+                                  "return [...document.querySelectorAll('.md-typeset table')]"
+                                  ".map(t => [t.scrollWidth, column])")
     assert fits, "no table on the results page"
     for table_width, column in fits:
         assert table_width <= column + 1, f"a results table is {table_width} px wide in a {column} px column"
