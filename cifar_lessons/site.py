@@ -165,7 +165,7 @@ _CLIPBOARD = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-co
 _CLIPBOARD_TEXT = re.compile(r'<div class="clipboard-copy-txt"[^>]*>.*?</div>', re.S)
 _CODE = re.compile(r'<div class="highlight-ipynb hl-(\w+)"><pre>(<span></span>)?(.*?)</pre></div>', re.S)
 _PROMPT = re.compile(r'<div class="(jp-(?:Input|Output)Prompt [^"]*)">')
-_TEXT_OUTPUT = re.compile(r'(<div class="jp-RenderedText[^"]*"[^>]*>\s*)<pre>(.*?)</pre>', re.S)
+_TEXT_OUTPUT = re.compile(r'(<div class="jp-Rendered(?:Text|HTMLCommon)[^"]*"[^>]*>\s*)<pre([^>]*)>(.*?)</pre>', re.S)
 _IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
 
 
@@ -177,8 +177,8 @@ def _collect_css(match) -> str:
 
 
 def _fold_long_output(match) -> str:
-    lines = match.group(2).rstrip("\n").count("\n") + 1
-    pre = f"<pre>{match.group(2)}</pre>"
+    lines = match.group(3).rstrip("\n").count("\n") + 1
+    pre = f"<pre{match.group(2)}>{match.group(3)}</pre>"
     if lines <= LONG_OUTPUT_LINES:
         return match.group(1) + pre
     return (f'{match.group(1)}<details class="nb-output"><summary>Output: {lines} lines (click to show)</summary>'

@@ -312,8 +312,12 @@ def test_chapter_figures_are_drawn_and_legible_in_both_schemes(site, served, bro
         images = browser.find_elements(By.CSS_SELECTOR, ".jp-RenderedImage img")
         for number, image in enumerate(images, 1):
             pixels = figure_pixels(browser, image)
+            natural = browser.execute_script("return arguments[0].naturalWidth", image)
             if image.size["width"] > column + 1:
                 problems.append(f"figure {number} is {image.size['width']} px wide in a {column:.0f} px column")
+            elif not dark and natural > 1.25 * image.size["width"]:  # drawn too wide: its text shrinks with it
+                problems.append(f"figure {number} is drawn {natural} px wide and shown at {image.size['width']} px; "
+                                "draw it at the column width (cifar_lessons.style.COLUMN_WIDTH)")
             lowest, highest = zip(*pixels.getextrema())
             if max(highest[c] - lowest[c] for c in range(3)) < 8:
                 problems.append(f"figure {number} is blank (one colour){' in dark mode' if dark else ''}")
