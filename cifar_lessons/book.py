@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from . import results
 from .chapters import REPO_ROOT, Chapter, get_chapter, training_chapters
 from .data import Dataset, load_cifar10
+from .fast_config import FastConfig
 
 if TYPE_CHECKING:  # training imports Keras: loaded only when a chapter runs, so the registry stays light
     from .training import Run
@@ -75,6 +76,11 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         return run
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
+    if isinstance(config, FastConfig):  # chapter 11's recipe has a training loop of its own
+        from .fast import train_fast
+
+        train_fast(config, data, run_dir, chapter=chapter.id, verbose=2 if verbose is None else verbose)
+        return load_run(run_dir)
     return train(config, data, run_dir, chapter=chapter.id, verbose=verbose)
 
 

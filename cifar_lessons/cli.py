@@ -113,6 +113,52 @@ def cmd_book(args) -> int:
     return cmd_report(args)
 
 
+def cmd_study(args) -> int:
+    from .book import chapter_status, run_chapter, run_dir_for, seed_run_dir
+    from .data import load_cifar10
+    from .report import chapter_gain, seed_run_status
+
+    chapters = list(dict.fromkeys(args.chapters or training_chapters()))
+    if any(seed < 0 for seed in args.seeds):
+        print("Seeds are whole numbers from 0, e.g. --seeds 0 1 2.", file=sys.stderr)
+        return 2
+    for chapter in chapters:
+        if not chapter.trains:
+            print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
+            return 2
+    # Seed by seed, so every chapter gets its second seed (and a verdict) before any gets its third.
+    plan = []
+    for seed in dict.fromkeys(args.seeds):
+        for chapter in chapters:
+            own = seed == chapter.config.seed
+            status = chapter_status(chapter, args.results) if own else seed_run_status(chapter, seed, args.results)
+            main = chapter_status(chapter, args.results)["record"]
+            folder = run_dir_for(chapter, args.results) if own else seed_run_dir(chapter, seed, args.results)
+            plan.append({"chapter": chapter, "seed": seed, "done": status["status"] == "ok",
+                         "estimate_s": main["wall_time_s"] if main else None,
+                         "resumes": (folder / "checkpoint").is_dir()})
+    todo = [item for item in plan if not item["done"]]
+    known = [item["estimate_s"] for item in todo if item["estimate_s"] is not None]
+    estimate = f", about {sum(known) / 60:.0f} min at the main runs' wall times" if known else ""
+    print(f"Seed study: {len(plan)} runs, {len(plan) - len(todo)} recorded, {len(todo)} to train{estimate}.",
+          flush=True)
+    if args.plan:
+        for item in plan:
+            state = ("recorded" if item["done"] else
+                     "to train (resumes from its checkpoint)" if item["resumes"] else "to train")
+            print(f"  chapter {item['chapter'].id} seed {item['seed']}: {state}")
+        return 0
+    data = load_cifar10() if todo else None
+    for number, item in enumerate(todo, 1):
+        chapter, seed = item["chapter"], item["seed"]
+        print(f"[{number}/{len(todo)}] chapter {chapter.id} seed {seed}", flush=True)
+        run = run_chapter(chapter.id, results_dir=args.results, data=data, seed=seed)
+        print(f"Chapter {chapter.id} seed {seed}: test accuracy {_percent(run.record['test_accuracy'])}", flush=True)
+    for chapter in chapters:
+        print(chapter_gain(chapter.id, args.results))
+    return 0
+
+
 def cmd_notebooks(args) -> int:
     from .notebooks import execute_notebook
 
@@ -141,13 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="load and describe the configured CIFAR-10 source")
     data.add_argument("source", nargs="?", default=None, help="path (default: $CIFAR_LESSONS_DATA or Keras)")
     commands.add_parser("book", help="every chapter in order: reuse recorded runs, train the rest")
+    study = commands.add_parser("study", help="seed study: train each chapter with several seeds (resumable)")
+    study.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    study.add_argument("--chapters", nargs="+", type=_chapter_arg, default=None,
+                       help="chapter ids (default: every training chapter)")
+    study.add_argument("--plan", action="store_true", help="list the runs, recorded or to train, and stop")
     notebooks = commands.add_parser("notebooks", help="re-execute chapter notebooks in place (reusing runs)")
     notebooks.add_argument("chapters", nargs="*", type=_chapter_arg, help="chapter ids (default: all)")
     return parser
 
 
 HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report,
-            "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks}
+            "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks, "study": cmd_study}
 
 
 def main(argv: list[str] | None = None) -> int:

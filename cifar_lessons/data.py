@@ -11,6 +11,14 @@ before anything is unpickled), its extracted ``cifar-10-batches-py/`` folder, or
 image-folder tree ``train/<class>/*``, ``test/<class>/*`` (PNG or JPEG), as a folder
 or as a ``.tar``, ``.tar.gz`` or ``.zip`` archive. Archives are read member by
 member in memory, never extracted, so nothing can be written outside a target.
+
+Every source is verified before it is trusted: only regular files are opened; an
+archive is read to its end, so its gzip, bzip2 or xz checksum is checked; member and
+image sizes are checked from their headers before anything is read or decoded; pixels
+must be 8-bit and every class must hold the expected number of train and test images.
+The decoded arrays are cached, and a cache is used only when its content still hashes
+to the fingerprint stored inside it and it was built from the same source bytes.
+Every problem is a :class:`DataError` with a one-line message that says what to do.
 """
 
 from __future__ import annotations
@@ -18,12 +26,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
+import logging
 import os
 import pickle
+import stat
 import tarfile
 import tempfile
+import warnings
 import zipfile
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -36,7 +49,27 @@ OFFICIAL_PER_CLASS = (5000, 1000)
 ENV_VAR = "CIFAR_LESSONS_DATA"
 CACHE_ENV_VAR = "CIFAR_LESSONS_CACHE"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_CACHE_FORMAT = 1
+BATCH_NAMES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+
+# Limits checked from headers before anything is read or decoded. A 32x32 PNG or JPEG
+# is a few KB and an official batch file about 30 MB; CIFAR-10 has 60,000 images.
+MAX_IMAGE_BYTES = 1 << 20
+MAX_MEMBER_BYTES = 64 << 20
+MAX_ARCHIVE_BYTES = 1 << 30
+MAX_MEMBERS = 250_000
+_IMAGE_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA")
+_CACHE_FORMAT = 2
+
+_log = logging.getLogger(__name__)
+
+# What reading a damaged archive raises: gzip's "CRC check failed" is an OSError.
+_ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
+try:
+    import lzma
+
+    _ARCHIVE_ERRORS += (lzma.LZMAError,)
+except ImportError:  # Python built without xz support
+    pass
 
 
 class DataError(Exception):
@@ -72,6 +105,15 @@ def _hint() -> str:
             "or unset it to download the official data through Keras.")
 
 
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line, for messages that quote a library's error."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
 def fingerprint_arrays(*arrays: np.ndarray) -> str:
     """Short sha256 of arrays' shapes and bytes (Chapter 1)."""
     digest = hashlib.sha256()
@@ -81,13 +123,32 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def _open_regular(path: Path):
+    """Open a regular file for reading; refuse FIFOs, devices and sockets without blocking on them."""
+    try:
+        # O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise DataError(f"cannot open {path} ({_one_line(error)}).") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{path} is not a regular file (a folder, FIFO, device or socket); "
+                        "point to the archive or folder itself.")
+    return os.fdopen(fd, "rb")
+
+
+def _file_digests(path: Path, algorithms=("sha256",)) -> dict:
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with _open_regular(path) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            for digest in hashes.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in hashes.items()}
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in chunks (Chapter 1)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _file_digests(path, (algorithm,))[algorithm]
 
 
 # --- the official pickled batches -------------------------------------------------
@@ -117,49 +178,59 @@ def _parse_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     except DataError:
         raise
     except Exception as error:  # truncated or garbage pickles raise many types
-        raise DataError(f"{name} is not a readable CIFAR-10 batch ({error}).") from None
+        raise DataError(f"{name} is not a readable CIFAR-10 batch ({_one_line(error)}).") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{name} is a pickle but not a CIFAR-10 batch (no data/labels keys).")
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-        raise DataError(f"{name} holds data of shape {data.shape}, expected (N, 3072) images of 32x32x3.")
+    try:
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    except Exception as error:  # ragged lists and odd objects
+        raise DataError(f"{name} holds data or labels that are not arrays ({_one_line(error)}).") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
+        raise DataError(f"{name} holds data of shape {data.shape} and labels of shape {labels.shape}, "
+                        "expected (N, 3072) images of 32x32x3 and N labels.")
+    if data.dtype.kind not in "ui" or labels.dtype.kind not in "ui":
+        raise DataError(f"{name} holds {data.dtype} pixels and {labels.dtype} labels; "
+                        "CIFAR-10 stores integer pixels 0-255 and integer labels 0-9.")
+    if data.dtype != np.uint8 and len(data) and (data.min() < 0 or data.max() > 255):
+        # Casting would wrap silently (400 becomes 144), so out-of-range pixels are refused.
+        raise DataError(f"{name} holds pixel values from {data.min()} to {data.max()}; "
+                        "CIFAR-10 pixels are 8-bit, 0-255.")
     images = data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels
+    return images, labels.astype(np.int64)
 
 
-def _from_batches(read) -> tuple:
-    """Build arrays from a reader ``read(name) -> bytes`` of the six batch files."""
-    train = [_parse_batch(read(f"data_batch_{i}"), f"data_batch_{i}") for i in range(1, 6)]
-    x_test, y_test = _parse_batch(read("test_batch"), "test_batch")
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
-    return x_train, y_train, x_test, y_test
+def _assemble_batches(parsed: dict, location: str) -> tuple:
+    """Join the six parsed batches, refusing a missing or duplicated one."""
+    seen = {}
+    for name in BATCH_NAMES:
+        if name not in parsed:
+            raise DataError(f"{location} has no cifar-10-batches-py/{name}: not a complete CIFAR-10 copy.")
+        images, labels = parsed[name]
+        digest = fingerprint_arrays(images, labels)
+        if digest in seen:
+            raise DataError(f"{location}: {name} holds the same images as {seen[digest]}; "
+                            "a batch was copied over another. Get the batches again.")
+        seen[digest] = name
+    x_train = np.concatenate([parsed[name][0] for name in BATCH_NAMES[:5]])
+    y_train = np.concatenate([parsed[name][1] for name in BATCH_NAMES[:5]])
+    return x_train, y_train, *parsed["test_batch"]
+
+
+def _batches_folder(path: Path) -> Path | None:
+    for folder in (path, path / "cifar-10-batches-py"):
+        if (folder / "data_batch_1").is_file():
+            return folder
+    return None
 
 
 def _read_batches_dir(folder: Path) -> tuple:
-    def read(name):
-        path = folder / name
-        if not path.is_file():
+    parsed = {}
+    for name in BATCH_NAMES:
+        file = folder / name
+        if not file.exists():
             raise DataError(f"{folder} has no {name}: not a complete cifar-10-batches-py folder.")
-        return path.read_bytes()
-    return _from_batches(read)
-
-
-def _read_batches_tar(path: Path, expected_md5: str) -> tuple:
-    md5 = file_digest(path, "md5")
-    if md5 != expected_md5:
-        raise DataError(f"{path} has md5 {md5}, expected {expected_md5}: the archive is corrupt "
-                        "or not the official cifar-10-python.tar.gz. Download it again.")
-    with _open_tar(path) as archive:
-        members = {Path(m.name).name: m for m in archive.getmembers()
-                   if m.isfile() and Path(m.name).parent.name == "cifar-10-batches-py"}
-
-        def read(name):
-            if name not in members:
-                raise DataError(f"{path} has no cifar-10-batches-py/{name}.")
-            return archive.extractfile(members[name]).read()
-        return _from_batches(read)
+        parsed[name] = _parse_batch(_read_file(file, MAX_MEMBER_BYTES), name)
+    return _assemble_batches(parsed, str(folder))
 
 
 # --- image trees: folders and archives ---------------------------------------------
@@ -176,49 +247,173 @@ def _split_member(parts: tuple) -> tuple | None:
 
 
 def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str]:
+    """Decode one 32x32 8-bit image, checking its size and depth from the header first."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(raw)) as image:
+        with Image.open(io.BytesIO(raw), formats=("PNG", "JPEG")) as image:
             fmt = image.format
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(f"{name} is not a readable image ({error}).") from None
-    if array.shape != (32, 32, 3):
-        raise DataError(f"{name} is {array.shape[1]}x{array.shape[0]}, CIFAR-10 images are 32x32.")
-    return array, fmt
+            if image.size != (32, 32):  # checked before any pixel is decoded
+                raise DataError(f"{name} is {image.size[0]}x{image.size[1]}, CIFAR-10 images are 32x32.")
+            if fmt == "PNG" and raw[12:16] == b"IHDR" and raw[24] > 8:
+                raise DataError(f"{name} is a {raw[24]}-bit PNG; CIFAR-10 images are 8-bit RGB. "
+                                "Save it with 8 bits per channel.")
+            if image.mode not in _IMAGE_MODES:
+                raise DataError(f"{name} is a {image.mode} image; CIFAR-10 images are 8-bit RGB.")
+            if "A" in image.mode or "transparency" in image.info:
+                rgba = np.asarray(image.convert("RGBA"))
+                if (rgba[..., 3] != 255).any():
+                    raise DataError(f"{name} has transparent pixels; CIFAR-10 images are opaque RGB.")
+                return np.ascontiguousarray(rgba[..., :3]), fmt
+            return np.asarray(image.convert("RGB"), dtype=np.uint8), fmt
+    except Image.DecompressionBombError as error:
+        raise DataError(f"{name} is far larger than a 32x32 image ({_one_line(error)}).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise DataError(f"{name} is not a readable image ({_one_line(error)}).") from None
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    """Read a regular file whose size, checked first, is at most ``limit`` bytes."""
+    with _open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise DataError(f"{path} is {_size(size)}, more than the {_size(limit)} a CIFAR-10 file "
+                            "can be; this is not a CIFAR-10 source.")
+        try:
+            raw = handle.read(limit + 1)
+        except OSError as error:
+            raise DataError(f"cannot read {path} ({_one_line(error)}).") from None
+    if len(raw) > limit:
+        raise DataError(f"{path} grew past {_size(limit)} while it was read; load it again when it is complete.")
+    return raw
+
+
+def _tree_files(root: Path) -> list:
+    """The image files of a folder tree, as (parts, path); symbolic links are skipped."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or path.is_dir():
+            continue
+        parts = path.relative_to(root).parts
+        if _split_member(parts) is not None:
+            files.append((parts, path))
+    return files
 
 
 def _iter_tree_files(root: Path):
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            continue
-        if path.is_file():
-            yield path.relative_to(root).parts, path.read_bytes
+    for parts, path in _tree_files(root):
+        yield parts, _read_file(path, MAX_IMAGE_BYTES)
 
 
-def _iter_tar_files(path: Path):
-    with _open_tar(path) as archive:
-        for member in archive:
-            if member.isfile():
-                data = archive.extractfile(member).read()
-                yield tuple(Path(member.name).parts), (lambda data=data: data)
+class _Budget:
+    """Counts an archive's members and bytes against the limits, from headers alone."""
+
+    def __init__(self, location: str):
+        self.location, self.members, self.bytes = location, 0, 0
+
+    def admit(self, name: str, size: int, limit: int = MAX_MEMBER_BYTES) -> None:
+        self.members += 1
+        self.bytes += size
+        if size > limit:
+            raise DataError(f"{self.location}: member {name} is {_size(size)}, more than the {_size(limit)} "
+                            "a CIFAR-10 file can be; this is not a CIFAR-10 archive.")
+        if self.members > MAX_MEMBERS or self.bytes > MAX_ARCHIVE_BYTES:
+            raise DataError(f"{self.location} holds more than {MAX_MEMBERS:,} members or "
+                            f"{_size(MAX_ARCHIVE_BYTES)}; CIFAR-10 has 60,000 small images.")
 
 
-def _iter_zip_files(path: Path):
-    try:
-        with zipfile.ZipFile(path) as archive:
+def _check_tar_end(archive: tarfile.TarFile, location: str) -> None:
+    """Read a tar stream to its end: a zero end block, zero padding, and the compressor's checksum."""
+    stream = archive.fileobj
+    # tarfile stops quietly at a missing or damaged header; a real end is one full zero block.
+    if stream.tell() - archive.offset != tarfile.BLOCKSIZE:
+        raise DataError(f"{location} ends without an end-of-archive block: it is truncated. "
+                        "Download or copy it again.")
+    padding = 0
+    while chunk := stream.read(1 << 16):  # at EOF gzip, bzip2 and xz verify their checksums
+        padding += len(chunk)
+        if chunk.count(0) != len(chunk) or padding > MAX_MEMBER_BYTES:
+            raise DataError(f"{location} has data after its end-of-archive block: a header is damaged "
+                            "or the archive was tampered with. Download or copy it again.")
+
+
+def _scan_tar(path: Path, file_md5: str | None, official_md5: str) -> tuple[dict, list]:
+    """One pass over a tar archive: parsed official batches and raw image members."""
+    location = str(path)
+    budget, batches, images = _Budget(location), {}, []
+    with _open_regular(path) as handle:
+        try:
+            archive = tarfile.open(fileobj=handle, mode="r:*")
+        except _ARCHIVE_ERRORS as error:
+            raise DataError(f"{path} is not a readable tar archive, or its start is corrupt ({_one_line(error)}). "
+                            "Download or copy it again.") from None
+        try:
+            with archive:
+                for member in archive:
+                    if not member.isfile():
+                        budget.admit(member.name, 0)
+                        continue  # folders, links and devices are never followed or read
+                    parts = PurePosixPath(member.name).parts
+                    is_batch = len(parts) >= 2 and parts[-1] in BATCH_NAMES and parts[-2] == "cifar-10-batches-py"
+                    key = None if is_batch else _split_member(parts)
+                    budget.admit(member.name, member.size, MAX_IMAGE_BYTES if key else MAX_MEMBER_BYTES)
+                    if is_batch:
+                        if file_md5 != official_md5:
+                            raise DataError(
+                                f"{path} has md5 {file_md5}, expected {official_md5}: the archive is corrupt "
+                                "or not the official cifar-10-python.tar.gz. Download it again.")
+                        batches[parts[-1]] = _parse_batch(archive.extractfile(member).read(), parts[-1])
+                    elif key:
+                        images.append((parts, archive.extractfile(member).read()))
+                _check_tar_end(archive, location)
+        except _ARCHIVE_ERRORS as error:
+            # gzip's "CRC check failed", a truncated stream and damaged compressed data all land here.
+            raise DataError(f"{path} is a truncated or corrupt archive ({_one_line(error)}). "
+                            "Download or copy it again.") from None
+    return batches, images
+
+
+def _scan_zip(path: Path) -> list:
+    """The raw image members of a zip archive, each size-checked before it is read and CRC-checked after."""
+    location = str(path)
+    budget, images = _Budget(location), []
+    with _open_regular(path) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            raise DataError(f"{path} is not a readable zip archive ({_one_line(error)}).") from None
+        with archive:
             for info in archive.infolist():
-                if not info.is_dir():
-                    yield tuple(Path(info.filename).parts), (lambda info=info: archive.read(info))
-    except zipfile.BadZipFile as error:
-        raise DataError(f"{path} is not a readable zip archive ({error}).") from None
+                if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
+                    budget.admit(info.filename, 0)
+                    continue  # links are never followed, as in tar archives
+                parts = PurePosixPath(info.filename).parts
+                key = _split_member(parts)
+                budget.admit(info.filename, info.file_size, MAX_IMAGE_BYTES if key else MAX_MEMBER_BYTES)
+                if not key:
+                    continue
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise DataError(f"{location}: member {info.filename} uses compression method "
+                                    f"{info.compress_type}; re-pack the zip with the standard deflate method.")
+                try:
+                    with archive.open(info) as member:
+                        # Never more than the header's size: a lying header cannot expand into memory,
+                        # and reading exactly that many bytes makes zipfile check the member's CRC.
+                        raw = member.read(info.file_size)
+                        if len(raw) != info.file_size or member.read(1):
+                            raise zipfile.BadZipFile("size differs from its header")
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                        NotImplementedError, ValueError) as error:
+                    raise DataError(f"{location}: member {info.filename} is corrupt ({_one_line(error)}). "
+                                    "Download or copy the archive again.") from None
+                images.append((parts, raw))
+    return images
 
 
 def _read_image_tree(files, location: str, per_class: tuple) -> tuple:
     found = {"train": {c: [] for c in CLASS_NAMES}, "test": {c: [] for c in CLASS_NAMES}}
     formats = set()
-    for parts, read in files:
+    for parts, raw in files:
         key = _split_member(parts)
         if key is None:
             continue
@@ -226,29 +421,29 @@ def _read_image_tree(files, location: str, per_class: tuple) -> tuple:
         if label not in found[split]:
             raise DataError(f"{location}: unknown class folder {split}/{label}; "
                             f"expected the ten folders {', '.join(CLASS_NAMES)}.")
-        found[split][label].append((filename, read()))
+        found[split][label].append((filename, raw))
+    for split, expected in zip(("train", "test"), per_class):  # counts first, before any decoding
+        for name in CLASS_NAMES:
+            if len(found[split][name]) != expected:
+                raise DataError(f"{location}: {split}/{name} holds {len(found[split][name])} images, "
+                                f"expected {expected}. Is this a complete CIFAR-10 image tree?")
     arrays = []
-    for split, expected in zip(("train", "test"), per_class):
-        images, labels = [], []
-        for index, name in enumerate(CLASS_NAMES):
-            entries = sorted(found[split][name])
-            if len(entries) != expected:
-                raise DataError(f"{location}: {split}/{name} holds {len(entries)} images, expected "
-                                f"{expected}. Is this a complete CIFAR-10 image tree?")
-            for filename, raw in entries:
-                image, fmt = _decode_image(raw, f"{location}: {split}/{name}/{filename}")
-                images.append(image)
-                formats.add(fmt)
-            labels += [index] * expected
-        arrays += [np.stack(images), np.asarray(labels, dtype=np.int64)]
+    with warnings.catch_warnings():
+        from PIL import Image
+
+        # Sizes are checked from each header; Pillow's bomb warning would only repeat that.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for split, expected in zip(("train", "test"), per_class):
+            images = np.empty((10 * expected, 32, 32, 3), dtype=np.uint8)
+            for index, name in enumerate(CLASS_NAMES):
+                entries = sorted(found[split][name])
+                for offset, (filename, raw) in enumerate(entries):
+                    image, fmt = _decode_image(raw, f"{location}: {split}/{name}/{filename}")
+                    images[index * expected + offset] = image
+                    formats.add(fmt)
+                found[split][name] = None  # free the encoded bytes as we go
+            arrays += [images, np.repeat(np.arange(10, dtype=np.int64), expected)]
     return (*arrays, formats)
-
-
-def _open_tar(path: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise DataError(f"{path} is not a readable tar archive ({error}).") from None
 
 
 # --- cache --------------------------------------------------------------------------
@@ -259,37 +454,78 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "cifar_lessons"
 
 
-def _source_key(path: Path) -> str:
-    """Checksum naming a local source: file sha256, or a hash of a folder's listing."""
+def _source_key(path: Path, algorithms=("sha256",)) -> dict:
+    """Checksums naming a local source's content: a file's digests, or a hash of every file a folder supplies.
+
+    A folder's key hashes the bytes of each file the loader reads (not sizes or times),
+    so an edit that keeps a file's size and modification time still changes the key.
+    """
     if path.is_file():
-        return file_digest(path)
+        return _file_digests(path, algorithms)
+    folder = _batches_folder(path)
+    files = ([((name,), folder / name) for name in BATCH_NAMES if (folder / name).exists()]
+             if folder else _tree_files(path))
     digest = hashlib.sha256()
-    for item in sorted(path.rglob("*")):
-        if item.is_file():
-            stat = item.stat()
-            digest.update(f"{item.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    for parts, file in files:
+        digest.update(f"{'/'.join(parts)}\0{file_digest(file)}\n".encode())
+    return {"sha256": digest.hexdigest()}
 
 
-def _load_cache(file: Path) -> tuple | None:
+def _expected_shapes(per_class: tuple) -> list:
+    train, test = 10 * per_class[0], 10 * per_class[1]
+    return [((train, 32, 32, 3), np.uint8), ((train,), np.int64), ((test, 32, 32, 3), np.uint8), ((test,), np.int64)]
+
+
+def _read_npy(handle, shape: tuple | None, dtype, limit: int = 1 << 16) -> np.ndarray:
+    """Read one array saved by ``np.save``, checking its header before reading its data."""
+    version = np.lib.format.read_magic(handle)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    found_shape, fortran, found_dtype = read_header[version](handle)
+    if shape is None:  # the small metadata string
+        if found_shape != () or found_dtype.kind != "U" or found_dtype.itemsize > limit:
+            raise ValueError("it has no readable metadata")
+        dtype, shape = found_dtype, ()
+    elif fortran or found_dtype != np.dtype(dtype) or found_shape != shape:
+        raise ValueError(f"it holds an array of shape {found_shape} and dtype {found_dtype}, "
+                         f"expected {shape} {np.dtype(dtype)}")
+    count = int(np.prod(shape))
+    array = np.fromfile(handle, dtype=dtype, count=count)
+    if array.size != count:
+        raise ValueError("truncated")
+    return array.reshape(shape)
+
+
+def _load_cache(file: Path, cache_key: str, per_class: tuple, location: str) -> tuple | None:
+    """Arrays from a cache file, or None when it is missing, stale or fails its checksum."""
+    if not file.exists():
+        return None
     try:
-        with np.load(file, allow_pickle=False) as saved:
-            if int(saved["format"]) != _CACHE_FORMAT:
-                return None
-            arrays = tuple(saved[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-            return arrays, str(saved["image_format"]), str(saved["fingerprint"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # unreadable cache: decode the source again
+        with _open_regular(file) as handle:
+            meta = json.loads(str(_read_npy(handle, None, None)))
+            if meta.get("format") != _CACHE_FORMAT or meta.get("key") != cache_key:
+                raise ValueError("it was built by another version or from other data")
+            arrays = tuple(_read_npy(handle, shape, dtype) for shape, dtype in _expected_shapes(per_class))
+        _check_arrays(arrays, location, per_class)
+        fingerprint = fingerprint_arrays(*arrays)
+        if fingerprint != meta.get("fingerprint"):  # the content's own checksum
+            raise ValueError(f"its arrays hash to {fingerprint}, not the {meta.get('fingerprint')} it records")
+        return arrays, str(meta["image_format"]), fingerprint
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, DataError) as error:
+        _log.warning("Ignoring the cache %s (%s); decoding the source again.", file.name, _one_line(error))
+        return None
 
 
-def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str) -> None:
+def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str, cache_key: str) -> None:
+    """Write the cache atomically: a temporary file, then a rename."""
     tmp = None
+    meta = {"format": _CACHE_FORMAT, "key": cache_key, "image_format": image_format, "fingerprint": fingerprint}
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npz.partial")
+        handle, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npy.partial")
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, format=_CACHE_FORMAT, image_format=image_format, fingerprint=fingerprint,
-                     **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays)))
+            np.save(stream, np.array(json.dumps(meta)), allow_pickle=False)
+            for array in arrays:
+                np.save(stream, array, allow_pickle=False)
         os.replace(tmp, file)
     except OSError:
         if tmp:
@@ -298,44 +534,41 @@ def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str) 
 
 # --- the public entry point ---------------------------------------------------------
 
-def _read_local(path: Path, per_class: tuple, official_md5: str) -> tuple[tuple, str]:
+def _read_local(path: Path, per_class: tuple, official_md5: str, file_md5: str | None) -> tuple[tuple, str]:
     """Decode a local source into arrays; return them and the image format name."""
     name = path.name.lower()
     if path.is_dir():
-        batches = path / "cifar-10-batches-py"
-        if (path / "data_batch_1").is_file():
-            return _read_batches_dir(path), "pickle"
-        if (batches / "data_batch_1").is_file():
+        batches = _batches_folder(path)
+        if batches:
             return _read_batches_dir(batches), "pickle"
         *arrays, formats = _read_image_tree(_iter_tree_files(path), str(path), per_class)
         return tuple(arrays), "+".join(sorted(formats))
     if name.endswith(".zip"):
-        *arrays, formats = _read_image_tree(_iter_zip_files(path), str(path), per_class)
+        *arrays, formats = _read_image_tree(_scan_zip(path), str(path), per_class)
         return tuple(arrays), "+".join(sorted(formats))
     if name.endswith((".tar", ".tar.gz", ".tgz")):
-        with _open_tar(path) as archive:
-            try:
-                names = archive.getnames()
-            except (tarfile.TarError, OSError, EOFError) as error:
-                raise DataError(f"{path} is a truncated or corrupt archive ({error}). "
-                                "Download or copy it again.") from None
-        if any(n.endswith("cifar-10-batches-py/data_batch_1") for n in names):
-            return _read_batches_tar(path, official_md5), "pickle"
-        try:
-            *arrays, formats = _read_image_tree(_iter_tar_files(path), str(path), per_class)
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise DataError(f"{path} is a truncated or corrupt archive ({error}).") from None
+        batches, images = _scan_tar(path, file_md5, official_md5)
+        if batches:
+            return _assemble_batches(batches, str(path)), "pickle"
+        *arrays, formats = _read_image_tree(images, str(path), per_class)
         return tuple(arrays), "+".join(sorted(formats))
     raise DataError(f"{path} is neither a folder nor a .tar, .tar.gz or .zip archive. " + _hint())
 
 
-def _check_arrays(arrays: tuple, location: str) -> None:
+def _check_arrays(arrays: tuple, location: str, per_class: tuple = OFFICIAL_PER_CLASS) -> None:
+    """Shapes, 8-bit pixels, labels 0-9 and the number of images of every class in each split."""
     x_train, y_train, x_test, y_test = arrays
-    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-        if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or len(x) != len(y):
-            raise DataError(f"{location}: {split} images have shape {x.shape}, expected (N, 32, 32, 3).")
+    for x, y, split, expected in ((x_train, y_train, "train", per_class[0]), (x_test, y_test, "test", per_class[1])):
+        if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or y.shape != (len(x),):
+            raise DataError(f"{location}: {split} images have shape {x.shape} and dtype {x.dtype}, "
+                            "expected (N, 32, 32, 3) uint8 with N labels.")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{location}: {split} labels fall outside 0-9.")
+        counts = np.bincount(y, minlength=10)
+        for name, count in zip(CLASS_NAMES, counts):
+            if count != expected:
+                raise DataError(f"{location}: {split}/{name} holds {count} images, expected {expected}. "
+                                "Is this a complete CIFAR-10 copy?")
 
 
 def _source_name(image_format: str) -> str:
@@ -355,37 +588,42 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
     if source is None:
         source = os.environ.get(ENV_VAR) or None
     if source is None:
-        return _load_from_keras()
+        return _load_from_keras(per_class)
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"CIFAR-10 source {path} does not exist. " + _hint())
     path = path.resolve()
-    key = _source_key(path)
-    cache_file = cache_dir() / f"cifar10-{key[:24]}-{per_class[0]}-{per_class[1]}.npz"
-    cached = _load_cache(cache_file) if use_cache else None
+    if not path.is_dir():
+        _open_regular(path).close()  # a FIFO or device named .tar.gz is refused, not waited on
+    digests = _source_key(path, ("sha256", "md5"))
+    key = digests["sha256"]
+    # The cache is named by the source's content and everything else that shapes the arrays.
+    cache_key = hashlib.sha256(f"{key}|{per_class[0]}|{per_class[1]}|{official_md5}".encode()).hexdigest()
+    cache_file = cache_dir() / f"cifar10-{cache_key[:24]}.npy"
+    cached = _load_cache(cache_file, cache_key, per_class, str(path)) if use_cache else None
     if cached is not None:
         arrays, image_format, fingerprint = cached
     else:
-        arrays, image_format = _read_local(path, per_class, official_md5)
-        _check_arrays(arrays, str(path))
+        arrays, image_format = _read_local(path, per_class, official_md5, digests.get("md5"))
+        _check_arrays(arrays, str(path), per_class)
         fingerprint = fingerprint_arrays(*arrays)
         if use_cache:
-            _save_cache(cache_file, arrays, image_format, fingerprint)
+            _save_cache(cache_file, arrays, image_format, fingerprint, cache_key)
     # Records name the data by its file name, checksum and fingerprint, never by a machine's absolute path.
     info = {"name": _source_name(image_format), "location": path.name, "image_format": image_format,
             "source_sha256": key if path.is_file() else None, "fingerprint": fingerprint}
     return Dataset(*arrays, class_names=CLASS_NAMES, source=info)
 
 
-def _load_from_keras() -> Dataset:
+def _load_from_keras(per_class: tuple = OFFICIAL_PER_CLASS) -> Dataset:
     import keras
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     except Exception as error:  # Keras raises a bare Exception on a failed download
-        raise DataError(f"Could not download CIFAR-10 through Keras ({error}). " + _hint()) from None
+        raise DataError(f"Could not download CIFAR-10 through Keras ({_one_line(error)}). " + _hint()) from None
     arrays = (x_train, y_train.reshape(-1).astype(np.int64), x_test, y_test.reshape(-1).astype(np.int64))
-    _check_arrays(arrays, "keras.datasets.cifar10")
+    _check_arrays(arrays, "keras.datasets.cifar10", per_class)
     info = {"name": "CIFAR-10 (official)", "location": "keras.datasets.cifar10", "image_format": "pickle",
             "source_sha256": None, "fingerprint": fingerprint_arrays(*arrays)}
     return Dataset(*arrays, class_names=CLASS_NAMES, source=info)

@@ -161,21 +161,68 @@ def feature_maps(maps, title: str, count: int = 16):
     return fig
 
 
-def chapter_accuracies(labels, accuracies, milestones=None):
-    """Test accuracy of every chapter as bars, with milestones as markers (Chapter 10)."""
-    fig, ax = plt.subplots(figsize=(9, 4))
-    positions = np.arange(len(labels))
-    bars = ax.bar(positions, [100 * a for a in accuracies], color="tab:blue")
-    ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    if milestones:
-        marks = [(p, 100 * m) for p, m in zip(positions, milestones) if m is not None]
-        if marks:
-            ax.scatter(*zip(*marks), marker="_", s=600, color="tab:red", label="milestone", zorder=3)
-            ax.legend(loc="lower right")
-    ax.set_xticks(positions, labels, rotation=30, ha="right")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("Test accuracy by chapter")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+# Colours readable on a white page and on a dark one (the site's light and dark schemes).
+NEUTRAL_TEXT = "#7d7d7d"
+SEED_COLOR = "#3f7fd8"
+MILESTONE_COLOR = "#d9730d"
+
+
+def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float = 7.0):
+    """Test accuracy of every chapter over its seeds: each seed's value as a dot, the mean with ± one
+    standard deviation as an error bar, the milestone as a tick (Chapter 10).
+
+    ``accuracies`` holds, per chapter, either one value or the values of each recorded seed (fractions).
+    The x-axis covers only the range the values span. The background is transparent and the colours
+    read on white and on dark pages.
+    """
+    values = [100 * np.atleast_1d(np.asarray(value, dtype=float)) for value in accuracies]
+    marks = [None if m is None else 100 * m for m in (milestones or [None] * len(values))]
+    means = [v.mean() for v in values]
+    spreads = [v.std(ddof=1) if len(v) >= 2 else 0.0 for v in values]
+    positions = np.arange(len(values))
+    shown = np.concatenate(values + [np.asarray([m for m in marks if m is not None])])
+    low = np.floor(min(shown.min(), min(m - s for m, s in zip(means, spreads))) - 1)
+    high = np.ceil(max(shown.max(), max(m + s for m, s in zip(means, spreads))) + 1)
+    style = {"text.color": NEUTRAL_TEXT, "axes.labelcolor": NEUTRAL_TEXT, "axes.edgecolor": NEUTRAL_TEXT,
+             "xtick.color": NEUTRAL_TEXT, "ytick.color": NEUTRAL_TEXT, "font.size": 10,
+             "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
+    with plt.rc_context(style):
+        fig, ax = plt.subplots(figsize=(width_inches, 0.42 * len(values) + 1.5), layout="constrained")
+        fig.patch.set_alpha(0)
+        ax.set_facecolor("none")
+        spread_rows = [i for i, v in enumerate(values) if len(v) >= 2]
+        if spread_rows:
+            ax.errorbar([means[i] for i in spread_rows], positions[spread_rows],
+                        xerr=[spreads[i] for i in spread_rows], fmt="o", color=SEED_COLOR, markersize=5.5,
+                        capsize=5, elinewidth=2, capthick=2, label="mean ± 1 standard deviation", zorder=3)
+        single_rows = [i for i, v in enumerate(values) if len(v) < 2]  # one seed: no spread to draw
+        ax.plot([means[i] for i in single_rows], positions[single_rows], "o", color=SEED_COLOR, markersize=5.5,
+                label="mean" if not spread_rows else None, zorder=3)
+        # Seeds in a short ladder under the mean (seed order top-down), so equal values stay visible.
+        seed_x = np.concatenate(values)
+        seed_y = np.concatenate([p + 0.22 + 0.1 * np.arange(len(v)) for v, p in zip(values, positions)])
+        ax.scatter(seed_x, seed_y, s=20, facecolors="none", edgecolors=SEED_COLOR, linewidths=1.2,
+                   label="each seed", zorder=3)
+        milestone_points = [(m, p) for m, p in zip(marks, positions) if m is not None]
+        if milestone_points:
+            ax.scatter(*zip(*milestone_points), marker="|", s=260, linewidths=2.5, color=MILESTONE_COLOR,
+                       label="milestone (floor the tests check)", zorder=2)
+        ax.set_yticks(positions, labels)
+        ax.set_ylim(len(values) - 0.2, -0.6)  # chapter 1 at the top
+        ax.set_xlim(low, high)
+        ax.set_xlabel("test accuracy (%); n: seeds")
+        ax.grid(axis="x", color=NEUTRAL_TEXT, alpha=0.3)
+        ax.tick_params(axis="y", length=0)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        # The mean and seed count of each chapter, beside the plot where they cover nothing.
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(positions, [f"{m:.1f} ± {s:.1f} (n={len(v)})" if len(v) >= 2 else f"{m:.1f} (n=1)"
+                                     for m, s, v in zip(means, spreads, values)])
+        right.tick_params(length=0)
+        right.spines["right"].set_visible(False)
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda i: not names[i].startswith("mean"))  # the mean first
+        fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside upper center", ncols=3,
+                   frameon=False, handletextpad=0.3, columnspacing=1.2)
     return fig

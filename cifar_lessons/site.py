@@ -53,7 +53,7 @@ def chapters_table_markdown(results_dir=None) -> str:
 
 
 def results_chart_markdown(results_dir=None) -> str:
-    """The accuracy chart as an inline PNG image (site)."""
+    """The accuracy chart over seeds as an inline PNG, drawn for the ~700 px content column (site)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,16 +62,18 @@ def results_chart_markdown(results_dir=None) -> str:
     from cifar_lessons.plots import chapter_accuracies
     from cifar_lessons.report import comparison_rows
 
-    rows = [row for row in comparison_rows(results_dir) if row["test_accuracy"] is not None]
+    rows = [row for row in comparison_rows(results_dir) if row["values"]]
     if not rows:
         return "*No chapter has a recorded run yet.*"
-    figure = chapter_accuracies([f"{r['id']} {r['title']}" for r in rows], [r["test_accuracy"] for r in rows],
+    figure = chapter_accuracies([f"{r['id']} {r['title']}" for r in rows], [r["values"] for r in rows],
                                 [r["milestone"] for r in rows])
+    width_px = 700  # CSS pixels: 7 inches at 100 px per inch, so 10-point text shows at about 14 px
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth(), transparent=True)  # sharp on HiDPI
     plt.close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'![Test accuracy by chapter](data:image/png;base64,{encoded}){{ .results-chart }}'
+    alt = "Test accuracy by chapter: each seed, mean ± one standard deviation, and the milestone"
+    return f'![{alt}](data:image/png;base64,{encoded}){{ .results-chart width="{width_px}" }}'
 
 
 def on_config(config, **kwargs):
@@ -119,7 +121,7 @@ def _machine(record: dict) -> str:
 
 def chapter_header_html(chapter, config, results_dir=None) -> str:
     """The facts and links that open a chapter page, from the run records (site)."""
-    from cifar_lessons.report import comparison_rows
+    from cifar_lessons.report import _gain_text, _mean_sd, comparison_rows
 
     rows = {row["id"]: row for row in comparison_rows(results_dir)}
     facts = []
@@ -131,16 +133,21 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
         facts.append(("Technique", html.escape(chapter.technique)))
     if row and row["record"]:
         record = row["record"]
-        accuracy = f"{100 * row['test_accuracy']:.1f}%"
+        main_run = f"{100 * record['test_accuracy']:.1f}%"
+        if row["n"] and row["n"] > 1:
+            accuracy = f"{_mean_sd(row['summary'])} over {row['n']} seeds (main run {main_run})"
+        else:
+            accuracy = f"{main_run} (one seed)"
         if row["status"] != "ok":
             accuracy += f" ({row['status']} record)"
         facts.append(("Test accuracy", accuracy))
         if not chapter.uses:
-            gain = ("the baseline" if row["gain"] is None
-                    else f"{100 * row['gain']:+.1f} points against the previous chapter")
+            gain = "the baseline" if row["gain"] is None else f"{_gain_text(row)} points against the previous chapter"
+            if row.get("verdict"):
+                gain += f" ({html.escape(row['verdict'])})"
             facts.append(("Gain", gain))
         facts.append(("Training", f"{row['wall_time_s'] / 60:.1f} min, {row['epochs']} of at most "
-                                  f"{row['max_epochs']} epochs"))
+                                  f"{row['max_epochs']} epochs (main run)"))
         facts.append(("Machine", html.escape(_machine(record))))
     else:
         command = f"cifar-lessons train {chapter.uses or chapter.id}"
@@ -263,35 +270,13 @@ def on_post_build(config, **kwargs):
                  "draw it smaller in the notebook")
 
 
-def fold_constant_columns(markdown: str) -> str:
-    """Drop the columns of the first Markdown table whose value is the same in every row; state them below it.
-
-    Keeps the results table inside the text column (the data source, for one, is the same for every run).
-    """
-    lines = markdown.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
-    if start is None:
-        return markdown
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[start:end]]
-    header, rule, rows = cells[0], cells[1], cells[2:]
-    constant = [c for c in range(len(header))
-                if len(rows) > 1 and len({row[c] for row in rows}) == 1 and rows[0][c] not in ("", "-")]
-    if not constant:
-        return markdown
-    keep = [c for c in range(len(header)) if c not in constant]
-    table = ["| " + " | ".join(line[c] for c in keep) + " |" for line in (header, rule, *rows)]
-    note = "; ".join(f"*{header[c]}*: {rows[0][c]}" for c in constant)
-    return "\n".join(lines[:start] + table + ["", f"Every run above: {note}."] + lines[end:])
-
-
 def on_page_markdown(markdown, page, config, files, **kwargs):
     """Replace the markers with tables and charts generated from the run records."""
     from cifar_lessons.report import accuracy_table_markdown, benchmark_markdown
 
     replacements = {
         "<!-- chapters-table -->": chapters_table_markdown,
-        "<!-- results-table -->": lambda: fold_constant_columns(accuracy_table_markdown()),
+        "<!-- results-table -->": accuracy_table_markdown,
         "<!-- results-chart -->": results_chart_markdown,
         "<!-- benchmark-table -->": lambda: benchmark_markdown()
         or "*Not measured yet: run `python scripts/benchmark.py` on an idle machine.*",

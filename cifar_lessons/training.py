@@ -95,12 +95,14 @@ class EpochLog(keras.callbacks.Callback):
         self.history_path, self.history = history_path, history
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
         logs["epoch_time_s"] = time.perf_counter() - self.started
+        # CPU seconds of this process: unlike wall time, barely changed by other programs on the machine.
+        logs["epoch_cpu_s"] = time.process_time() - self.cpu_started
         # After a resume an epoch may be repeated: keep only the epochs before this one.
         for values in self.history.values():
             del values[epoch:]

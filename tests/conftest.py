@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
 import pickle
+import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,8 @@ def synthetic_arrays(seed: int = 0):
     return arrays
 
 
-def _batch_bytes(images, labels) -> bytes:
+def batch_bytes(images, labels) -> bytes:
+    """One official-format pickled batch of (N, 32, 32, 3) images."""
     data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
     return pickle.dumps({b"data": data, b"labels": [int(v) for v in labels]}, protocol=2)
 
@@ -40,9 +44,9 @@ def official_batches(seed: int = 0) -> dict[str, bytes]:
     """The six official batch files, the training set split over five batches."""
     x_train, y_train, x_test, y_test = synthetic_arrays(seed)
     order = np.random.default_rng(seed).permutation(len(x_train))
-    files = {f"data_batch_{i + 1}": _batch_bytes(x_train[part], y_train[part])
+    files = {f"data_batch_{i + 1}": batch_bytes(x_train[part], y_train[part])
              for i, part in enumerate(np.array_split(order, 5))}
-    files["test_batch"] = _batch_bytes(x_test, y_test)
+    files["test_batch"] = batch_bytes(x_test, y_test)
     return files
 
 
@@ -67,6 +71,59 @@ def image_files(fmt: str = "PNG", seed: int = 0, prefix: str = "cifar", size=(32
             Image.fromarray(image).resize(size).save(buffer, format=fmt)
             files[f"{prefix}/{split}/{CLASS_NAMES[label]}/{index:04d}.{fmt.lower()}"] = buffer.getvalue()
     return files
+
+
+def write_raw_zip(path: Path, members: list) -> Path:
+    """A zip archive written byte by byte from (name, stored bytes, method, crc, declared size).
+
+    Unlike ``zipfile`` this can write headers that lie about a member, as a hostile archive would.
+    """
+    local, central = b"", b""
+    for name, stored, method, crc, size in members:
+        encoded = name.encode()
+        offset = len(local)
+        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0, crc, len(stored), size,
+                             len(encoded), 0) + encoded + stored
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0, crc, len(stored), size,
+                               len(encoded), 0, 0, 0, 0, 0, offset) + encoded
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(local), 0)
+    path.write_bytes(local + central + end)
+    return path
+
+
+def zip_members(files: dict[str, bytes]) -> list:
+    """Honest stored members for :func:`write_raw_zip`."""
+    return [(name, payload, 0, zlib.crc32(payload), len(payload)) for name, payload in files.items()]
+
+
+def deflated_zeros(gib: int = 1) -> bytes:
+    """A raw deflate stream of ``gib`` GiB of zero bytes, built without ever holding them (about 1 MB).
+
+    A full flush resets the compressor, so every MiB of zeros compresses to the same bytes.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * (1024 * gib) + compressor.flush(zlib.Z_FINISH)
+
+
+def tar_entry(name: str, payload: bytes = b"", size: int | None = None) -> bytes:
+    """One tar member as raw bytes: header, payload, padding; ``size`` may claim more than ``payload``."""
+    info = tarfile.TarInfo(name)
+    info.size = len(payload) if size is None else size
+    return info.tobuf(tarfile.GNU_FORMAT) + payload + bytes(-len(payload) % tarfile.BLOCKSIZE)
+
+
+def write_tar_gz_with_huge_member(path: Path, files: dict[str, bytes], name: str, gib: int = 1) -> Path:
+    """A valid .tar.gz holding ``files`` and a member ``name`` of ``gib`` GiB of zeros, about 1 MB on disk.
+
+    The tar stream is written as several gzip members (gzip allows that): the small files and
+    the big member's header, then one identical member per MiB of zeros, then the end blocks.
+    """
+    head = b"".join(tar_entry(member, payload) for member, payload in files.items()) + tar_entry(name, size=gib << 30)
+    zeros_mib = gzip.compress(bytes(1 << 20), compresslevel=9, mtime=0)
+    end = bytes(tarfile.BLOCKSIZE * 2)
+    path.write_bytes(gzip.compress(head, mtime=0) + zeros_mib * (1024 * gib) + gzip.compress(end, mtime=0))
+    return path
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -102,4 +159,6 @@ def real_data():
     try:
         return load_cifar10()
     except DataError as error:
+        if os.environ.get("CIFAR_LESSONS_DATA"):  # a configured source that fails its checks is a failure
+            pytest.fail(f"the configured CIFAR-10 source is unusable: {error}")
         pytest.skip(f"no CIFAR-10 source available: {error}")

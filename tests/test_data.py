@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
+import os
 import pickle
+import signal
+import stat
+import struct
 import tarfile
 import time
+import tracemalloc
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
 from conftest import (
     PER_CLASS,
+    batch_bytes,
+    deflated_zeros,
     image_files,
     official_batches,
     synthetic_arrays,
+    write_raw_zip,
     write_tar,
+    write_tar_gz_with_huge_member,
     write_tree,
+    zip_members,
 )
 
-from cifar_lessons.data import CLASS_NAMES, DataError, load_cifar10, train_validation_split
+from cifar_lessons.data import CLASS_NAMES, OFFICIAL_MD5, DataError, load_cifar10, train_validation_split
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +129,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     first = load(path)
     from cifar_lessons.data import cache_dir
 
-    for cached in cache_dir().glob("*.npz"):
+    for cached in cache_dir().glob("cifar10-*"):
         cached.write_bytes(b"garbage")
     assert load(path).fingerprint == first.fingerprint
 
@@ -122,7 +137,8 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
 def test_environment_variable_is_used(tmp_path, monkeypatch, official_tar):
     path, md5 = official_tar
     monkeypatch.setenv("CIFAR_LESSONS_DATA", str(path))
-    assert load_cifar10(per_class=PER_CLASS, official_md5=md5).source["location"] == str(path.resolve())
+    # Records name the data by its file name, never by a machine's absolute path.
+    assert load_cifar10(per_class=PER_CLASS, official_md5=md5).source["location"] == path.name
 
 
 # --- bad input ------------------------------------------------------------------------
@@ -209,6 +225,17 @@ def test_links_in_archives_are_never_followed(tmp_path):
     assert_matches_synthetic(load(path))  # the link is ignored, not read
 
 
+def test_links_in_zip_archives_are_never_followed(tmp_path):
+    path = tmp_path / "cifar.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in image_files("PNG").items():
+            archive.writestr(name, payload)
+        link = zipfile.ZipInfo("cifar/train/cat/9999.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    assert_matches_synthetic(load(path))  # the link is ignored, not read as an image
+
+
 def test_non_cifar_pickle(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -239,7 +266,7 @@ def test_keras_download_is_the_default(monkeypatch):
     monkeypatch.delenv("CIFAR_LESSONS_DATA", raising=False)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data",
                         lambda: ((x_train, y_train.reshape(-1, 1)), (x_test, y_test.reshape(-1, 1))))
-    data = load_cifar10()
+    data = load_cifar10(per_class=PER_CLASS)
     assert data.source["name"] == "CIFAR-10 (official)" and data.source["location"] == "keras.datasets.cifar10"
     np.testing.assert_array_equal(data.y_train, y_train)
     assert data.y_train.ndim == 1
@@ -254,6 +281,351 @@ def test_keras_download_failure_is_actionable(monkeypatch):
     monkeypatch.delenv("CIFAR_LESSONS_DATA", raising=False)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(DataError, match="Could not download.*CIFAR_LESSONS_DATA"):
+        load_cifar10()
+
+
+# --- every source is verified before it is trusted -------------------------------------
+
+@contextlib.contextmanager
+def refused(match):
+    """Expect a DataError whose one-line message matches ``match``."""
+    with pytest.raises(DataError, match=match) as caught:
+        yield caught
+    assert "\n" not in str(caught.value), "error messages must fit on one line"
+
+
+@contextlib.contextmanager
+def memory_at_most(mib):
+    """Fail when Python allocates more than ``mib`` MiB at once inside the block."""
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < mib << 20, f"peak allocation {peak / (1 << 20):.0f} MiB"
+
+
+@contextlib.contextmanager
+def fails_after(seconds):
+    """Turn a hang into a test failure."""
+    def hung(signum, frame):
+        raise AssertionError(f"still running after {seconds} s: the loader hangs")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def flip_bit(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("field", ["crc", "length"])
+def test_gzip_trailer_checksum_is_verified(tmp_path, field):
+    path = write_tar(tmp_path / "cifar.tar.gz", image_files("PNG"), "w:gz")
+    flip_bit(path, path.stat().st_size - (8 if field == "crc" else 4))
+    # Every member still reads: only reading the stream to its end (as gzip -t does) can notice.
+    with tarfile.open(path) as archive:
+        assert len(archive.getnames()) == 60
+    with refused("corrupt archive.*(CRC|length)"):
+        load(path)
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_one_bit_flip_inside_a_tar_gz_is_refused(tmp_path, fraction):
+    path = write_tar(tmp_path / "cifar.tar.gz", image_files("PNG"), "w:gz")
+    flip_bit(path, int(path.stat().st_size * fraction))
+    with refused("truncated or corrupt|end-of-archive"):
+        load(path)
+
+
+def test_damaged_header_inside_a_plain_tar_is_refused(tmp_path):
+    path = write_tar(tmp_path / "cifar.tar", image_files("PNG"), "w")
+    with tarfile.open(path) as archive:
+        middle = archive.getmembers()[30].offset
+    flip_bit(path, middle)  # the header's checksum no longer matches
+    with tarfile.open(path) as archive:
+        assert len(archive.getnames()) == 30  # tarfile stops there without a word
+    with refused("data after its end-of-archive block"):
+        load(path)
+
+
+def test_plain_tar_cut_at_a_member_boundary_is_refused(tmp_path):
+    path = write_tar(tmp_path / "cifar.tar", image_files("PNG"), "w")
+    with tarfile.open(path) as archive:
+        cut = archive.getmembers()[-1].offset
+    path.write_bytes(path.read_bytes()[:cut])
+    with refused("truncated"):
+        load(path)
+
+
+@pytest.mark.parametrize("name", ["cifar/train/cat/9999.png", "cifar/notes.bin"])
+def test_huge_tar_gz_member_is_refused_from_its_header(tmp_path, name):
+    path = write_tar_gz_with_huge_member(tmp_path / "cifar.tar.gz", image_files("PNG"), name)
+    assert path.stat().st_size < 2 << 20  # 1 GiB of zeros really follows the header
+    with memory_at_most(64), refused(f"member {name} is 1.0 GiB"):
+        load(path)
+
+
+def test_zip_member_declaring_1_gib_is_refused_before_reading(tmp_path):
+    files = image_files("PNG")
+    members = zip_members(files)
+    members.append(("cifar/train/cat/9999.png", deflated_zeros(), 8, 0, 1 << 30))
+    path = write_raw_zip(tmp_path / "cifar.zip", members)
+    with memory_at_most(64), refused("member cifar/train/cat/9999.png is 1.0 GiB"):
+        load(path)
+
+
+def test_zip_member_lying_about_its_size_stays_bounded(tmp_path):
+    files = image_files("PNG")
+    members = zip_members(files)
+    name, payload, *_ = members[5]
+    members[5] = (name, deflated_zeros(), 8, zlib.crc32(payload), len(payload))  # expands to 1 GiB
+    path = write_raw_zip(tmp_path / "cifar.zip", members)
+    with memory_at_most(64), refused(f"member {name} is corrupt"):
+        load(path)
+
+
+@pytest.mark.parametrize("where", ["start", "middle"])
+def test_corrupt_zip_member_is_a_data_error(tmp_path, where):
+    path = tmp_path / "cifar.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in image_files("PNG").items():
+            archive.writestr(name, payload)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.infolist()[7]
+    start = info.header_offset + 30 + len(info.filename.encode())
+    data = bytearray(path.read_bytes())
+    if where == "start":
+        data[start] = 0xFF  # a deflate block type that does not exist: zlib.error
+    else:
+        data[start + info.compress_size // 2] ^= 0x10  # caught by the member's CRC
+    path.write_bytes(bytes(data))
+    with refused(f"member {info.filename} is corrupt"):
+        load(path)
+
+
+def png_header_only(width, height):
+    """A PNG whose header declares width x height but holds almost no pixel data."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">2I5B", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+
+
+def test_huge_png_is_rejected_from_its_header_before_decoding(tmp_path):
+    files = image_files("PNG")
+    files["cifar/train/cat/0012.png"] = png_header_only(12000, 12000)
+    # The pixel data is missing, so an image that were decoded first would fail as truncated instead.
+    with refused("train/cat/0012.png is 12000x12000, CIFAR-10 images are 32x32"):
+        load(write_tree(tmp_path, files) / "cifar")
+
+
+def test_decompression_bomb_png_is_a_data_error(tmp_path):
+    files = image_files("PNG")
+    files["cifar/train/cat/0012.png"] = png_header_only(20000, 20000)
+    with refused("0012.png is far larger than a 32x32 image"):
+        load(write_tree(tmp_path, files) / "cifar")
+
+
+def test_sixteen_bit_png_is_refused(tmp_path):
+    from PIL import Image
+
+    files = image_files("PNG")
+    buffer = io.BytesIO()
+    Image.fromarray(np.linspace(0, 65535, 32 * 32).astype(np.uint16).reshape(32, 32)).save(buffer, format="PNG")
+    files["cifar/train/cat/0012.png"] = buffer.getvalue()
+    with refused("0012.png is a 16-bit PNG"):
+        load(write_tree(tmp_path, files) / "cifar")
+
+
+def test_transparent_png_is_refused_and_opaque_rgba_is_exact(tmp_path):
+    from PIL import Image
+
+    files = {}
+    for name, payload in image_files("PNG").items():
+        buffer = io.BytesIO()
+        Image.open(io.BytesIO(payload)).convert("RGBA").save(buffer, format="PNG")
+        files[name] = buffer.getvalue()
+    assert_matches_synthetic(load(write_tree(tmp_path / "opaque", files) / "cifar"))
+    see_through = Image.open(io.BytesIO(files["cifar/train/cat/0012.png"]))
+    see_through.putpixel((0, 0), (1, 2, 3, 0))
+    buffer = io.BytesIO()
+    see_through.save(buffer, format="PNG")
+    files["cifar/train/cat/0012.png"] = buffer.getvalue()
+    with refused("0012.png has transparent pixels"):
+        load(write_tree(tmp_path / "clear", files) / "cifar")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_named_like_an_archive_is_refused_without_hanging(tmp_path):
+    path = tmp_path / "cifar.tar.gz"
+    os.mkfifo(path)
+    with fails_after(20), refused("not a regular file"):
+        load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_inside_an_image_tree_is_refused_without_hanging(tmp_path):
+    files = image_files("PNG")
+    del files["cifar/train/cat/0012.png"]
+    root = write_tree(tmp_path, files) / "cifar"
+    os.mkfifo(root / "train" / "cat" / "0012.png")
+    with fails_after(20), refused("0012.png is not a regular file"):
+        load(root)
+
+
+def write_batches(folder, train_images, train_labels, test_images, test_labels, batches=None):
+    folder.mkdir(parents=True)
+    order = np.random.default_rng(1).permutation(len(train_images))
+    files = batches or {f"data_batch_{i + 1}": batch_bytes(train_images[part], train_labels[part])
+                        for i, part in enumerate(np.array_split(order, 5))}
+    files.setdefault("test_batch", batch_bytes(test_images, test_labels))
+    for name, payload in files.items():
+        (folder / name).write_bytes(payload)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["folder", "tar.gz"])
+def test_official_batches_with_too_few_images_are_refused(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    train_labels, test_labels = np.repeat(np.arange(10), 5), np.arange(10)  # 50 train / 10 test
+    folder = write_batches(tmp_path / "cifar-10-batches-py",
+                           rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), train_labels,
+                           rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), test_labels)
+    path = folder
+    if kind == "tar.gz":
+        path = write_tar(tmp_path / "cifar-10-python.tar.gz",
+                         {f"cifar-10-batches-py/{f.name}": f.read_bytes() for f in folder.iterdir()})
+    md5 = hashlib.md5(path.read_bytes()).hexdigest() if kind == "tar.gz" else OFFICIAL_MD5
+    with refused("train/airplane holds 5 images, expected 5000"):
+        load_cifar10(path, official_md5=md5)
+
+
+def test_duplicated_official_batch_is_refused(tmp_path):
+    batches = official_batches()
+    batches["data_batch_4"] = batches["data_batch_2"]
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, payload in batches.items():
+        (folder / name).write_bytes(payload)
+    with refused("data_batch_4 holds the same images as data_batch_2"):
+        load(folder)
+
+
+@pytest.mark.parametrize("dtype,high,accepted", [(np.int16, 255, True), (np.int16, 400, False),
+                                                  (np.float32, 255, False)])
+def test_official_batch_pixels_must_be_8_bit(tmp_path, dtype, high, accepted):
+    x_train, y_train, x_test, y_test = synthetic_arrays()
+    wide = x_train.astype(dtype)
+    wide[0, 0, 0, 0] = high
+    folder = write_batches(tmp_path / "cifar-10-batches-py", wide, y_train, x_test, y_test)
+    if accepted:
+        assert load(folder).x_train.max() == 255
+    else:
+        with refused("pixel"):
+            load(folder)
+
+
+def cache_files():
+    from cifar_lessons.data import cache_dir
+
+    return sorted(cache_dir().glob("cifar10-*"))
+
+
+def test_cache_with_replaced_content_is_detected_and_rebuilt(tmp_path, caplog):
+    path = write_tar(tmp_path / "cifar.tar.gz", image_files("PNG"), "w:gz")
+    truth = load(path, use_cache=False)
+    load(path)
+    (cached,) = cache_files()
+    data = bytearray(cached.read_bytes())
+    quarter = len(data) // 4
+    data[quarter:3 * quarter] = bytes(2 * quarter)  # same size, zeros where the pixels were
+    cached.write_bytes(bytes(data))
+    again = load(path)
+    assert again.fingerprint == truth.fingerprint
+    np.testing.assert_array_equal(again.x_train, truth.x_train)
+    assert "Ignoring the cache" in caplog.text
+    caplog.clear()
+    assert load(path).fingerprint == truth.fingerprint and not caplog.text  # rebuilt, trusted again
+
+
+def test_cache_of_other_data_put_in_its_place_is_not_served(tmp_path, caplog):
+    first = write_tar(tmp_path / "first.tar.gz", image_files("PNG", seed=1), "w:gz")
+    second = write_tar(tmp_path / "second.tar.gz", image_files("PNG", seed=2), "w:gz")
+    truth = load(first)
+    (first_cache,) = cache_files()
+    load(second)
+    (second_cache,) = [f for f in cache_files() if f != first_cache]
+    first_cache.write_bytes(second_cache.read_bytes())
+    assert load(first).fingerprint == truth.fingerprint
+    assert "Ignoring the cache" in caplog.text
+
+
+@pytest.mark.parametrize("forgery", ["ten images", "labels 42"])
+def test_forged_cache_with_a_matching_fingerprint_is_refused(tmp_path, caplog, forgery):
+    from cifar_lessons.data import _save_cache, fingerprint_arrays
+
+    path = write_tar(tmp_path / "cifar.tar.gz", image_files("PNG"), "w:gz")
+    truth = load(path)
+    (cached,) = cache_files()
+    x_train, y_train, x_test, y_test = (np.zeros_like(truth.x_train), truth.y_train.copy(),
+                                        truth.x_test, truth.y_test)
+    if forgery == "ten images":
+        x_train, y_train = x_train[:10], y_train[:10]
+    else:
+        y_train[:] = 42
+    arrays = (x_train, y_train, x_test, y_test)
+    # A well-formed cache for this very source, whose stored fingerprint matches its own arrays.
+    original_key = json.loads(str(np.load(cached)))["key"]
+    _save_cache(cached, arrays, "PNG", fingerprint_arrays(*arrays), original_key)
+    again = load(path)
+    assert again.fingerprint == truth.fingerprint
+    np.testing.assert_array_equal(again.y_train, truth.y_train)
+    assert "Ignoring the cache" in caplog.text
+
+
+def test_folder_edited_with_size_and_time_kept_is_decoded_again(tmp_path):
+    from PIL import Image
+
+    def stored_png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG", compress_level=0)
+        return buffer.getvalue()
+
+    x_train = synthetic_arrays()[0]
+    files = image_files("PNG")
+    files["cifar/train/cat/0012.png"] = stored_png(x_train[12])
+    root = write_tree(tmp_path, files) / "cifar"
+    target = root / "train" / "cat" / "0012.png"
+    before = load(root)
+    before_stat = target.stat()
+    replacement = stored_png(255 - x_train[12])
+    assert len(replacement) == before_stat.st_size
+    target.write_bytes(replacement)
+    os.utime(target, ns=(before_stat.st_atime_ns, before_stat.st_mtime_ns))
+    assert target.stat().st_size == before_stat.st_size and target.stat().st_mtime_ns == before_stat.st_mtime_ns
+    after = load(root)
+    assert after.fingerprint != before.fingerprint
+    assert any(np.array_equal(image, 255 - x_train[12]) for image in after.x_train)
+
+
+def test_keras_download_with_wrong_counts_is_refused(monkeypatch):
+    import keras
+
+    x_train, y_train, x_test, y_test = synthetic_arrays()
+    monkeypatch.delenv("CIFAR_LESSONS_DATA", raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data",
+                        lambda: ((x_train, y_train.reshape(-1, 1)), (x_test, y_test.reshape(-1, 1))))
+    with refused("train/airplane holds 4 images, expected 5000"):
         load_cifar10()
 
 

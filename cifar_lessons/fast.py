@@ -1,0 +1,374 @@
+"""Going further: the techniques of the fastest CIFAR-10 recipes, in Keras (Chapter 11).
+
+The recipe follows the ideas of airbench (Keller Jordan, 2024) and hlb-CIFAR10 (Tysam, 2023),
+written here from scratch in Keras: a first convolution whose 2x2 filters whiten the image patches
+(computed from the training data, not learned), a wide and shallow VGG-style network with batch
+norm and GELU, SGD with Nesterov momentum at a large batch, a warmup-then-decay learning-rate
+schedule, label smoothing, decoupled weight decay, an exponential moving average of the weights,
+flip-and-shift augmentation, and test-time augmentation built into the saved model.
+
+Every hyperparameter of a run lives in :class:`FastConfig`; an ablation switches one off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from . import results
+from .data import Dataset, train_validation_split
+from .fast_config import FastConfig
+
+
+def whitening_kernel(images: np.ndarray, patch: int = 2, epsilon: float = 5e-4) -> np.ndarray:
+    """Conv filters that whiten ``patch x patch`` image patches, from the data's covariance (Chapter 11).
+
+    Each eigenvector v of the patch covariance becomes a filter v / sqrt(lambda + epsilon), so the
+    filter outputs are uncorrelated with unit variance; the negated filters are added so a ReLU-like
+    activation after the layer keeps both signs. ``images`` are float images already standardized.
+    """
+    patches = np.lib.stride_tricks.sliding_window_view(images, (patch, patch), axis=(1, 2))
+    patches = patches.reshape(-1, images.shape[-1] * patch * patch).astype(np.float64)  # (N, C*p*p)
+    covariance = np.cov(patches, rowvar=False)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    filters = eigenvectors / np.sqrt(eigenvalues + epsilon)  # columns: one filter each
+    # sliding_window_view orders a patch as (channel, row, col); Keras kernels are (row, col, channel, out).
+    channels = images.shape[-1]
+    kernel = filters.T.reshape(-1, channels, patch, patch).transpose(2, 3, 1, 0)
+    return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
+
+
+def torch_style_initializer() -> keras.initializers.Initializer:
+    """Uniform weights with variance 1/(3 fan_in): PyTorch's default, which airbench's settings assume."""
+    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
+def conv_group(x, filters: int, momentum: float, name: str):
+    """Convolution, max pooling, batch norm, GELU, then convolution, batch norm, GELU (Chapter 11)."""
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
+                      name=f"{name}_conv1")(x)
+    x = layers.MaxPooling2D(name=f"{name}_pool")(x)
+    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-5, scale=False, name=f"{name}_bn1")(x)
+    x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
+                      name=f"{name}_conv2")(x)
+    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-5, scale=False, name=f"{name}_bn2")(x)
+    return layers.Activation("gelu", name=f"{name}_gelu2")(x)
+
+
+def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
+    """The going-further network on raw 0-255 images, returning logits (Chapter 11)."""
+    from .models import normalization_layer
+
+    normalizer = normalization_layer(x_train)
+    # The whitening filters come from 2,500 standardized training images (statistics of the training set only).
+    sample = x_train[np.random.default_rng(config.seed).choice(len(x_train), min(2500, len(x_train)),
+                                                                 replace=False)].astype(np.float32)
+    pixels = x_train.reshape(-1, 3).astype(np.float64)
+    standardized = (sample - pixels.mean(axis=0)) / np.sqrt(pixels.var(axis=0))
+    kernel = whitening_kernel(standardized, config.whiten_patch, config.whiten_epsilon)
+
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = normalizer(inputs)
+    whiten = layers.Conv2D(kernel.shape[-1], config.whiten_patch, padding="valid", use_bias=True,
+                           trainable=False, name="whiten")
+    x = whiten(x)
+    whiten.set_weights([kernel, np.zeros(kernel.shape[-1], np.float32)])
+    x = layers.Activation("gelu", name="whiten_gelu")(x)
+    for index, filters in enumerate(config.widths, start=1):
+        x = conv_group(x, filters, config.batch_norm_momentum, name=f"block{index}")
+    x = layers.GlobalMaxPooling2D(name="pool")(x)
+    x = layers.Dense(10, use_bias=False, kernel_initializer=torch_style_initializer(), name="logits_unscaled")(x)
+    outputs = layers.Rescaling(config.logit_scale, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="fast_net")
+
+
+def training_model(config: FastConfig, net: keras.Model) -> keras.Model:
+    """The network behind random flips and pixel shifts, which act only during training (Chapter 11)."""
+    steps = []
+    if config.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=config.seed))
+    if config.translate_pixels:
+        shift = config.translate_pixels / 32
+        steps.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", interpolation="nearest",
+                                              seed=config.seed))
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = keras.Sequential(steps, name="augment")(inputs) if steps else inputs
+    return keras.Model(inputs, net(x), name="fast_train")
+
+
+def _flip_layer() -> layers.Layer:
+    """A left-right mirror built from stock layers: a fixed permutation of the width axis."""
+    reverse = np.eye(32, dtype=np.float32)[::-1]
+    dense = layers.Dense(32, use_bias=False, trainable=False, name="mirror_width")
+    block = keras.Sequential([layers.Permute((1, 3, 2)), dense, layers.Permute((1, 3, 2))], name="mirror")
+    block.build((None, 32, 32, 3))
+    dense.set_weights([reverse])
+    return block
+
+
+def _shift_layer(rows: int, cols: int, name: str) -> layers.Layer:
+    """Shift an image by whole pixels (edge rows padded with zeros), from stock layers."""
+    pad = ((max(rows, 0), max(-rows, 0)), (max(cols, 0), max(-cols, 0)))
+    crop = ((max(-rows, 0), max(rows, 0)), (max(-cols, 0), max(cols, 0)))
+    return keras.Sequential([layers.ZeroPadding2D(pad), layers.Cropping2D(crop)], name=name)
+
+
+def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
+    """The saved model: raw 0-255 images in, class probabilities out, test-time augmentation inside (Chapter 11).
+
+    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both views shifted
+    one pixel up-left and down-right. It uses stock Keras layers only, so ``keras.models.load_model``
+    needs nothing from this package.
+    """
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    views = [inputs]
+    if config.tta in ("flip", "flip_shift"):
+        views.append(_flip_layer()(inputs))
+    if config.tta == "flip_shift":
+        views += [_shift_layer(rows, cols, name=f"shift_{name}_{index}")(view)
+                  for rows, cols, name in ((-1, -1, "up_left"), (1, 1, "down_right"))
+                  for index, view in enumerate(views[:2])]
+    probabilities = [layers.Softmax(dtype="float32")(net(view)) for view in views]
+    outputs = probabilities[0] if len(probabilities) == 1 else layers.Average(dtype="float32")(probabilities)
+    return keras.Model(inputs, outputs, name=f"fast_net_tta_{config.tta}")
+
+
+def learning_rate_schedule(config: FastConfig, steps_per_epoch: int):
+    """Linear warmup to the peak, then cosine decay to a small fraction of it (Chapter 11)."""
+    total = steps_per_epoch * config.epochs
+    warmup = max(1, int(total * config.warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.peak_learning_rate * 0.1, decay_steps=max(1, total - warmup),
+        alpha=config.final_learning_rate_fraction,
+        warmup_target=config.peak_learning_rate, warmup_steps=warmup)
+
+
+def compile_fast(model: keras.Model, config: FastConfig, steps_per_epoch: int) -> None:
+    """SGD with Nesterov momentum, weight decay, an optional weight average, label smoothing (Chapter 11)."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate=learning_rate_schedule(config, steps_per_epoch), momentum=config.momentum,
+        nesterov=config.nesterov, weight_decay=config.weight_decay or None,
+        use_ema=config.ema_momentum is not None, ema_momentum=config.ema_momentum or 0.99)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                            label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"])
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Writes the per-epoch history (with the learning rate and epoch time) after every epoch."""
+
+    def __init__(self, path: Path, history: dict):
+        super().__init__()
+        self.path, self.history = path, history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(np.asarray(optimizer.learning_rate))
+        logs["epoch_time_s"] = time.perf_counter() - self.started
+        # CPU seconds of this process: unlike wall time, barely changed by other programs on the machine.
+        logs["epoch_cpu_s"] = time.process_time() - self.cpu_started
+        for values in self.history.values():
+            del values[epoch:]
+        self.history.setdefault("epoch", []).append(epoch + 1)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        results.write_json_atomic(self.path, self.history)
+
+
+def _splits(config: FastConfig, data: Dataset):
+    x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    if config.subset:
+        rng = np.random.default_rng(config.seed)
+        keep = rng.choice(len(x), config.subset + config.validation_size, replace=False)
+        x, y = x[keep], y[keep]
+        keep_test = rng.choice(len(x_test), min(config.subset, len(x_test)), replace=False)
+        x_test, y_test = x_test[keep_test], y_test[keep_test]
+    (x_train, y_train), (x_val, y_val) = train_validation_split(
+        x, y, validation_size=config.validation_size, seed=config.seed)
+    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+
+
+def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
+               verbose: int = 2) -> dict:
+    """Train the going-further recipe, evaluate the saved (TTA) model on the test set, write a record (Chapter 11)."""
+    from .training import resolve_precision
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Runs are short (minutes): an interrupted run starts over rather than resuming mid-schedule.
+    work = run_dir / "checkpoint"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    keras.utils.set_random_seed(config.seed)
+    precision = resolve_precision(config.precision)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = _splits(config, data)
+        net = build_fast_net(config, x_train)
+        model = training_model(config, net)
+        steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+        compile_fast(model, config, steps_per_epoch)
+        history: dict = {}
+        one_hot = np.eye(10, dtype=np.float32)
+        last_raw_weights = []  # the weights before the moving average replaces them, for the ablation
+        keep_raw = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: epoch == config.epochs - 1 and last_raw_weights.append(net.get_weights()))
+        fit_started = time.perf_counter()
+        model.fit(x_train, one_hot[y_train], validation_data=(x_val, one_hot[y_val]),
+                  epochs=config.epochs, batch_size=config.batch_size, shuffle=True,
+                  callbacks=[_EpochLog(work / results.HISTORY_FILE, history),
+                             keras.callbacks.TerminateOnNaN(), keep_raw],
+                  verbose=verbose)
+        fit_time = time.perf_counter() - fit_started
+        if config.ema_momentum is not None:
+            # The moving-average weights replace the raw ones at the end of fit; re-estimate the
+            # batch-norm statistics for them with one pass over the training images (no weight updates).
+            _recompute_batch_norm_statistics(net, x_train, config.batch_size)
+        final = inference_model(config, net)  # saved uncompiled: no optimizer state in the file
+        test_loss, test_accuracy = _score(final, x_test, y_test)
+        val_loss, val_accuracy = _score(final, x_val, y_val)
+        model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
+        final.save(model_tmp)
+        # The race's clock stops here: trained, evaluated and saved.
+        run_time, run_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        # Free ablations from the same run, outside the timed part: no test-time augmentation, or
+        # a mirror only; and the raw weights of the last epoch instead of their moving average.
+        analysis_started = time.perf_counter()
+        variants = {}
+        for tta in ("none", "flip", "flip_shift"):
+            view = inference_model(dataclasses.replace(config, tta=tta), net)
+            variants[f"tta_{tta}"] = _variant_scores(view, (x_val, y_val), (x_test, y_test))
+        if config.ema_momentum is not None and last_raw_weights:
+            averaged = net.get_weights()
+            net.set_weights(last_raw_weights[0])
+            variants["no_weight_average"] = _variant_scores(inference_model(config, net), (x_val, y_val),
+                                                            (x_test, y_test))
+            net.set_weights(averaged)
+        analysis_time = time.perf_counter() - analysis_started
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    if not np.all(np.isfinite(history.get("loss", [np.nan]))):
+        raise RuntimeError("training diverged (the loss is not finite); lower peak_learning_rate")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    record = {
+        "format": results.RECORD_FORMAT, "chapter": chapter, "recipe": "fast", "config": config.to_dict(),
+        "config_hash": config.hash, "seed": config.seed, "epochs_run": len(history["epoch"]),
+        "best_epoch": int(np.argmax(history["val_accuracy"])) + 1,
+        "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "fit_time_s": round(fit_time, 1),
+        "run_time_s": round(run_time, 1), "run_cpu_time_s": round(run_cpu, 1),
+        "analysis_time_s": round(analysis_time, 1),
+        "variants": variants,
+        "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
+        "images_per_s": round(len(x_train) * len(history["epoch"]) / float(np.sum(history["epoch_time_s"])), 1),
+        "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
+        "hardware": results.hardware_info(), "versions": results.library_versions(),
+        "data": data.source, "code": results.code_identity(),
+        "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
+        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": bool(config.subset), "precision": precision,
+        "parameters": int(net.count_params()),
+    }
+    model_tmp.replace(run_dir / results.MODEL_FILE)
+    results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
+    results.write_json_atomic(run_dir / results.RECORD_FILE, record)
+    shutil.rmtree(work, ignore_errors=True)
+    return record
+
+
+def _score(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Log loss and accuracy of a model that outputs probabilities, from one pass of ``predict``."""
+    from sklearn.metrics import accuracy_score, log_loss
+
+    probabilities = np.asarray(model.predict(images, batch_size=500, verbose=0), dtype=np.float64)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return (float(log_loss(labels, probabilities, labels=range(10))),
+            float(accuracy_score(labels, probabilities.argmax(axis=1))))
+
+
+def _variant_scores(model: keras.Model, validation: tuple, test: tuple) -> dict:
+    """Validation and test accuracy of one variant of the trained network."""
+    return {"val_accuracy": _score(model, *validation)[1], "test_accuracy": _score(model, *test)[1]}
+
+
+def _recompute_batch_norm_statistics(net: keras.Model, images: np.ndarray, batch_size: int) -> None:
+    """Reset every BatchNormalization layer's running mean and variance from the training images."""
+    norms = [layer for layer in net.layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, np.float32))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, np.float32))
+    # A cumulative average over the batches: momentum k/(k+1) on batch k weighs every batch equally.
+    batches = range(0, len(images), batch_size)
+    for index, start in enumerate(batches):
+        for layer in norms:
+            layer.momentum = index / (index + 1)
+        net(images[start:start + batch_size].astype(np.float32), training=True)
+    for layer, momentum in zip(norms, saved):
+        layer.momentum = momentum
+
+
+# The race against chapter 8: which runs it compares, in results/11/race.json (Chapter 11).
+RACE_FILE = "race.json"
+
+
+def time_to_accuracy(history: dict, target: float, clock: str = "epoch_time_s") -> float | None:
+    """Seconds of training (summed ``clock`` per epoch) until validation accuracy first reaches ``target``."""
+    elapsed = 0.0
+    for seconds, accuracy in zip(history[clock], history["val_accuracy"]):
+        elapsed += seconds
+        if accuracy >= target:
+            return elapsed
+    return None
+
+
+def race_summary(results_dir: Path | None = None) -> dict:
+    """Chapter 8's time to its target against this chapter's whole runs, from the runs race.json names (Chapter 11).
+
+    Chapter 8's clock counts its training epochs only (not loading, building or evaluating), this
+    chapter's counts the whole run up to the saved, evaluated model, so the comparison favours
+    chapter 8. Both wall-clock and process CPU seconds are compared: CPU seconds barely change when
+    other programs share the machine, wall seconds do.
+    """
+    root = Path(results_dir or results.default_results_dir())
+    race = results.read_json(root / "11" / RACE_FILE)
+    target = race["target_val_accuracy"]
+    baseline_dir = root / race["baseline_run"]
+    baseline_record = results.load_record(baseline_dir)
+    baseline_history = results.read_json(baseline_dir / results.HISTORY_FILE)
+    runs = [results.load_record(root / path) for path in race["runs"]]
+    summary = {
+        "target": target, "baseline_run": race["baseline_run"], "runs": race["runs"],
+        "baseline_wall_s": time_to_accuracy(baseline_history, target, "epoch_time_s"),
+        "baseline_cpu_s": time_to_accuracy(baseline_history, target, "epoch_cpu_s"),
+        "baseline_test_accuracy": baseline_record["test_accuracy"],
+        "run_wall_s": [record["run_time_s"] for record in runs],
+        "run_cpu_s": [record["run_cpu_time_s"] for record in runs],
+        "test_accuracy": [record["test_accuracy"] for record in runs],
+        "hosts": sorted({_host(record) for record in [baseline_record, *runs]}),
+    }
+    for clock in ("wall", "cpu"):
+        if summary[f"baseline_{clock}_s"]:
+            summary[f"ratio_{clock}"] = max(summary[f"run_{clock}_s"]) / summary[f"baseline_{clock}_s"]
+    return summary
+
+
+def _host(record: dict) -> str:
+    """A host's name for comparing times: CPU model, cores and speed-relevant CPU flags."""
+    hardware = record["hardware"]
+    return f"{hardware['cpu']}, {hardware['cores']} cores, flags {' '.join(hardware.get('cpu_flags', []))}"
