@@ -68,19 +68,21 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
     from .models import normalization_layer
 
     normalizer = normalization_layer(x_train)
-    # The whitening filters come from 2,500 standardized training images (statistics of the training set only).
-    sample = x_train[np.random.default_rng(config.seed).choice(len(x_train), min(2500, len(x_train)),
-                                                                 replace=False)].astype(np.float32)
-    pixels = x_train.reshape(-1, 3).astype(np.float64)
-    standardized = (sample - pixels.mean(axis=0)) / np.sqrt(pixels.var(axis=0))
-    kernel = whitening_kernel(standardized, config.whiten_patch, config.whiten_epsilon)
-
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     x = normalizer(inputs)
-    whiten = layers.Conv2D(kernel.shape[-1], config.whiten_patch, padding="valid", use_bias=True,
-                           trainable=False, name="whiten")
-    x = whiten(x)
-    whiten.set_weights([kernel, np.zeros(kernel.shape[-1], np.float32)])
+    if config.whiten_patch:
+        # The whitening filters come from 2,500 standardized training images (training statistics only).
+        sample = x_train[np.random.default_rng(config.seed).choice(len(x_train), min(2500, len(x_train)),
+                                                                     replace=False)].astype(np.float32)
+        pixels = x_train.reshape(-1, 3).astype(np.float64)
+        standardized = (sample - pixels.mean(axis=0)) / np.sqrt(pixels.var(axis=0))
+        kernel = whitening_kernel(standardized, config.whiten_patch, config.whiten_epsilon)
+        whiten = layers.Conv2D(kernel.shape[-1], config.whiten_patch, padding="valid", use_bias=True,
+                               trainable=False, name="whiten")
+        x = whiten(x)
+        whiten.set_weights([kernel, np.zeros(kernel.shape[-1], np.float32)])
+    else:  # the ablation: an ordinary learned 2x2 convolution of the same size
+        x = layers.Conv2D(24, 2, padding="valid", kernel_initializer=torch_style_initializer(), name="whiten")(x)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for index, filters in enumerate(config.widths, start=1):
         x = conv_group(x, filters, config.batch_norm_momentum, name=f"block{index}")
@@ -372,3 +374,96 @@ def _host(record: dict) -> str:
     """A host's name for comparing times: CPU model, cores and speed-relevant CPU flags."""
     hardware = record["hardware"]
     return f"{hardware['cpu']}, {hardware['cores']} cores, flags {' '.join(hardware.get('cpu_flags', []))}"
+
+
+def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
+    """This chapter's records by seed, main run (results/11) and results/11/seedS, current recipe only (Chapter 11)."""
+    from .chapters import get_chapter
+
+    root = Path(results_dir or results.default_results_dir()) / "11"
+    config_hashes = {}
+    found = {}
+    for record_path in [root / results.RECORD_FILE, *sorted(root.glob(f"seed*/{results.RECORD_FILE}"))]:
+        if not record_path.is_file():
+            continue
+        record = results.load_record(record_path.parent)
+        seed = record["seed"]
+        if seed not in config_hashes:
+            config_hashes[seed] = dataclasses.replace(get_chapter("11").config, seed=seed).hash
+        if record["config_hash"] == config_hashes[seed] and not record["quick"]:
+            found[seed] = record
+    return dict(sorted(found.items()))
+
+
+def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
+    """Test accuracy per seed of the variants every run measures on its own trained network (Chapter 11)."""
+    names = {"tta_flip_shift": "full recipe (6-view TTA)", "tta_flip": "mirror-only TTA",
+             "tta_none": "no test-time augmentation", "no_weight_average": "no weight averaging"}
+    table: dict[str, list[float]] = {}
+    for record in seed_runs(results_dir).values():
+        for key, label in names.items():
+            if key in record.get("variants", {}):
+                table.setdefault(label, []).append(record["variants"][key]["test_accuracy"])
+    return table
+
+
+def race_chart(results_dir: Path | None = None):
+    """Validation accuracy against training minutes, chapter 8's race run and this chapter's runs (Chapter 11)."""
+    import matplotlib.pyplot as plt
+
+    root = Path(results_dir or results.default_results_dir())
+    race = results.read_json(root / "11" / RACE_FILE)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    for ax, clock, label in ((axes[0], "epoch_time_s", "wall-clock minutes"),
+                             (axes[1], "epoch_cpu_s", "CPU minutes of the training process")):
+        for path, name, style in [(race["baseline_run"], "chapter 8", "-"),
+                                  *[(run, f"chapter 11 ({run})", "-") for run in race["runs"]]]:
+            history = results.read_json(root / path / results.HISTORY_FILE)
+            minutes = np.cumsum(history[clock]) / 60
+            ax.plot(minutes, history["val_accuracy"], style, marker=".", label=name)
+        ax.axhline(race["target_val_accuracy"], color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy")
+    axes[0].set_ylim(0.5, 1.0)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
+    """The recipe with one training-time technique removed at a time, for the ablation study (Chapter 11)."""
+    config = config or FastConfig()
+    replace = dataclasses.replace
+    return {
+        "no whitening (learned first layer)": replace(config, whiten_patch=0),
+        "no label smoothing": replace(config, label_smoothing=0.0),
+        "no weight decay": replace(config, weight_decay=0.0),
+        "no Nesterov momentum": replace(config, nesterov=False),
+        "no warmup": replace(config, warmup_fraction=0.0),
+        "no flip or shift augmentation": replace(config, flip=False, translate_pixels=0),
+        "no weight averaging": replace(config, ema_momentum=None),
+    }
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def ablation_dir(name: str, seed: int, results_dir: Path | None = None) -> Path:
+    """Where the ablation run named ``name`` with ``seed`` keeps its record: results/11/ablation/<name>/seedS."""
+    return Path(results_dir or results.default_results_dir()) / "11" / "ablation" / _slug(name) / f"seed{seed}"
+
+
+def ablation_table(results_dir: Path | None = None) -> dict[str, list[float]]:
+    """Test accuracy per seed of each recorded ablation run of the current recipe (Chapter 11)."""
+    table: dict[str, list[float]] = {}
+    for name, base in ablation_configs().items():
+        for seed in range(10):
+            run_dir = ablation_dir(name, seed, results_dir)
+            if not (run_dir / results.RECORD_FILE).is_file():
+                continue
+            record = results.load_record(run_dir)
+            if record["config_hash"] == dataclasses.replace(base, seed=seed).hash and not record["quick"]:
+                table.setdefault(name, []).append(record["test_accuracy"])
+    return table

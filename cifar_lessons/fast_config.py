@@ -16,7 +16,7 @@ class FastConfig:
     """Every hyperparameter of a going-further run, in one place (Chapter 11)."""
 
     # Network: a whitening stem, then three blocks of two 3x3 convolutions each.
-    whiten_patch: int = 2
+    whiten_patch: int = 2  # 0: no whitening, a learned 2x2 convolution instead (the ablation)
     whiten_epsilon: float = 5e-4
     widths: tuple = (64, 256, 256)
     batch_norm_momentum: float = 0.4  # Keras convention: running = momentum * running + (1 - momentum) * batch

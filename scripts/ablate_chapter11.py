@@ -1,0 +1,32 @@
+"""Chapter 11's ablation: train the recipe with one technique removed at a time (about one chapter-11 run each).
+
+    python scripts/ablate_chapter11.py --seeds 0 1 2      # runs what is missing, one log line per epoch
+
+Records go to results/11/ablation/<technique>/seedS/ (the model files are not kept); the chapter's
+notebook reads them with ``fast.ablation_table``. Runs whose record matches the current recipe are skipped.
+"""
+
+import argparse
+import dataclasses
+
+from cifar_lessons import fast, results
+from cifar_lessons.data import load_cifar10
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+parser.add_argument("--only", nargs="*", default=None, help="technique names to run (default: all)")
+args = parser.parse_args()
+data = load_cifar10()
+for name, config in fast.ablation_configs().items():
+    if args.only and name not in args.only:
+        continue
+    for seed in args.seeds:
+        run_config = dataclasses.replace(config, seed=seed)
+        run_dir = fast.ablation_dir(name, seed)
+        if (run_dir / results.RECORD_FILE).is_file() and results.load_record(run_dir)["config_hash"] == run_config.hash:
+            print(f"{name}, seed {seed}: recorded, skipped", flush=True)
+            continue
+        print(f"{name}, seed {seed}: training", flush=True)
+        record = fast.train_fast(run_config, data, run_dir)
+        (run_dir / results.MODEL_FILE).unlink(missing_ok=True)
+        print(f"{name}, seed {seed}: test accuracy {record['test_accuracy']:.2%}", flush=True)

@@ -1,0 +1,101 @@
+"""Chapter 11's pieces: whitening, the test-time-augmentation layers, the race bookkeeping, the saved model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from cifar_lessons import results
+from cifar_lessons.fast_config import FastConfig
+
+
+def test_whitening_kernel_decorrelates_patches():
+    """The filters turn correlated 2x2 patches into outputs with identity covariance."""
+    from cifar_lessons import fast
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(400, 32, 32, 1))
+    images = np.concatenate([base, 0.8 * base + 0.2 * rng.normal(size=base.shape),
+                             rng.normal(size=base.shape)], axis=-1)  # channels 0 and 1 strongly correlated
+    kernel = fast.whitening_kernel(images, patch=2, epsilon=1e-6)
+    assert kernel.shape == (2, 2, 3, 24)
+    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])
+    # The same patch flattened as the kernel expects it: (row, col, channel).
+    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))  # (N, 31, 31, C, 2, 2)
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
+    outputs = patches @ kernel[..., :12].reshape(12, 12)
+    np.testing.assert_allclose(np.cov(outputs, rowvar=False), np.eye(12), atol=0.02)
+
+
+def test_mirror_and_shift_views_are_exact():
+    """The stock-layer mirror and one-pixel shifts used for test-time augmentation move pixels exactly."""
+    from cifar_lessons import fast
+
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    mirrored = np.asarray(fast._flip_layer()(images))
+    np.testing.assert_array_equal(mirrored, images[:, :, ::-1, :])
+    shifted = np.asarray(fast._shift_layer(1, 1, "down_right")(images))
+    np.testing.assert_array_equal(shifted[:, 1:, 1:, :], images[:, :-1, :-1, :])
+    assert not shifted[:, 0, :, :].any() and not shifted[:, :, 0, :].any()
+
+
+def test_time_to_accuracy_sums_epochs_until_target():
+    from cifar_lessons import fast
+
+    history = {"epoch_time_s": [10.0, 20.0, 30.0], "val_accuracy": [0.5, 0.86, 0.9]}
+    assert fast.time_to_accuracy(history, 0.85) == 30.0
+    assert fast.time_to_accuracy(history, 0.95) is None
+
+
+def _fake_record(path, seed, run_time, cpu_time, accuracy, config_hash):
+    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": {}, "config_hash": config_hash,
+              "seed": seed, "epochs_run": 2, "best_epoch": 2, "wall_time_s": run_time, "images_per_s": 1.0,
+              "hardware": {"cpu": "CPU X", "cores": 2, "cpu_flags": ["avx512_bf16"]}, "versions": {},
+              "data": {"fingerprint": "f"}, "code": {}, "val_accuracy": accuracy, "val_loss": 0.5,
+              "test_accuracy": accuracy, "test_loss": 0.5, "created": "2026-01-01T00:00:00+00:00", "quick": False,
+              "run_time_s": run_time, "run_cpu_time_s": cpu_time}
+    path.mkdir(parents=True, exist_ok=True)
+    results.write_json_atomic(path / results.RECORD_FILE, record)
+
+
+def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
+    from cifar_lessons import fast
+
+    baseline = tmp_path / "08" / "seed2"
+    _fake_record(baseline, 2, 999.0, 999.0, 0.86, "h8")
+    results.write_json_atomic(baseline / results.HISTORY_FILE, {
+        "epoch": [1, 2, 3], "epoch_time_s": [100.0, 100.0, 100.0], "epoch_cpu_s": [200.0, 200.0, 200.0],
+        "val_accuracy": [0.7, 0.84, 0.851]})
+    _fake_record(tmp_path / "11", 0, 150.0, 420.0, 0.93, "h11")
+    _fake_record(tmp_path / "11" / "seed1", 1, 240.0, 480.0, 0.92, "h11")
+    (tmp_path / "11" / fast.RACE_FILE).write_text(json.dumps(
+        {"target_val_accuracy": 0.85, "baseline_run": "08/seed2", "runs": ["11", "11/seed1"]}))
+    race = fast.race_summary(tmp_path)
+    assert race["baseline_wall_s"] == 300.0 and race["baseline_cpu_s"] == 600.0
+    assert race["ratio_wall"] == pytest.approx(240.0 / 300.0)  # the slowest run counts
+    assert race["ratio_cpu"] == pytest.approx(480.0 / 600.0)
+    assert len(race["hosts"]) == 1
+
+
+def test_quick_config_is_small_and_keeps_the_recipe():
+    config = FastConfig()
+    quick = config.quick()
+    assert quick.subset and quick.epochs == 1
+    assert dataclasses.replace(quick, epochs=config.epochs, subset=None, validation_size=config.validation_size,
+                               batch_size=config.batch_size) == config
+    assert quick.hash != config.hash
+
+
+def test_ablation_removes_one_technique_each():
+    from cifar_lessons import fast
+
+    base = FastConfig()
+    for name, config in fast.ablation_configs(base).items():
+        changed = {key for key, value in config.to_dict().items() if value != base.to_dict()[key]}
+        assert changed, name
+        assert changed <= {"whiten_patch", "label_smoothing", "weight_decay", "nesterov", "warmup_fraction",
+                           "flip", "translate_pixels", "ema_momentum"}, name
+        assert len(changed) == 1 or changed == {"flip", "translate_pixels"}, name
