@@ -167,6 +167,7 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
 
 
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+_UI_ICONS = re.compile(r"--jp-icon-[\w-]+:\s*url\([^)]*\);?")
 _SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S)
 _CLIPBOARD = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-copy>\s*</div>', re.S)
 _CLIPBOARD_TEXT = re.compile(r'<div class="clipboard-copy-txt"[^>]*>.*?</div>', re.S)
@@ -178,6 +179,7 @@ _IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
 
 def _collect_css(match) -> str:
     css = match.group(1).strip()
+    css = _UI_ICONS.sub("", css)  # JupyterLab's toolbar icons (80 KB of inline SVG): a static page has no toolbar
     if css and not css.startswith("["):  # mkdocs-jupyter also appends a list's repr: not CSS
         _state["css"].setdefault(css, None)
     return ""
@@ -260,11 +262,15 @@ def on_post_build(config, **kwargs):
         path = site / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    # Material ships source maps and a Thai word splitter for search: neither is used by readers of this book.
-    for unused in [*site.glob("assets/**/*.map"), site / "assets/javascripts/lunr/wordcut.js"]:
-        search = config["plugins"].get("material/search")
-        if unused.name != "wordcut.js" or search is None or "th" not in (search.config.lang or []):
-            unused.unlink(missing_ok=True)
+    # Material ships source maps, and search support for other languages than English (lunr/min, and a Thai
+    # word splitter): an English book served to readers needs neither.
+    search = config["plugins"].get("material/search")
+    languages = set(search.config.lang or ["en"]) if search is not None else {"en"}
+    unused = list(site.glob("assets/**/*.map"))
+    if languages == {"en"}:
+        unused += [*site.glob("assets/javascripts/lunr/min/*"), site / "assets/javascripts/lunr/wordcut.js"]
+    for path in unused:
+        path.unlink(missing_ok=True)
     for label, before, after in _state["oversized"]:
         log.info(f"{label}: {before // 1000} KB is over {IMAGE_BUDGET // 1000} KB, re-encoded to {after // 1000} KB; "
                  "draw it smaller in the notebook")

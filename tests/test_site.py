@@ -378,3 +378,22 @@ def test_site_reads_from_disk(site, browser):
     assert browser.find_elements(By.CSS_SELECTOR, ".jp-RenderedImage img"), "no figure from file://"
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+@pytest.mark.browser
+def test_search_finds_a_chapter(served, browser):
+    """Served, search runs in its worker and finds a chapter by its title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chapter = CHAPTERS[4]
+    open_page(browser, f"{served}/index.html")
+    browser.execute_script("document.querySelector('[data-md-toggle=search]').checked = true;"
+                           "const input = document.querySelector('.md-search__input');"
+                           "input.value = arguments[0]; input.dispatchEvent(new Event('input', {bubbles: true}));"
+                           "input.dispatchEvent(new KeyboardEvent('keyup', {bubbles: true}));", chapter.title)
+    WebDriverWait(browser, 30).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
+    results = browser.execute_script("return document.querySelector('.md-search-result__list').textContent")
+    assert chapter.title in results and "Copied!" not in results
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
