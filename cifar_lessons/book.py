@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import results
 from .chapters import REPO_ROOT, Chapter, get_chapter, training_chapters
 from .data import Dataset, load_cifar10
 from .fast_config import FastConfig
-from .training import Run, load_run, train
+
+if TYPE_CHECKING:  # training imports Keras: loaded only when a chapter runs, so the registry stays light
+    from .training import Run
 
 
 def run_dir_for(chapter: Chapter, results_dir: Path | None = None) -> Path:
@@ -51,6 +54,8 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     smoke tests; such a run is recorded as quick and never counts as a result. ``seed`` other than
     the chapter's own trains the same recipe with that seed into ``results/NN/seedS`` (the seed study).
     """
+    from .training import load_run, train
+
     chapter = get_chapter(chapter_id)
     if chapter.uses:
         chapter = get_chapter(chapter.uses)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .config import TrainConfig
 from .fast_config import FastConfig
-from .training import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = REPO_ROOT / "chapters"

@@ -1,21 +1,29 @@
-"""Matplotlib figures used across the book. Each function returns its Figure."""
+"""Matplotlib figures used across the book. Each function returns its Figure.
+
+Importing this module applies the book's figure style (``cifar_lessons.style``): figures sized for
+the site's text column, transparent backgrounds and grey ink that read in light and dark mode.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import style
+
+style.use()
+
 
 def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
     """A grid of random training images, one row per class (Chapter 1)."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 0.9, len(class_names) * 0.95))
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(style.COLUMN_WIDTH, len(class_names) * 0.8))
     for row, name in enumerate(class_names):
         picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
         for col, index in enumerate(picks):
             axes[row, col].imshow(images[index])
             axes[row, col].axis("off")
-        axes[row, 0].set_title(name, loc="left", fontsize=9)
+        axes[row, 0].set_title(name, loc="left", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -23,7 +31,7 @@ def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
 def class_balance(y_train, y_test, class_names):
     """Images per class in the train and test sets (Chapter 1)."""
     positions = np.arange(len(class_names))
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
     for offset, labels, name in ((-0.2, y_train, "train"), (0.2, y_test, "test")):
         ax.bar(positions + offset, np.bincount(labels, minlength=len(class_names)), width=0.4, label=name)
     ax.set_xticks(positions, class_names, rotation=30)
@@ -36,7 +44,7 @@ def class_balance(y_train, y_test, class_names):
 
 def pixel_histograms(images):
     """Distribution of pixel values per RGB channel (Chapter 1)."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
     for channel, color in enumerate(("red", "green", "blue")):
         ax.hist(images[..., channel].ravel(), bins=64, range=(0, 255), color=color, alpha=0.4, label=color)
     ax.set_xlabel("pixel value")
@@ -80,7 +88,8 @@ def learning_rate(history: dict):
 
 def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
     """Each row: an image, then random augmentations of it (Chapter 4)."""
-    fig, axes = plt.subplots(len(images), copies + 1, figsize=((copies + 1) * 1.1, len(images) * 1.1))
+    fig, axes = plt.subplots(len(images), copies + 1,
+                             figsize=(style.COLUMN_WIDTH, len(images) * style.COLUMN_WIDTH / (copies + 1)))
     for row, image in enumerate(images):
         axes[row, 0].imshow(image)
         batch = np.repeat(image[None].astype("float32"), copies, axis=0)
@@ -89,7 +98,7 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
             axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"))
         for ax in axes[row]:
             ax.axis("off")
-    axes[0, 0].set_title("original", fontsize=9)
+    axes[0, 0].set_title("original", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -99,7 +108,7 @@ def confusion(matrix, class_names, normalize: bool = True):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     values = matrix / matrix.sum(axis=1, keepdims=True) if normalize else matrix
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 6.3))
     ConfusionMatrixDisplay(values, display_labels=class_names).plot(
         ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=False, xticks_rotation=45)
     ax.set_title("Confusion matrix (fraction of each true class)")
@@ -107,15 +116,16 @@ def confusion(matrix, class_names, normalize: bool = True):
     return fig
 
 
-def image_grid(images, titles, columns: int = 8):
+def image_grid(images, titles, columns: int = 6):
     """Images with a caption each, e.g. misclassified examples (Chapter 9)."""
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6))
+    width = min(style.COLUMN_WIDTH, columns * 1.75)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (width / columns + 0.45)), squeeze=False)
     for ax in np.ravel(axes):
         ax.axis("off")
     for ax, image, title in zip(np.ravel(axes), images, titles):
         ax.imshow(image)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -125,7 +135,8 @@ def filters(kernels):
     count = kernels.shape[-1]
     columns = 8
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns, rows))
+    width = style.COLUMN_WIDTH * 0.75
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * width / columns + 0.4))
     for index, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if index < count:
@@ -140,7 +151,7 @@ def feature_maps(maps, title: str, count: int = 16):
     """The first ``count`` channels of one image's activations (Chapter 9)."""
     columns = 8
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.15))
+    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, rows * style.COLUMN_WIDTH / columns + 0.45))
     for index, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if index < min(count, maps.shape[-1]):

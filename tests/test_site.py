@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import html
 import http.server
+import io
+import json
 import re
 import shutil
 import subprocess
@@ -12,33 +14,116 @@ import sys
 import threading
 
 import pytest
+import yaml
 
 from cifar_lessons.book import chapter_status
-from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, training_chapters
+from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_chapters
+from cifar_lessons.site import IMAGE_BUDGET
+
+# Screenshots the browser tests take (CI artifacts; build/ is ignored by git).
+SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
+PAGE_BUDGET = 600_000
+SITE_BUDGET = 6_000_000
+BUILD_LOGS = {}
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     site_dir = tmp_path_factory.mktemp("site")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site_dir)],
-                            cwd=REPO_ROOT, capture_output=True, text=True)
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    BUILD_LOGS[site_dir] = result.stderr + result.stdout
     return site_dir
 
 
+def mkdocs_config() -> dict:
+    """mkdocs.yml, read without its !ENV-style tags."""
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load((REPO_ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+
+
+def test_build_is_quiet_and_does_not_load_tensorflow(site):
+    """The build reads records, not models: no TensorFlow or Keras log lines, no warnings."""
+    log = BUILD_LOGS[site]
+    for marker in ("tensorflow", "oneDNN", "cuda", "WARNING"):
+        assert marker not in log, f"the build printed {marker!r}:\n{log[-2000:]}"
+
+
+def test_page_and_site_weight(site):
+    """Shared CSS loaded once, figures as files: no page over the budget and the site under its own."""
+    pages = {path.relative_to(site): path.stat().st_size for path in site.rglob("*.html")}
+    heavy = {str(path): size for path, size in pages.items() if size > PAGE_BUDGET}
+    assert not heavy, f"pages over {PAGE_BUDGET // 1000} KB: {heavy}"
+    total = sum(path.stat().st_size for path in site.rglob("*") if path.is_file())
+    assert total < SITE_BUDGET, f"the site weighs {total / 1e6:.1f} MB (budget {SITE_BUDGET / 1e6:.0f} MB)"
+    for path in site.rglob("*.html"):
+        assert path.read_text().count("jp-OutputArea-output{") == 0, f"{path.name} embeds the notebook CSS"
+    figures = {p.name: p.stat().st_size for p in (site / "chapters" / "figures").glob("*") if p.is_file()}
+    assert figures, "no figure files: the hook did not move the notebooks' plots out of the pages"
+    big = {name: size for name, size in figures.items() if size > IMAGE_BUDGET}
+    assert not big, f"figures over {IMAGE_BUDGET // 1000} KB: {big}"
+
+
+def test_search_snippets_are_text_not_widgets(site):
+    index = json.loads((site / "search" / "search_index.json").read_text())
+    for entry in index["docs"]:
+        text = entry["text"]
+        assert "Copied!" not in text, f"{entry['location']}: copy-button text in the search index"
+        assert not re.match(r"(<[^>]+>)*\s*(In|Out)\s*\[\d*\]:", text), f"{entry['location']}: starts with a prompt"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+def test_chapter_header_states_the_record_and_links_the_notebook(site, chapter):
+    page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+    match = re.search(r'<div class="chapter-header".*?</div>', page, re.S)
+    assert match, f"chapter {chapter.id} has no header"
+    header = html.unescape(re.sub(r"<[^>]+>", " ", match.group(0)))
+    studied = get_chapter(chapter.uses or chapter.id)
+    record = chapter_status(studied)["record"]
+    if record is not None:
+        assert f"{100 * record['test_accuracy']:.1f}%" in header
+        assert f"{record['wall_time_s'] / 60:.1f} min" in header
+        assert record["hardware"]["cpu"] in header
+    if not chapter.uses:
+        assert chapter.technique in header
+    links = dict((text, href) for href, text in re.findall(r'<a class="md-button" href="([^"]+)"[^>]*>([^<]+)</a>',
+                                                           match.group(0)))
+    download = links["Download the notebook"]
+    assert (site / "chapters" / download).is_file(), f"the download link {download} leads nowhere"
+    repo_url = mkdocs_config()["repo_url"].rstrip("/")
+    assert links["View in the repository"] == f"{repo_url}/blob/main/chapters/{chapter.notebook.name}"
+    assert links["Open in Colab"] == ("https://colab.research.google.com/github/"
+                                      f"{repo_url.removeprefix('https://github.com/')}/blob/main/chapters/"
+                                      f"{chapter.notebook.name}")
+    edit = re.search(r'href="([^"]+)"[^>]*title="Edit this page"', page)
+    assert edit and edit.group(1) == f"{repo_url}/edit/main/chapters/{chapter.notebook.name}"
+    assert (REPO_ROOT / "chapters" / chapter.notebook.name).is_file()
+
+
+def test_markdown_pages_edit_their_source(site):
+    repo_url = mkdocs_config()["repo_url"].rstrip("/")
+    for page, source in (("index.html", "docs/index.md"), ("results.html", "docs/results.md")):
+        edit = re.search(r'href="([^"]+)"[^>]*title="Edit this page"', (site / page).read_text())
+        assert edit and edit.group(1) == f"{repo_url}/edit/main/{source}"
+        assert (REPO_ROOT / source).is_file()
+
+
 def page_text(site, path, separator=" "):
-    return html.unescape(re.sub(r"<[^>]+>", separator, (site / path / "index.html").read_text()))
+    return html.unescape(re.sub(r"<[^>]+>", separator, (site / path).read_text()))
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
 def test_every_chapter_has_a_page(site, chapter):
-    page = site / "chapters" / chapter.notebook.stem / "index.html"
+    page = site / "chapters" / f"{chapter.notebook.stem}.html"
     assert page.is_file(), f"no page for chapter {chapter.id}"
     assert f"Chapter {int(chapter.id)}: {chapter.title}" in page.read_text()
 
 
 def test_results_page_shows_the_recorded_numbers(site):
-    text = " ".join(page_text(site, "results").split())
+    text = " ".join(page_text(site, "results.html").split())
     recorded = [(c, chapter_status(c)) for c in training_chapters()]
     recorded = [(c, s["record"]) for c, s in recorded if s["status"] == "ok"]
     if not recorded:
@@ -54,20 +139,25 @@ def test_results_page_shows_the_recorded_numbers(site):
                          rf"[^%]*?\b{re.escape(main)}\b", text), \
             f"chapter {chapter.id}: mean {mean}% and main run {main} not on the results page"
         assert minutes in text and record["data"]["name"] in text
-    assert (site / "results" / "index.html").read_text().count("data:image/png;base64,") == 1
+    charts = re.findall(r'<img[^>]+src="(figures/results-\d+[.]png)"', (site / "results.html").read_text())
+    assert len(charts) == 1 and (site / charts[0]).is_file(), "the results page should show one chart"
 
 
 def test_home_page_lists_chapters_with_accuracy(site):
-    text = page_text(site, "")
+    text = page_text(site, "index.html")
     for chapter in CHAPTERS:
         assert chapter.title in text and chapter.technique in text
-    code = page_text(site, "", separator="")  # highlighted code is split into spans
+    code = page_text(site, "index.html", separator="")  # highlighted code is split into spans
     assert "bash scripts/book.sh" in code and "bash scripts/test.sh" in code
 
 
 @pytest.fixture(scope="module")
 def served(site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -93,6 +183,217 @@ def test_browser_renders_home_and_a_chapter_with_a_plot(served):
     home = render(served + "/")
     assert "cifar-lessons" in home and CHAPTERS[0].title in home
     chapter = CHAPTERS[0]
-    dom = render(f"{served}/chapters/{chapter.notebook.stem}/")
+    dom = render(f"{served}/chapters/{chapter.notebook.stem}.html")
     assert f"Chapter {int(chapter.id)}: {chapter.title}" in dom
-    assert re.search(r'<img[^>]+src="data:image/png;base64,', dom), "no rendered plot on the chapter page"
+    assert re.search(r'<img[^>]+src="figures/[^"]+[.]png"', dom), "no rendered plot on the chapter page"
+
+
+LIGHT_ENTRY_POINTS = {
+    "import cifar_lessons.chapters": "import cifar_lessons.chapters",
+    "the MkDocs hook": "import cifar_lessons.site, cifar_lessons.report",
+    "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\n"
+                            "except SystemExit:\n    pass",
+    "cifar-lessons list": "from cifar_lessons.cli import main\nmain(['list'])",
+    "cifar-lessons report": "from cifar_lessons.cli import main\nmain(['report'])",
+}
+
+
+@pytest.mark.parametrize("entry", LIGHT_ENTRY_POINTS, ids=str)
+def test_light_entry_points_do_not_import_tensorflow(entry):
+    """The registry, the site hook and the CLI's light commands stay fast: no TensorFlow, no Keras."""
+    probe = LIGHT_ENTRY_POINTS[entry] + (
+        "\nimport sys\nheavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)"
+        "\nprint('HEAVY:', ','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY: \n" in result.stdout or result.stdout.rstrip().endswith("HEAVY:"), \
+        f"{entry} imported {result.stdout.rsplit('HEAVY:', 1)[-1].strip()}"
+
+
+# ---------- In a real browser (headless Chromium through Selenium) ----------
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:home|root|work|tmp|Users|mnt|opt|srv|var|private)/[\w.-]+")
+ANSI = re.compile(r"\x1b\[|\[(?:\d+;)*\d+m")
+SCROLLERS = "pre, code, table, .highlight, .jp-OutputArea-output, .md-typeset__scrollwrap, details.nb-output"
+OVERFLOW_JS = f"""
+const width = document.documentElement.clientWidth;
+const offenders = [];
+for (const el of document.querySelectorAll('.md-content *')) {{
+  if (el.closest('{SCROLLERS}')) continue;
+  const box = el.getBoundingClientRect();
+  if (box.width > 0 && box.right > width + 1)
+    offenders.push(el.tagName + '.' + el.className + ' ' + Math.round(box.right));
+}}
+return [document.documentElement.scrollWidth, width, offenders.slice(0, 5)];
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (a dev dependency)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def site_pages(site) -> list[str]:
+    return sorted(str(path.relative_to(site)) for path in site.rglob("*.html") if path.name != "404.html")
+
+
+def open_page(driver, url: str, width: int = 1400, height: int = 1000, dark: bool = False):
+    driver.set_window_size(width, height)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
+    driver.get("about:blank")
+    driver.get_log("browser")  # start each page with an empty console
+    driver.get(url)
+    driver.execute_script("localStorage.clear()")  # Material remembers the scheme: follow the emulated one
+    driver.get(url)
+    driver.execute_script("return document.fonts.ready")
+    scheme = driver.execute_script("return document.body.getAttribute('data-md-color-scheme')")
+    assert scheme == ("slate" if dark else "default"), f"{url}: colour scheme {scheme}"
+
+
+def full_screenshot(driver, name: str, max_height: int = 9000):
+    """Save the whole page (up to max_height pixels) under build/screenshots."""
+    width = driver.execute_script("return window.innerWidth")
+    height = min(max_height, driver.execute_script("return document.documentElement.scrollHeight"))
+    original = driver.get_window_size()
+    driver.set_window_size(original["width"], height)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    driver.set_window_size(original["width"], original["height"])
+    return width
+
+
+def figure_pixels(driver, image):
+    """The figure as displayed, as an RGB Pillow image."""
+    from PIL import Image
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
+    driver.execute_script("return arguments[0].decode()", image)
+    return Image.open(io.BytesIO(image.screenshot_as_png)).convert("RGB")
+
+
+@pytest.mark.browser
+def test_every_page_loads_cleanly(site, served, browser):
+    """No console errors; no absolute machine paths or raw ANSI codes in what the reader sees."""
+    problems = []
+    for page in site_pages(site):
+        open_page(browser, f"{served}/{page}")
+        errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        if errors:
+            problems.append(f"{page}: console errors {errors[:3]}")
+        text = browser.execute_script("return document.body.innerText")
+        if match := ABSOLUTE_PATH.search(text):
+            problems.append(f"{page}: absolute path {match.group(0)!r}")
+        if match := ANSI.search(text):
+            problems.append(f"{page}: raw ANSI code {match.group(0)!r}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+def test_chapter_figures_are_drawn_and_legible_in_both_schemes(site, served, browser, chapter):
+    """Every figure has content (not one colour), fits the column, and shows no white box in dark mode."""
+    from selenium.webdriver.common.by import By
+
+    url = f"{served}/chapters/{chapter.notebook.stem}.html"
+    problems = []
+    for dark in (False, True):
+        open_page(browser, url, dark=dark)
+        full_screenshot(browser, f"{chapter.id}-1400-{'dark' if dark else 'light'}")
+        column = browser.execute_script("return document.querySelector('.md-content').getBoundingClientRect().width")
+        images = browser.find_elements(By.CSS_SELECTOR, ".jp-RenderedImage img")
+        for number, image in enumerate(images, 1):
+            pixels = figure_pixels(browser, image)
+            natural = browser.execute_script("return arguments[0].naturalWidth", image)
+            if image.size["width"] > column + 1:
+                problems.append(f"figure {number} is {image.size['width']} px wide in a {column:.0f} px column")
+            elif not dark and natural > 1.25 * image.size["width"]:  # drawn too wide: its text shrinks with it
+                problems.append(f"figure {number} is drawn {natural} px wide and shown at {image.size['width']} px; "
+                                "draw it at the column width (cifar_lessons.style.COLUMN_WIDTH)")
+            lowest, highest = zip(*pixels.getextrema())
+            if max(highest[c] - lowest[c] for c in range(3)) < 8:
+                problems.append(f"figure {number} is blank (one colour){' in dark mode' if dark else ''}")
+            if dark:  # a white box shows as a white frame; a heat map's pale cells are inside the figure
+                grey = pixels.convert("L")
+                frame = [grey.getpixel((x, y)) for x in range(grey.width) for y in (1, grey.height - 2)]
+                frame += [grey.getpixel((x, y)) for y in range(grey.height) for x in (1, grey.width - 2)]
+                white = sum(value >= 240 for value in frame) / len(frame)
+                if white > 0.5:
+                    problems.append(f"figure {number}: its edge is {white:.0%} white in dark mode (a white box)")
+    assert not problems, f"chapter {chapter.id}: " + "; ".join(problems)
+
+
+@pytest.mark.browser
+def test_phone_width_has_no_horizontal_overflow(site, served, browser):
+    """At 390 px only code blocks, outputs and tables may scroll sideways, inside themselves."""
+    problems = []
+    for page in site_pages(site):
+        open_page(browser, f"{served}/{page}", width=390, height=844)
+        scroll_width, width, offenders = browser.execute_script(OVERFLOW_JS)
+        if scroll_width > width + 1 or offenders:
+            problems.append(f"{page}: page {scroll_width} px wide in {width} px; {offenders}")
+        if page in ("index.html", "chapters/01_data_and_baseline.html", "chapters/03_deeper_cnn.html"):
+            full_screenshot(browser, "390-" + page.replace("/", "-").removesuffix(".html"), max_height=6000)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.browser
+def test_results_table_fits_the_column_at_1400_px(site, served, browser):
+    open_page(browser, f"{served}/results.html")
+    full_screenshot(browser, "results-1400-light")
+    fits = browser.execute_script("const column = document.querySelector('.md-content__inner').clientWidth;"
+                                  "return [...document.querySelectorAll('.md-typeset table')]"
+                                  ".map(t => [t.scrollWidth, column])")
+    assert fits, "no table on the results page"
+    for table_width, column in fits:
+        assert table_width <= column + 1, f"a results table is {table_width} px wide in a {column} px column"
+
+
+@pytest.mark.browser
+def test_site_reads_from_disk(site, browser):
+    """Opened as file://, links lead to pages (not folder listings) and pages load without errors.
+
+    Search from file:// relies on Material's iframe-worker shim, which stays at "Initializing search" in
+    headless Chromium here: the README sends readers who want search to a local server.
+    """
+    from selenium.webdriver.common.by import By
+
+    chapter = CHAPTERS[1]
+    open_page(browser, (site / "index.html").as_uri())
+    browser.find_element(By.CSS_SELECTOR, f'.md-content a[href$="{chapter.notebook.stem}.html"]').click()
+    assert f"Chapter {int(chapter.id)}: {chapter.title}" in browser.find_element(By.TAG_NAME, "h1").text
+    assert browser.find_elements(By.CSS_SELECTOR, ".jp-RenderedImage img"), "no figure from file://"
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_search_finds_a_chapter(served, browser):
+    """Served, search runs in its worker and finds a chapter by its title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chapter = CHAPTERS[4]
+    open_page(browser, f"{served}/index.html")
+    browser.execute_script("document.querySelector('[data-md-toggle=search]').checked = true;"
+                           "const input = document.querySelector('.md-search__input');"
+                           "input.value = arguments[0]; input.dispatchEvent(new Event('input', {bubbles: true}));"
+                           "input.dispatchEvent(new KeyboardEvent('keyup', {bubbles: true}));", chapter.title)
+    WebDriverWait(browser, 30).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
+    results = browser.execute_script("return document.querySelector('.md-search-result__list').textContent")
+    assert chapter.title in results and "Copied!" not in results
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
