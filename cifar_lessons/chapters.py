@@ -114,6 +114,14 @@ def training_chapters() -> list[Chapter]:
     return [chapter for chapter in CHAPTERS if chapter.trains]
 
 
+def step_chapters() -> list[Chapter]:
+    """The chapters of the step-by-step recipe (1-8): each changes one technique of the one before (Chapter 2).
+
+    Chapter 11 trains too, but with a recipe of its own (:class:`FastConfig`), not one more step.
+    """
+    return [chapter for chapter in training_chapters() if isinstance(chapter.config, TrainConfig)]
+
+
 def previous_training_chapter(chapter: Chapter) -> Chapter | None:
     """The training chapter just before this one, whose recipe it extends (Chapter 2)."""
     earlier = [c for c in training_chapters() if c.id < chapter.id]

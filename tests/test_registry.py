@@ -9,6 +9,7 @@ from cifar_lessons.chapters import (
     UnknownChapterError,
     get_chapter,
     previous_training_chapter,
+    step_chapters,
     training_chapters,
 )
 
@@ -20,7 +21,7 @@ def test_ids_are_ordered_and_lookup_is_forgiving():
         get_chapter("99")
 
 
-@pytest.mark.parametrize("chapter", training_chapters()[1:], ids=lambda c: c.id)
+@pytest.mark.parametrize("chapter", step_chapters()[1:], ids=lambda c: c.id)
 def test_each_chapter_changes_its_predecessor(chapter):
     previous = previous_training_chapter(chapter)
     changes = chapter.config.changes_from(previous.config)
@@ -34,12 +35,12 @@ def test_each_chapter_changes_its_predecessor(chapter):
 
 
 def test_every_training_chapter_shares_the_budget():
-    fixed = [c for c in training_chapters() if not c.config.early_stopping]
+    fixed = [c for c in step_chapters() if not c.config.early_stopping]
     budgets = {(c.config.epochs, c.config.batch_size, c.config.seed) for c in fixed}
     assert len(budgets) == 1
     # With early stopping the epoch count is a ceiling, never below the fixed budget.
     (epochs, batch_size, seed), = budgets
-    for chapter in training_chapters():
+    for chapter in step_chapters():
         if chapter.config.early_stopping:
             assert (chapter.config.batch_size, chapter.config.seed) == (batch_size, seed)
             assert chapter.config.epochs >= epochs
@@ -62,3 +63,12 @@ def test_analysis_chapters_study_a_training_chapter():
     for chapter in CHAPTERS:
         if not chapter.trains:
             assert get_chapter(chapter.uses).trains
+
+
+def test_only_the_going_further_chapter_leaves_the_step_by_step_recipe():
+    """Chapter 11 has a recipe of its own; every other training chapter is a step of chapters 1-8."""
+    from cifar_lessons.fast_config import FastConfig
+
+    others = [c for c in training_chapters() if c not in step_chapters()]
+    assert [c.id for c in others] == ["11"]
+    assert isinstance(others[0].config, FastConfig)
