@@ -23,21 +23,54 @@ def run_dir_for(chapter: Chapter, results_dir: Path | None = None) -> Path:
     return Path(results_dir or results.default_results_dir()) / chapter.id
 
 
-def chapter_status(chapter: Chapter, results_dir: Path | None = None) -> dict:
-    """Whether a chapter's record is 'missing', 'malformed', 'stale' or 'ok', with the record (Chapter 1)."""
-    run_dir = run_dir_for(chapter, results_dir)
+def staleness(record: dict, config, data_fingerprint: str | None = None) -> list[str]:
+    """Why a valid record no longer describes a run of ``config`` with the current code; empty if it does (Chapter 1).
+
+    Compares the record's identity with the one the current code gives the config: the config, the
+    architecture actually built, augmentation, optimizer, loss, callbacks, precision and, when
+    ``data_fingerprint`` is given, the data.
+    """
+    from .training import TrainConfig, expected_identity
+
+    reasons = ["it is a quick smoke run, not a result"] if record["quick"] else []
+    if record["config_hash"] != config.hash:
+        changes = config.changes_from(TrainConfig.from_dict(record["config"]))
+        reasons.append("config changed (" + ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changes.items())
+                       + ")")
+    # precision="auto" picks float32 or mixed_bfloat16 by hardware: either is the same recipe.
+    precision = record["precision"] if config.precision == "auto" else config.precision
+    recorded = record["identity"]
+    expected = expected_identity(config, precision, data_fingerprint or recorded["data"])
+    reasons += [reason for reason in results.identity_differences(recorded, expected)
+                if not reason.startswith("config ")]
+    return reasons
+
+
+def run_status(run_dir: Path, config, data_fingerprint: str | None = None, require_model: bool = True) -> dict:
+    """Whether the run in ``run_dir`` is 'missing', 'malformed', 'stale' or 'ok' for ``config``, and why (Chapter 1).
+
+    'malformed' covers a damaged record and a model or history that is not the one the record names.
+    """
     if not (run_dir / results.RECORD_FILE).exists():
-        return {"status": "missing", "record": None, "message": f"no run recorded in {run_dir}"}
+        return {"status": "missing", "record": None, "message": f"no run recorded in {run_dir}", "reasons": []}
     try:
         record = results.load_record(run_dir)
+        results.check_files(record, run_dir, (results.MODEL_FILE, results.HISTORY_FILE) if require_model
+                            else (results.HISTORY_FILE,))
     except results.RecordError as error:
-        return {"status": "malformed", "record": None, "message": str(error)}
-    if record["config_hash"] != chapter.config.hash or record["quick"]:
-        return {"status": "stale", "record": record,
-                "message": f"{run_dir / results.RECORD_FILE} was made with config {record['config_hash']}, "
-                           f"the chapter's config is now {chapter.config.hash}: retrain with "
-                           f"`cifar-lessons train {chapter.id}`"}
-    return {"status": "ok", "record": record, "message": "recorded run matches the config"}
+        return {"status": "malformed", "record": None, "message": str(error), "reasons": [str(error)]}
+    reasons = staleness(record, config, data_fingerprint)
+    if reasons:
+        return {"status": "stale", "record": record, "reasons": reasons,
+                "message": f"{run_dir / results.RECORD_FILE} is stale: {'; '.join(reasons)}. Retrain with "
+                           f"`cifar-lessons train {record['chapter']}`"}
+    return {"status": "ok", "record": record, "message": "the recorded run matches the current code and config",
+            "reasons": []}
+
+
+def chapter_status(chapter: Chapter, results_dir: Path | None = None, data_fingerprint: str | None = None) -> dict:
+    """Whether a chapter's record is 'missing', 'malformed', 'stale' or 'ok', with the record and why (Chapter 1)."""
+    return run_status(run_dir_for(chapter, results_dir), chapter.config, data_fingerprint)
 
 
 def seed_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None) -> Path:
@@ -67,13 +100,17 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         retrain = True
     if quick:  # quick runs never replace a chapter's recorded run
         run_dir = run_dir.parent / "quick" / chapter.id
-    if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
-        run = load_run(run_dir)
-        shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
-        print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
-              f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
-        print_history(run.history)
-        return run
+    if not retrain and not quick:
+        status = chapter_status(chapter, results_dir, data.fingerprint if data else None)
+        if status["status"] == "ok":
+            run = load_run(run_dir)
+            shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
+            print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
+                  f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
+            print_history(run.history)
+            return run
+        if status["status"] != "missing":
+            print(f"Chapter {chapter.id}: {status['message']}", flush=True)
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
     if isinstance(config, FastConfig):  # chapter 11's recipe has a training loop of its own

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import traceback
 
 from .chapters import CHAPTERS, UnknownChapterError, get_chapter, training_chapters
 from .data import DataError
@@ -21,6 +23,10 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+# How far `evaluate` may measure from the record on the same data before it calls the record wrong.
+EVALUATE_TOLERANCE = 0.003
+
+
 def cmd_list(args) -> int:
     from .book import chapter_status
 
@@ -32,7 +38,9 @@ def cmd_list(args) -> int:
         status = chapter_status(chapter, args.results)
         record = status["record"]
         recorded = _percent(record["test_accuracy"]) if record else "-"
-        print(f"{chapter.id:<3} {chapter.title:<28} {_percent(chapter.milestone):>9} {recorded:>9}  {status['status']}")
+        why = f" ({'; '.join(status['reasons'])})" if status["status"] in ("stale", "malformed") else ""
+        print(f"{chapter.id:<3} {chapter.title:<28} {_percent(chapter.milestone):>9} {recorded:>9}  "
+              f"{status['status']}{why}")
     return 0
 
 
@@ -57,18 +65,22 @@ def cmd_evaluate(args) -> int:
     from .training import load_run
 
     chapter = get_chapter(args.chapter.uses or args.chapter.id)
-    status = chapter_status(chapter, args.results)
-    if status["status"] in ("missing", "malformed"):
-        print(f"Chapter {chapter.id}: {status['message']}", file=sys.stderr)
-        return 1
-    run = load_run(run_dir_for(chapter, args.results))
     data = load_cifar10()
+    status = chapter_status(chapter, args.results, data.fingerprint)
+    if status["status"] in ("missing", "malformed"):
+        raise RecordError(f"chapter {chapter.id}: {status['message']}")
+    run = load_run(run_dir_for(chapter, args.results))
     result = evaluate(run.model, data.x_test, data.y_test, data.class_names)
+    recorded = run.record["test_accuracy"]
     print(f"Chapter {chapter.id} on {data.describe()}")
-    print(f"  test accuracy {_percent(result.accuracy)} (recorded {_percent(run.record['test_accuracy'])}"
+    print(f"  test accuracy {_percent(result.accuracy)} (recorded {_percent(recorded)}"
           f" on {run.record['data']['name']}), loss {result.loss:.4f}")
     if status["status"] == "stale":
         print(f"  warning: {status['message']}")
+    if run.record["data"]["fingerprint"] == data.fingerprint and abs(result.accuracy - recorded) > EVALUATE_TOLERANCE:
+        raise RecordError(f"chapter {chapter.id}: measured {_percent(result.accuracy)} on the record's own data, "
+                          f"but the record says {_percent(recorded)} (more than {100 * EVALUATE_TOLERANCE:.1f} "
+                          "points apart): the record or the model is not the run it claims; retrain the chapter.")
     if chapter.milestone is not None:
         verdict = "meets" if result.accuracy >= chapter.milestone else "MISSES"
         print(f"  {verdict} the milestone {_percent(chapter.milestone)}")
@@ -77,12 +89,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .book import recorded_runs
     from .chapters import REPO_ROOT
     from .report import accuracy_table_markdown, update_readme
 
     print(accuracy_table_markdown(args.results))
     if getattr(args, "update_readme", False):
-        changed = update_readme(REPO_ROOT / "README.md", args.results)
+        unusable = [f"{row['chapter'].id} {row['status']}: {'; '.join(row['reasons']) or row['message']}"
+                    for row in recorded_runs(args.results) if row["status"] != "ok"]
+        if unusable:
+            raise RecordError("README.md not updated: every chapter needs a valid, current record ("
+                              + " | ".join(unusable) + ")")
+        try:
+            changed = update_readme(REPO_ROOT / "README.md", args.results)
+        except ValueError as error:
+            raise RecordError(f"README.md not updated: {error}") from None
         print(f"\nREADME.md results block {'updated' if changed else 'already current'}.")
     return 0
 
@@ -173,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per task (Chapter 1)."""
     parser = argparse.ArgumentParser(prog="cifar-lessons", description=__doc__)
     parser.add_argument("--results", default=None, help="results folder (default: results/ in the repo)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters, milestones, recorded accuracy and staleness")
     train = commands.add_parser("train", help="train one chapter from scratch, or resume its interrupted run")
@@ -201,14 +223,38 @@ HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "rep
             "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks, "study": cmd_study}
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: checkpoints kept, one message
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``cifar-lessons`` and ``python -m cifar_lessons`` (Chapter 1)."""
+    """Entry point of ``cifar-lessons`` and ``python -m cifar_lessons`` (Chapter 1).
+
+    Every failure ends in one line on stderr and a non-zero exit; ``--debug`` adds the traceback.
+    """
+    from .training import TrainingError
+
     args = build_parser().parse_args(argv)
     try:
+        previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous_handler = None
+    try:
         return HANDLERS[args.command](args)
-    except (DataError, RecordError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("interrupted: the checkpoint is kept; run the same command again to resume.", file=sys.stderr)
+        print("interrupted.", file=sys.stderr)  # train() has said what was kept
         return 130
+    except (DataError, RecordError, TrainingError) as error:
+        failure, message = error, str(error)
+    except OSError as error:
+        failure, message = error, f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    except Exception as error:  # anything unforeseen still ends in one line
+        failure, message = error, f"unexpected {type(error).__name__}: {error}"
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    if args.debug:
+        traceback.print_exception(failure)
+    hint = " (run with --debug for the traceback)" if message.startswith("unexpected") and not args.debug else ""
+    print(f"error: {' '.join(message.split())}{hint}", file=sys.stderr)
+    return 1

@@ -2,13 +2,19 @@
 
 A record is a JSON file next to the saved model. It names the chapter, the exact
 config (and its hash), the seed, epochs, wall time, hardware, library versions,
-the data source and its fingerprint, and the validation and test scores.
+the data source and its fingerprint, and the validation and test scores. Its
+``identity`` holds everything that determines the run (config, the architecture
+actually built, optimizer, callbacks, augmentation, precision, data); a record whose
+identity differs from what the current code would build is stale, and
+:func:`identity_differences` says why. A ``checksum`` over the whole record shows
+whether it was edited after training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -18,7 +24,8 @@ from pathlib import Path
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
-RECORD_FORMAT = 1
+# Format 2 added the run identity and the checksum (scripts/migrate_records.py converts format 1).
+RECORD_FORMAT = 2
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 # Keys every record must carry, with the type each must have.
@@ -28,6 +35,13 @@ REQUIRED = {
     "hardware": dict, "versions": dict, "data": dict, "code": dict,
     "val_accuracy": (int, float), "val_loss": (int, float),
     "test_accuracy": (int, float), "test_loss": (int, float), "created": str, "quick": bool,
+    "precision": str, "identity": dict, "files": dict, "checksum": str,
+}
+
+# The parts of a run's identity, with the type each must have.
+IDENTITY = {
+    "config": str, "architecture": str, "augmentation": list, "optimizer": dict, "loss": str,
+    "callbacks": dict, "precision": str, "data": str,
 }
 
 
@@ -62,34 +76,107 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, payload) -> None:
     """Write JSON atomically: a crash never leaves a half-written file (Chapter 1)."""
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    # allow_nan=False: NaN is not JSON; a NaN anywhere raises ValueError instead of writing an unreadable file.
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_json(path: Path):
     """Read a JSON file, turning any problem into a RecordError naming the file (Chapter 1)."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(), parse_constant=_reject_constant)
     except FileNotFoundError:
         raise RecordError(f"{path} does not exist.") from None
     except (OSError, ValueError) as error:
         raise RecordError(f"{path} is not valid JSON ({error}). Delete it and train again.") from None
 
 
+def _non_finite(value, path: str = "") -> list[str]:
+    """Paths of the NaN or infinite numbers anywhere inside a JSON value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path or "value"]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _non_finite(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _non_finite(item, f"{path}[{index}]")]
+    return []
+
+
+def record_checksum(record: dict) -> str:
+    """Short sha256 of a record's canonical JSON without its checksum: changes if anything is edited."""
+    content = {key: value for key, value in record.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _type_problems(mapping: dict, required: dict, prefix: str = "") -> list[str]:
+    return [f"'{prefix}{key}' missing" if key not in mapping else f"'{prefix}{key}' has the wrong type"
+            for key, kind in required.items()
+            if key not in mapping or not isinstance(mapping[key], kind)
+            or (kind is int and isinstance(mapping[key], bool))]
+
+
 def validate_record(record, path: Path | str = RECORD_FILE) -> dict:
-    """Check a record's keys and types, raising RecordError for a malformed one (Chapter 1)."""
+    """Check a record's schema, types, ranges, finite numbers and checksum, raising RecordError (Chapter 1)."""
     if not isinstance(record, dict):
         raise RecordError(f"{path} is malformed: expected a JSON object.")
-    problems = [f"'{key}' missing" if key not in record else f"'{key}' has the wrong type"
-                for key, kind in REQUIRED.items()
-                if key not in record or not isinstance(record[key], kind)
-                or (kind is int and isinstance(record[key], bool))]
-    if not problems and not 0.0 <= record["test_accuracy"] <= 1.0:
-        problems.append("'test_accuracy' outside 0-1")
-    if not problems and record["format"] != RECORD_FORMAT:
-        problems.append(f"format {record['format']} is not {RECORD_FORMAT}")
+    if record.get("format") != RECORD_FORMAT and isinstance(record.get("format"), int):
+        raise RecordError(f"{path} is malformed: format {record['format']} is not {RECORD_FORMAT}. "
+                          "Convert it with `python scripts/migrate_records.py` or retrain.")
+    problems = _type_problems(record, REQUIRED)
+    if not problems:
+        problems += _type_problems(record["identity"], IDENTITY, "identity.")
+        problems += [f"'{key}' is not a finite number" for key in _non_finite(record)]
+    if not problems:
+        for key in ("test_accuracy", "val_accuracy"):
+            if not 0.0 <= record[key] <= 1.0:
+                problems.append(f"'{key}' outside 0-1")
+        if record["epochs_run"] < 1 or not 1 <= record["best_epoch"] <= record["epochs_run"]:
+            problems.append("'best_epoch' is not between 1 and 'epochs_run'")
+        if config_hash(record["config"]) != record["config_hash"]:
+            problems.append("'config' does not match 'config_hash'")
+        if record["identity"]["config"] != record["config_hash"]:
+            problems.append("'identity.config' does not match 'config_hash'")
+        if record.get("data", {}).get("fingerprint") != record["identity"]["data"]:
+            problems.append("'data.fingerprint' does not match 'identity.data'")
+        if record_checksum(record) != record["checksum"]:
+            problems.append("its checksum does not match its content (edited after training?)")
     if problems:
         raise RecordError(f"{path} is malformed: {'; '.join(problems)}. Retrain to write a fresh record.")
     return record
+
+
+def seal_record(record: dict) -> dict:
+    """The record with its checksum set, ready to be written (Chapter 1)."""
+    sealed = {key: value for key, value in record.items() if key != "checksum"}
+    sealed["checksum"] = record_checksum(sealed)
+    return sealed
+
+
+def identity_differences(recorded: dict, expected: dict) -> list[str]:
+    """Why a recorded run's identity differs from what the current code would run: one phrase per part (Chapter 1).
+
+    Dict-valued parts (optimizer, callbacks) name each changed setting; hashes say the part changed.
+    """
+    reasons = []
+    for part in IDENTITY:
+        old, new = recorded.get(part), expected.get(part)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed = [f"{key} {_short(old.get(key))} -> {_short(new.get(key))}"
+                       for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+            reasons.append(f"{part} changed ({', '.join(changed)})")
+        else:
+            reasons.append(f"{part} changed (recorded {_short(old)}, now {_short(new)})")
+    return reasons
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_record(run_dir: Path) -> dict:
@@ -154,3 +241,27 @@ def code_identity() -> dict:
     except (OSError, subprocess.SubprocessError):
         pass
     return identity
+
+
+def file_sha256(path: Path) -> str:
+    """Short sha256 of a file's bytes (Chapter 1)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def check_files(record: dict, run_dir: Path, names: tuple = (MODEL_FILE, HISTORY_FILE)) -> None:
+    """Check that the run folder's files are the ones the record names, raising RecordError (Chapter 1).
+
+    A model written by an interrupted save, or copied from another run, does not match.
+    """
+    for name in names:
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise RecordError(f"{path} is missing: retrain with `cifar-lessons train {record['chapter']}`.")
+        if file_sha256(path) != record["files"].get(name):
+            raise RecordError(f"{path} is not the file {Path(run_dir) / RECORD_FILE} recorded (an interrupted "
+                              f"save or a copy from another run): run `cifar-lessons train {record['chapter']}` "
+                              "again (it resumes an interrupted run).")

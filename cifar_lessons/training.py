@@ -2,13 +2,21 @@
 
 Introduced in Chapter 1 and grown by later chapters (ReduceLROnPlateau in
 Chapter 7, EarlyStopping in Chapter 8). A run checkpoints every epoch, so an
-interrupted run resumes where it stopped.
+interrupted run resumes where it stopped: the checkpoint holds the weights, the
+optimizer state, the random-generator states of dropout and augmentation, the
+callbacks' state (best value, wait counter, best weights) and the history, so the
+resumed run continues exactly as the uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
+import json
+import math
+import os
 import shutil
 import sys
 import time
@@ -87,12 +95,16 @@ def resolve_precision(precision: str) -> str:
     return "float32"
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Saves the history after every epoch and times each epoch (Chapter 1)."""
+class TrainingError(Exception):
+    """Training cannot go on: a diverged loss, a damaged or foreign checkpoint, bad settings (Chapter 1)."""
 
-    def __init__(self, history_path: Path, history: dict):
+
+class EpochLog(keras.callbacks.Callback):
+    """Adds every epoch's metrics, learning rate and duration to the history (Chapter 1)."""
+
+    def __init__(self, history: dict):
         super().__init__()
-        self.history_path, self.history = history_path, history
+        self.history = history
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started, self.cpu_started = time.perf_counter(), time.process_time()
@@ -103,21 +115,14 @@ class EpochLog(keras.callbacks.Callback):
         logs["epoch_time_s"] = time.perf_counter() - self.started
         # CPU seconds of this process: unlike wall time, barely changed by other programs on the machine.
         logs["epoch_cpu_s"] = time.process_time() - self.cpu_started
-        # After a resume an epoch may be repeated: keep only the epochs before this one.
-        for values in self.history.values():
-            del values[epoch:]
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-        results.write_json_atomic(self.history_path, self.history)
 
 
-def _callbacks(config: TrainConfig, checkpoint_dir: Path, history_path: Path, history: dict) -> list:
-    callbacks = [
-        EpochLog(history_path, history),
-        # Saves weights, optimizer state and epoch so an interrupted run resumes.
-        keras.callbacks.BackupAndRestore(str(checkpoint_dir)),
-    ]
+def _callbacks(config: TrainConfig) -> list:
+    """The chapter's own callbacks: the learning-rate schedule and early stopping (Chapters 7 and 8)."""
+    callbacks = []
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.reduce_lr_factor,
@@ -127,6 +132,238 @@ def _callbacks(config: TrainConfig, checkpoint_dir: Path, history_path: Path, hi
             monitor="val_loss", patience=config.early_stopping_patience,
             restore_best_weights=True, verbose=1))
     return callbacks
+
+
+# ---------------------------------------------------------------------------------------------
+# Run identity: everything that determines a run, so a record can be checked against the code.
+
+# Attributes of a callback that are its running state, not its settings.
+_CALLBACK_STATE = {"verbose", "wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch", "best_weights",
+                   "model", "monitor_op", "params", "validation_data"}
+# The state a resumed run restores into each chapter callback.
+_RESTORED_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _without_names(value):
+    """A model config without layer names (auto-numbered ones vary between sessions) and data statistics.
+
+    The normalization statistics come from the training data, which the identity's data fingerprint covers.
+    """
+    if isinstance(value, list):
+        return [_without_names(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    is_layer = isinstance(value.get("config"), dict) and not str(value.get("class_name", "")).endswith("Policy")
+    stripped = {key: _without_names(item) for key, item in value.items() if not (is_layer and key == "name")}
+    if is_layer:
+        drop = {"name", "mean", "variance"} if value.get("class_name") == "Normalization" else {"name"}
+        stripped["config"] = {key: item for key, item in stripped["config"].items() if key not in drop}
+    return stripped
+
+
+def architecture_hash(model) -> str:
+    """Short hash of the model's serialized config, layer names and data statistics left out (Chapter 1)."""
+    return _digest(_without_names(model.get_config()))
+
+
+def augmentation_settings(model) -> list:
+    """Class and settings (seed included) of every random augmentation layer in the model (Chapter 4)."""
+    settings = []
+    for layer in model._flatten_layers(include_self=False):
+        config = layer.get_config()
+        if type(layer).__name__.startswith("Random") and "seed" in config:
+            kept = {key: value for key, value in config.items() if key not in ("name", "dtype", "trainable")}
+            settings.append({"class": type(layer).__name__, **kept})
+    return settings
+
+
+def optimizer_settings(optimizer) -> dict:
+    """The optimizer's class and hyperparameters (Chapter 1)."""
+    config = optimizer.get_config()
+    return {"class": type(optimizer).__name__, **{key: value for key, value in config.items() if key != "name"}}
+
+
+def callback_settings(callbacks) -> dict:
+    """Each chapter callback's class and settings, its running state left out (Chapters 7 and 8)."""
+    settings = {}
+    for callback in callbacks:
+        values = {key: value for key, value in vars(callback).items()
+                  if not key.startswith("_") and key not in _CALLBACK_STATE
+                  and isinstance(value, (bool, int, float, str, type(None)))}
+        settings[type(callback).__name__] = values
+    return settings
+
+
+def run_identity(config: TrainConfig, model, callbacks, precision: str, data_fingerprint: str) -> dict:
+    """Everything that determines a run; a record whose identity the code no longer reproduces is stale (Chapter 1)."""
+    return {"config": config.hash, "architecture": architecture_hash(model),
+            "augmentation": augmentation_settings(model), "optimizer": optimizer_settings(model.optimizer),
+            "loss": str(model.loss), "callbacks": callback_settings(callbacks), "precision": precision,
+            "data": data_fingerprint}
+
+
+@functools.lru_cache(maxsize=32)
+def _code_identity_of(config: TrainConfig, precision: str) -> str:
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_model(config, np.zeros((1, 32, 32, 3), np.uint8))
+        identity = run_identity(config, model, _callbacks(config), precision, "")
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    return json.dumps(identity)
+
+
+def expected_identity(config: TrainConfig, precision: str, data_fingerprint: str) -> dict:
+    """The identity the current code gives a run of ``config`` in ``precision`` on that data (Chapter 1).
+
+    Builds a throwaway model (no data needed), so it is cheap enough for ``list`` and ``report``.
+    """
+    return {**json.loads(_code_identity_of(config, precision)), "data": data_fingerprint}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: written atomically after every epoch in run_dir/checkpoint/, a folder only train() removes.
+
+CHECKPOINT_DIR = "checkpoint"
+KEEP_CHECKPOINTS = 2
+
+
+def _seed_generators(model) -> list:
+    """The random-generator state of every dropout and augmentation layer, in a fixed order."""
+    return [generator for layer in model._flatten_layers(include_self=True)
+            for generator in getattr(layer, "_seed_generators", [])]
+
+
+def _json_number(value):
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)  # "inf" survives JSON; float("inf") reads it back
+
+
+def _read_number(value):
+    return None if value is None else float(value)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves everything a resume needs after every epoch into checkpoint/epoch-NNNN/ (Chapter 1).
+
+    Each checkpoint is written into a temporary folder and renamed into place, so a kill during the write
+    leaves the previous one intact; the newest two are kept. It must be the last callback: it saves the
+    chapter callbacks' state after they have seen the epoch, and restores it after they have reset it.
+    """
+
+    def __init__(self, folder: Path, identity: dict, history: dict, watched: list, restored: dict | None = None,
+                 wall_time_s: float = 0.0, started: float | None = None):
+        super().__init__()
+        self.folder, self.identity, self.history, self.watched = Path(folder), identity, history, watched
+        self.restored = restored
+        # Wall time of earlier segments, and when this one started: each checkpoint stores their sum.
+        self.wall_time_s, self.started = wall_time_s, time.perf_counter() if started is None else started
+        self.diverged_epoch = None
+
+    def on_train_begin(self, logs=None):
+        if not self.restored:
+            return
+        for callback, state in zip(self.watched, self.restored["callbacks"]):
+            for key, value in state.items():
+                setattr(callback, key, _read_number(value) if key == "best" else value)
+            if getattr(callback, "restore_best_weights", False) and self.restored.get("best_weights"):
+                callback.best_weights = self.restored["best_weights"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all(math.isfinite(float(np.mean(value))) for value in (logs or {}).values()):
+            self.diverged_epoch = epoch + 1  # TerminateOnNaN has stopped training; nothing of this epoch is kept
+            return
+        self.save(epoch + 1, finished=False)
+
+    def on_train_end(self, logs=None):
+        if self.diverged_epoch is None:
+            self.save(len(self.history.get("epoch", [])), finished=True)
+
+    def save(self, epoch: int, finished: bool) -> None:
+        """Write the checkpoint of ``epoch`` atomically; ``finished`` marks the weights fit() ended with."""
+        name = f"epoch-{epoch:04d}" + ("-final" if finished else "")
+        partial = self.folder / f".{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        self.model.save_weights(partial / "weights.weights.h5")  # model and optimizer variables
+        best_weights = None
+        for callback in self.watched:
+            if getattr(callback, "best_weights", None) is not None:
+                best_weights = callback.best_weights
+        if best_weights is not None:
+            np.savez(partial / "best_weights.npz", *best_weights)
+        state = {
+            "epoch": epoch, "finished": finished, "stop_training": bool(self.model.stop_training),
+            "identity": self.identity, "history": self.history,
+            "wall_time_s": round(self.wall_time_s + time.perf_counter() - self.started, 3),
+            "callbacks": [{key: (_json_number(getattr(callback, key)) if key == "best" and
+                                 getattr(callback, key) is not None else getattr(callback, key))
+                           for key in _RESTORED_STATE if hasattr(callback, key)} for callback in self.watched],
+            "seed_generators": [np.asarray(generator.state.value).tolist()
+                                for generator in _seed_generators(self.model)],
+            "has_best_weights": best_weights is not None,
+        }
+        results.write_json_atomic(partial / "state.json", state)
+        target = self.folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)  # the checkpoint appears whole or not at all
+        for old in _checkpoints(self.folder)[KEEP_CHECKPOINTS:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoint folders, newest first (temporary .partial folders are not checkpoints)."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_dir() and path.name.startswith("epoch-")]
+    return sorted(found, key=lambda path: (int(path.name.split("-")[1]), path.name.endswith("-final")),
+                  reverse=True)
+
+
+def _load_checkpoint(folder: Path, model, identity: dict) -> dict | None:
+    """Restore the newest loadable checkpoint into ``model``; its state, or None when there is none (Chapter 1).
+
+    A damaged checkpoint (a truncated file after a full disk, say) is reported and the one before it used;
+    a checkpoint of another run identity is refused, naming the folder to delete.
+    """
+    candidates = _checkpoints(folder)
+    damaged = []
+    for path in candidates:
+        try:
+            state = results.read_json(path / "state.json")
+            if state.get("identity") != identity:
+                reasons = results.identity_differences(state.get("identity") or {}, identity)
+                raise TrainingError(
+                    f"{folder} holds an interrupted run of something else ({'; '.join(reasons) or 'unknown'}). "
+                    f"Delete {folder} to start this run from scratch, or restore the settings to resume it.")
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(path / "weights.weights.h5")
+            generators = _seed_generators(model)
+            if len(generators) != len(state["seed_generators"]):
+                raise ValueError("random-generator count differs")
+            for generator, value in zip(generators, state["seed_generators"]):
+                generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+            if state.get("has_best_weights"):
+                with np.load(path / "best_weights.npz") as arrays:
+                    state["best_weights"] = [arrays[f"arr_{index}"] for index in range(len(arrays.files))]
+        except TrainingError:
+            raise
+        except Exception as error:  # h5py, zip and JSON errors all mean the same: this checkpoint is unusable
+            damaged.append(path.name)
+            print(f"Checkpoint {path} is damaged ({type(error).__name__}: {str(error)[:120]}); "
+                  "trying the one before it.", flush=True)
+            continue
+        return state
+    if damaged:
+        raise TrainingError(f"every checkpoint in {folder} is damaged ({', '.join(damaged)}). "
+                            f"Delete {folder} to start this run from scratch.")
+    return None
 
 
 def _progress_verbosity() -> int:
@@ -141,64 +378,87 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1).
 
     ``strategy`` is an optional ``tf.distribute`` strategy (e.g. MirroredStrategy);
-    ``callbacks`` are extra Keras callbacks added to the chapter's own.
+    ``callbacks`` are extra Keras callbacks added to the chapter's own. An interrupted run
+    (Ctrl-C, a kill, a full disk) resumes from its last complete epoch when called again.
     """
     started = time.perf_counter()  # wall time covers data, build, fit, evaluation and saving
+    if config.epochs < 1 or config.batch_size < 1 or config.validation_size < 1:
+        raise TrainingError(f"epochs, batch_size and validation_size must be at least 1 (got {config.epochs}, "
+                            f"{config.batch_size}, {config.validation_size}).")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = run_dir / "checkpoint"
-    history_path = checkpoint_dir / "history.json"
-    progress_path = checkpoint_dir / "progress.json"
-    # Resume: a checkpoint of the same config continues; of another config starts over.
-    progress = results.read_json(progress_path) if progress_path.exists() else {}
-    if progress.get("config_hash") != config.hash:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        progress = {"config_hash": config.hash, "wall_time_s": 0.0}
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    results.write_json_atomic(progress_path, progress)
-    history = results.read_json(history_path) if history_path.exists() else {}
-    if history:
-        print(f"Resuming {chapter} after epoch {len(history['epoch'])} from {checkpoint_dir}", flush=True)
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test.partial"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise TrainingError(f"cannot write to {run_dir} ({error.strerror or error}); "
+                            "choose a writable --results folder.") from None
 
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
-    splits = prepare_data(config, data)
-    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
-    if strategy is None:
-        model = build_model(config, x_train)
-    else:
-        with strategy.scope():
-            model = build_model(config, x_train)
-
     try:
-        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                  batch_size=config.batch_size, shuffle=True,
-                  callbacks=_callbacks(config, checkpoint_dir, history_path, history) + list(callbacks),
-                  verbose=_progress_verbosity() if verbose is None else verbose)
-    except BaseException:
-        progress["wall_time_s"] += time.perf_counter() - started  # an interrupted segment still counts
-        results.write_json_atomic(progress_path, progress)
-        raise
+        splits = prepare_data(config, data)
+        (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
+        if strategy is None:
+            model = build_model(config, x_train)
+        else:
+            with strategy.scope():
+                model = build_model(config, x_train)
+        chapter_callbacks = _callbacks(config)
+        identity = run_identity(config, model, chapter_callbacks, precision, data.fingerprint)
+        # Resume: the newest complete checkpoint of the same identity continues where it stopped.
+        state = _load_checkpoint(checkpoint_dir, model, identity) or {}
+        history = state.get("history", {})
+        done = state.get("epoch", 0)
+        if state:
+            print(f"Resuming {chapter} after epoch {done} from {checkpoint_dir}"
+                  + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
+        checkpoint = RunCheckpoint(checkpoint_dir, identity, history, chapter_callbacks, restored=state,
+                                   wall_time_s=state.get("wall_time_s", 0.0), started=started)
+        if not state.get("finished"):
+            # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run.
+            last = done if state.get("stop_training") else config.epochs
+            try:
+                model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=last, initial_epoch=done,
+                          batch_size=config.batch_size, shuffle=True,
+                          callbacks=[EpochLog(history), *chapter_callbacks, *callbacks,
+                                     keras.callbacks.TerminateOnNaN(), checkpoint],
+                          verbose=_progress_verbosity() if verbose is None else verbose)
+            except BaseException:
+                saved = _checkpoints(checkpoint_dir)
+                print(f"Training of {chapter} stopped: " + (
+                    f"{saved[0].name} in {checkpoint_dir} is kept; run the same command again to resume."
+                    if saved else "no epoch had finished, so nothing is kept."), file=sys.stderr, flush=True)
+                raise
+            if checkpoint.diverged_epoch is not None:
+                raise TrainingError(
+                    f"the loss became NaN or infinite in epoch {checkpoint.diverged_epoch}; nothing was recorded. "
+                    f"Lower the learning rate, or delete {checkpoint_dir} and train again.")
+        wall_before = checkpoint.wall_time_s  # the time of earlier segments
+
+        x_test, y_test = splits["test"]
+        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+        val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # later models get the caller's policy back
-
-    x_test, y_test = splits["test"]
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-    val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
+    if not all(math.isfinite(value) for value in (test_loss, test_accuracy, val_loss, val_accuracy)):
+        raise TrainingError(f"evaluating {chapter} gave a NaN or infinite loss; nothing was recorded.")
     epochs_run = len(history["epoch"])
-    wall = progress["wall_time_s"] + time.perf_counter() - started
+    train_time = float(np.sum(history["epoch_time_s"]))
+    # EarlyStopping keeps the weights of the epoch with the lowest validation loss: that epoch is the best one.
     record = {
         "format": results.RECORD_FORMAT, "chapter": chapter, "config": config.to_dict(),
         "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-        "wall_time_s": round(wall, 1),
-        "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
-        "images_per_s": round(len(x_train) * epochs_run / float(np.sum(history["epoch_time_s"])), 1),
+        "train_time_s": round(train_time, 1),
+        "images_per_s": round(len(x_train) * epochs_run / train_time, 1),
         "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
         "hardware": results.hardware_info(), "versions": results.library_versions(),
-        "data": data.source, "code": results.code_identity(),
+        "data": data.source, "code": results.code_identity(), "identity": identity,
         "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -207,23 +467,56 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         "replicas": getattr(strategy, "num_replicas_in_sync", 1),
         "precision": precision,
     }
-    # Save model and history first, the record last: a record means the run is complete.
-    model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
-    model.save(model_tmp)
-    model_tmp.replace(run_dir / results.MODEL_FILE)
+    # Model and history first, the record last; the record names the model's checksum, so a model written
+    # by an interrupted save is never taken for the recorded one. The checkpoint goes only after the record.
+    save_model(model, run_dir / results.MODEL_FILE)
     results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
+    record["files"] = {name: results.file_sha256(run_dir / name) for name in (results.MODEL_FILE,
+                                                                             results.HISTORY_FILE)}
+    record["wall_time_s"] = round(wall_before + time.perf_counter() - started, 1)
+    record = results.seal_record(record)
     results.write_json_atomic(run_dir / results.RECORD_FILE, record)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return Run(model=model, history=history, record=record, run_dir=run_dir)
+
+
+def save_model(model, path: Path) -> None:
+    """Save a model for evaluation and analysis, without optimizer state, atomically (Chapter 1).
+
+    The saved model is an uncompiled copy: ``keras.models.load_model`` returns a model that predicts at
+    once and evaluates after ``compile``. Adam's moment estimates are not kept (they would triple the
+    file), so training a loaded model further starts them afresh: compile it with
+    ``keras.optimizers.Adam(learning_rate)`` and the chapter's loss, which is close to, but not the
+    same as, an uninterrupted longer run.
+    """
+    path = Path(path)
+    lean = keras.Model.from_config(model.get_config())  # same layers, never compiled: no optimizer in the file
+    lean.set_weights(model.get_weights())
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        lean.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def load_model(path: Path):
+    """Load a saved model, turning a missing or damaged file into a RecordError that says so (Chapter 1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise results.RecordError(f"{path} is missing: retrain this chapter.")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # zip, h5 and deserialization errors: the file is not a loadable model
+        raise results.RecordError(f"{path} is damaged and cannot be loaded ({type(error).__name__}: "
+                                  f"{str(error)[:120]}); retrain this chapter.") from None
 
 
 def load_run(run_dir: Path) -> Run:
     """Load a recorded run's model, history and record from its folder (Chapter 1)."""
     run_dir = Path(run_dir)
     record = results.load_record(run_dir)
+    results.check_files(record, run_dir)
     history = results.read_json(run_dir / results.HISTORY_FILE)
-    model_path = run_dir / results.MODEL_FILE
-    if not model_path.is_file():
-        raise results.RecordError(f"{model_path} is missing: retrain this chapter.")
-    model = keras.models.load_model(model_path)
+    model = load_model(run_dir / results.MODEL_FILE)
     return Run(model=model, history=history, record=record, run_dir=run_dir)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from cifar_lessons import cli, results
 from cifar_lessons.cli import main
 
 
@@ -35,8 +38,6 @@ def test_analysis_chapter_cannot_be_trained(capsys):
 
 
 def test_missing_data_is_one_clear_line_not_a_traceback(tmp_path, monkeypatch):
-    import os
-
     env = {**os.environ, "CIFAR_LESSONS_DATA": str(tmp_path / "missing.tar.gz")}
     result = run_cli("data", env=env)
     assert result.returncode == 1
@@ -52,11 +53,71 @@ def test_list_and_report_read_a_results_folder(tmp_path, capsys):
     assert "| 01 Data and a baseline CNN (missing)" in capsys.readouterr().out
 
 
-def test_malformed_record_makes_evaluate_fail_clearly(tmp_path, capsys):
+def test_malformed_record_makes_evaluate_fail_clearly(tmp_path, capsys, real_data):
     (tmp_path / "03").mkdir()
     (tmp_path / "03" / "record.json").write_text("[]")
     assert main(["--results", str(tmp_path), "evaluate", "03"]) == 1
     assert "malformed" in capsys.readouterr().err
+
+
+def committed_run_copy(tmp_path, chapter_id="01"):
+    """A copy of a chapter's committed run folder, to damage without touching results/."""
+    folder = tmp_path / chapter_id
+    source = results.default_results_dir() / chapter_id
+    folder.mkdir()
+    for name in (results.RECORD_FILE, results.HISTORY_FILE, results.MODEL_FILE):
+        shutil.copy(source / name, folder / name)
+    return folder
+
+
+def test_evaluate_fails_when_the_record_disagrees_with_the_measurement(tmp_path, capsys, real_data):
+    folder = committed_run_copy(tmp_path)
+    record = results.load_record(folder)
+    if record["data"]["fingerprint"] != real_data.fingerprint:
+        pytest.skip("the configured data is not the data chapter 01 was recorded on")
+    assert main(["--results", str(tmp_path), "evaluate", "01"]) == 0  # the committed record is measured as is
+    capsys.readouterr()
+    # A record whose number was changed (and re-sealed, so only the measurement can tell) is caught.
+    results.write_json_atomic(folder / results.RECORD_FILE, results.seal_record({**record, "test_accuracy": 0.99}))
+    assert main(["--results", str(tmp_path), "evaluate", "01"]) == 1
+    assert "but the record says 99.0%" in capsys.readouterr().err
+
+
+def test_a_corrupt_model_is_reported_as_damaged(tmp_path):
+    from cifar_lessons.training import load_model
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(results.RecordError, match="model.keras is damaged and cannot be loaded"):
+        load_model(path)
+    with pytest.raises(results.RecordError, match="is missing"):
+        load_model(tmp_path / "absent.keras")
+
+
+def test_update_readme_refuses_missing_or_stale_records(tmp_path, capsys):
+    assert main(["--results", str(tmp_path), "report", "--update-readme"]) == 1
+    error = capsys.readouterr().err
+    assert "README.md not updated" in error and "01 missing" in error and error.count("\n") == 1
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    def broken(args):
+        raise ValueError("something odd")
+
+    monkeypatch.setitem(cli.HANDLERS, "list", broken)
+    assert main(["list"]) == 1
+    error = capsys.readouterr().err
+    assert error == "error: unexpected ValueError: something odd (run with --debug for the traceback)\n"
+    assert main(["--debug", "list"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_training_into_an_unwritable_results_folder_is_one_line(tmp_path, real_data):
+    (tmp_path / "file").write_text("")
+    result = run_cli("--results", str(tmp_path / "file"), "train", "01", "--quick", env=dict(os.environ))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "choose a writable --results folder" in result.stderr.splitlines()[-1]
 
 
 def test_quick_training_never_replaces_a_recorded_run(tmp_path, real_data, capsys):

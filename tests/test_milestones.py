@@ -1,17 +1,19 @@
-"""Every chapter's committed model meets its milestone on the configured test set."""
+"""Every chapter's committed model meets its milestone on the configured test set, and measures what its
+record says when the test set is the one it was recorded on."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-import keras
 import pytest
 
 from cifar_lessons.book import chapter_status, run_chapter, run_dir_for
 from cifar_lessons.chapters import training_chapters
+from cifar_lessons.cli import EVALUATE_TOLERANCE
 from cifar_lessons.evaluation import evaluate
 from cifar_lessons.results import MODEL_FILE
+from cifar_lessons.training import load_model
 
 CHAPTER_IDS = {"ids": lambda chapter: f"{chapter.id}_{chapter.slug}"}
 
@@ -25,12 +27,15 @@ def test_committed_model_meets_milestone(chapter, real_data):
     if status["status"] != "ok":
         pytest.fail(f"chapter {chapter.id}: record {status['status']}: {status['message']}")
     model_path = run_dir_for(chapter) / MODEL_FILE
-    assert model_path.is_file(), f"chapter {chapter.id}: {model_path} is missing"
-    result = evaluate(keras.models.load_model(model_path), real_data.x_test, real_data.y_test,
-                      real_data.class_names)
+    result = evaluate(load_model(model_path), real_data.x_test, real_data.y_test, real_data.class_names)
     assert result.accuracy >= chapter.milestone, (
         f"chapter {chapter.id}: test accuracy {result.accuracy:.4f} on {real_data.source['name']} "
         f"is below its milestone {chapter.milestone}")
+    record = status["record"]
+    if record["data"]["fingerprint"] == real_data.fingerprint:  # the record's own data: it must measure the same
+        assert abs(result.accuracy - record["test_accuracy"]) <= EVALUATE_TOLERANCE, (
+            f"chapter {chapter.id}: measured {result.accuracy:.4f}, the record says {record['test_accuracy']:.4f} "
+            f"on the same data ({real_data.fingerprint}): the model is not the recorded run's")
 
 
 @pytest.mark.full

@@ -5,24 +5,37 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import keras
 import pytest
 
 from cifar_lessons import results
-from cifar_lessons.book import chapter_status
+from cifar_lessons.book import chapter_status, run_dir_for
 from cifar_lessons.chapters import get_chapter
 
 
-def make_record(chapter, **changes):
-    """A well-formed record for a chapter's current config (values are placeholders, not results)."""
+def make_record(chapter, seal=True, **changes):
+    """A well-formed record for a chapter's current code and config (values are placeholders, not results)."""
+    from cifar_lessons.training import expected_identity
+
     record = {
         "format": results.RECORD_FORMAT, "chapter": chapter.id, "config": chapter.config.to_dict(),
         "config_hash": chapter.config.hash, "seed": 0, "epochs_run": 1, "best_epoch": 1,
-        "wall_time_s": 1.0, "images_per_s": 1.0, "hardware": {}, "versions": {}, "data": {},
-        "code": {}, "val_accuracy": 0.5, "val_loss": 1.0, "test_accuracy": 0.5, "test_loss": 1.0,
-        "created": "2026-01-01T00:00:00+00:00", "quick": False,
+        "wall_time_s": 1.0, "images_per_s": 1.0, "hardware": {}, "versions": {},
+        "data": {"name": "test data", "fingerprint": "f"}, "code": {}, "val_accuracy": 0.5, "val_loss": 1.0,
+        "test_accuracy": 0.5, "test_loss": 1.0, "created": "2026-01-01T00:00:00+00:00", "quick": False,
+        "precision": "float32", "identity": expected_identity(chapter.config, "float32", "f"), "files": {},
     }
     record.update(changes)
-    return record
+    return results.seal_record(record) if seal else record
+
+
+def write_run(folder, record, history=None):
+    """A run folder: placeholder model and history files, and the record naming their checksums."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / results.MODEL_FILE).write_bytes(b"placeholder model")
+    results.write_json_atomic(folder / results.HISTORY_FILE, history or {"val_accuracy": [0.5]})
+    files = {name: results.file_sha256(folder / name) for name in (results.MODEL_FILE, results.HISTORY_FILE)}
+    results.write_json_atomic(folder / results.RECORD_FILE, results.seal_record({**record, "files": files}))
 
 
 def test_write_json_atomic_round_trip_and_leaves_no_temp_files(tmp_path):
@@ -45,30 +58,103 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 def test_status_ok_missing_malformed_and_stale(tmp_path):
     chapter = get_chapter("05")
     assert chapter_status(chapter, tmp_path)["status"] == "missing"
-    results.write_json_atomic(tmp_path / "05" / "record.json", make_record(chapter))
+    write_run(tmp_path / "05", make_record(chapter))
     assert chapter_status(chapter, tmp_path)["status"] == "ok"
 
     changed = dataclasses.replace(chapter, config=dataclasses.replace(chapter.config, epochs=99))
     stale = chapter_status(changed, tmp_path)
     assert stale["status"] == "stale" and "cifar-lessons train 05" in stale["message"]
+    assert "config changed (epochs 15 -> 99)" in stale["reasons"]
 
-    results.write_json_atomic(tmp_path / "05" / "record.json", make_record(chapter, quick=True))
-    assert chapter_status(chapter, tmp_path)["status"] == "stale"
+    write_run(tmp_path / "05", make_record(chapter, quick=True))
+    assert chapter_status(chapter, tmp_path)["reasons"] == ["it is a quick smoke run, not a result"]
 
     (tmp_path / "05" / "record.json").write_text("{ not json")
     malformed = chapter_status(chapter, tmp_path)
     assert malformed["status"] == "malformed" and "not valid JSON" in malformed["message"]
 
 
+def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_path, monkeypatch):
+    from cifar_lessons import models, training
+
+    chapter = get_chapter("03")
+    write_run(tmp_path / "03", make_record(chapter))
+    assert chapter_status(chapter, tmp_path)["status"] == "ok"
+    original = models.conv_stage
+
+    def wider_kernels(x, filters, convs, batch_norm, dropout_rate, name):
+        x = keras.layers.Conv2D(filters, 5, padding="same", name=f"{name}_extra")(x)
+        return original(x, filters, convs, batch_norm, dropout_rate, name)
+
+    monkeypatch.setattr(models, "conv_stage", wider_kernels)
+    training._code_identity_of.cache_clear()
+    try:
+        status = chapter_status(chapter, tmp_path)
+    finally:
+        monkeypatch.undo()
+        training._code_identity_of.cache_clear()
+    assert status["status"] == "stale"
+    assert [reason.split(" (")[0] for reason in status["reasons"]] == ["architecture changed"]
+
+
+@pytest.mark.parametrize("part,value,reason", [
+    ("callbacks", {"ReduceLROnPlateau": {"min_lr": 1e-6}}, "callbacks changed (ReduceLROnPlateau"),
+    ("optimizer", {"epsilon": 1e-3}, "optimizer changed (epsilon 0.001 -> 1e-07)"),
+    ("augmentation", [{"class": "RandomFlip", "seed": 1}], "augmentation changed"),
+    ("precision", "float16", "precision changed"),
+])
+def test_any_identity_change_makes_the_record_stale_and_says_why(tmp_path, part, value, reason):
+    chapter = get_chapter("07")
+    record = make_record(chapter)
+    old = record["identity"][part]
+    record["identity"][part] = {**old, **value} if isinstance(old, dict) else value
+    write_run(tmp_path / "07", record)
+    status = chapter_status(chapter, tmp_path)
+    assert status["status"] == "stale"
+    assert any(line.startswith(reason) for line in status["reasons"]), status["reasons"]
+
+
+def test_other_data_makes_the_record_stale_when_the_data_is_known(tmp_path):
+    chapter = get_chapter("02")
+    write_run(tmp_path / "02", make_record(chapter))
+    assert chapter_status(chapter, tmp_path, data_fingerprint="f")["status"] == "ok"
+    status = chapter_status(chapter, tmp_path, data_fingerprint="other")
+    assert status["status"] == "stale" and status["reasons"] == ['data changed (recorded "f", now "other")']
+
+
+def test_a_model_or_history_that_is_not_the_recorded_one_is_malformed(tmp_path):
+    chapter = get_chapter("04")
+    write_run(tmp_path / "04", make_record(chapter))
+    (tmp_path / "04" / results.MODEL_FILE).write_bytes(b"a model from another run")
+    status = chapter_status(chapter, tmp_path)
+    assert status["status"] == "malformed" and "is not the file" in status["message"]
+    (tmp_path / "04" / results.MODEL_FILE).unlink()
+    assert "model.keras is missing" in chapter_status(chapter, tmp_path)["message"]
+
+
 @pytest.mark.parametrize("change,message", [
     ({"test_accuracy": "high"}, "'test_accuracy' has the wrong type"),
     ({"test_accuracy": 1.5}, "outside 0-1"),
+    ({"val_accuracy": -0.1}, "'val_accuracy' outside 0-1"),
     ({"epochs_run": True}, "'epochs_run' has the wrong type"),
-    ({"format": 99}, "format 99"),
+    ({"best_epoch": 3}, "'best_epoch' is not between 1 and 'epochs_run'"),
+    ({"test_loss": float("nan")}, "'test_loss' is not a finite number"),
+    ({"wall_time_s": float("inf")}, "'wall_time_s' is not a finite number"),
+    ({"config_hash": "0000000000000000"}, "'config' does not match 'config_hash'"),
+    ({"identity": {}}, "'identity.architecture' missing"),
+    ({"format": 1}, "format 1 is not 2.*migrate_records.py"),
 ])
 def test_validate_record_rejects_bad_values(change, message):
     record = make_record(get_chapter("01"), **change)
     with pytest.raises(results.RecordError, match=message):
+        results.validate_record(record)
+
+
+def test_an_edited_record_fails_its_checksum():
+    record = make_record(get_chapter("01"))
+    results.validate_record(record)
+    record["test_accuracy"] = 0.99  # a hand edit: types and ranges are fine, the checksum is not
+    with pytest.raises(results.RecordError, match="checksum does not match"):
         results.validate_record(record)
 
 
@@ -79,6 +165,27 @@ def test_validate_record_names_missing_keys():
         results.validate_record(record)
     with pytest.raises(results.RecordError, match="JSON object"):
         results.validate_record([record])
+
+
+def test_nan_is_never_written_or_read_as_json(tmp_path):
+    path = tmp_path / "record.json"
+    with pytest.raises(ValueError):
+        results.write_json_atomic(path, {"loss": float("nan")})
+    assert not path.exists()
+    path.write_text('{"loss": NaN}')
+    with pytest.raises(results.RecordError, match="not valid JSON"):
+        results.read_json(path)
+
+
+def test_committed_records_are_current_and_name_no_machine_path():
+    from cifar_lessons.chapters import training_chapters
+
+    for chapter in training_chapters():
+        record = results.load_record(run_dir_for(chapter))
+        assert "/" not in record["data"]["location"], record["data"]["location"]
+    for path in sorted(results.default_results_dir().glob("[0-9][0-9]/seed*/record.json")):
+        record = results.validate_record(results.read_json(path), path)
+        assert "/" not in record["data"]["location"]
 
 
 def test_config_hash_is_order_independent_and_sensitive():
@@ -100,8 +207,7 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
 
     chapter = get_chapter("06")
     assert "no recorded run" in validation_swing("06", tmp_path)
-    results.write_json_atomic(tmp_path / "06" / "record.json", make_record(chapter, epochs_run=3))
-    results.write_json_atomic(tmp_path / "06" / results.HISTORY_FILE, {"val_accuracy": [0.5, 0.75, 0.625]})
+    write_run(tmp_path / "06", make_record(chapter, epochs_run=3), {"val_accuracy": [0.5, 0.75, 0.625]})
     assert validation_swing("06", tmp_path) == (
         "Chapter 06: validation accuracy 62.5% at the last epoch (3), 75.0% at its highest (epoch 2).")
 
@@ -115,8 +221,7 @@ def test_table_names_the_machine_of_each_chapter(tmp_path):
                 "data": {"name": "test data", "fingerprint": "f"}}
 
     for chapter_id, cpu in [("01", "CPU A"), ("02", "CPU A"), ("03", "CPU B"), ("04", "CPU A")]:
-        results.write_json_atomic(tmp_path / chapter_id / "record.json",
-                                  make_record(get_chapter(chapter_id), **environment(cpu)))
+        write_run(tmp_path / chapter_id, make_record(get_chapter(chapter_id), **environment(cpu)))
     table = accuracy_table_markdown(tmp_path)
     assert "- chapters 01, 02, 04: CPU A, 2 cores, no GPU, float32;" in table
     assert "- chapter 03: CPU B, 2 cores, no GPU, float32;" in table

@@ -1,8 +1,9 @@
-"""Training on tiny learnable data: loss falls, runs resume, models stand alone, strategies work."""
+"""Training on tiny learnable data: loss falls, runs resume exactly, models stand alone, strategies work."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,9 +13,10 @@ import keras
 import numpy as np
 import pytest
 
+from cifar_lessons import results
 from cifar_lessons.data import CLASS_NAMES, Dataset, fingerprint_arrays
 from cifar_lessons.models import build_cnn
-from cifar_lessons.training import TrainConfig, load_run, train
+from cifar_lessons.training import TrainConfig, TrainingError, load_run, train
 
 TINY = TrainConfig(widths=(8, 16), dense_units=16, normalize=True, epochs=3, batch_size=32,
                    learning_rate=3e-3, validation_size=100)
@@ -49,6 +51,9 @@ def test_loss_falls_and_record_is_complete(tmp_path):
     assert record["hardware"]["cores"] >= 1 and record["versions"]["keras"] == keras.__version__
     assert record["train_images"] + record["val_images"] == len(data.x_train)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "model.keras", "record.json"]
+    assert results.load_record(tmp_path) == record  # the written record passes validation
+    results.check_files(record, tmp_path)
+    assert record["identity"]["data"] == data.fingerprint and record["identity"]["precision"] == "float32"
 
 
 def test_saved_model_takes_raw_images_without_this_package(tmp_path):
@@ -67,30 +72,236 @@ def test_saved_model_takes_raw_images_without_this_package(tmp_path):
     assert float(output.stdout.strip().splitlines()[-1]) == pytest.approx(run.record["test_accuracy"])
 
 
-class StopAfter(keras.callbacks.Callback):
-    """Simulates an interruption (Ctrl-C) at the end of an epoch."""
+def test_saved_model_is_lean_and_evaluates_after_compile(tmp_path):
+    data = learnable_dataset()
+    run = train(TINY, data, tmp_path, verbose=0)
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert getattr(model, "optimizer", None) is None  # saved uncompiled: no optimizer state in the file
+    model.compile(optimizer=keras.optimizers.Adam(TINY.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    _, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+    assert accuracy == pytest.approx(run.record["test_accuracy"])
+    assert np.array_equal(model.predict(data.x_test, verbose=0), run.model.predict(data.x_test, verbose=0))
 
-    def __init__(self, epochs):
+
+class StopAt(keras.callbacks.Callback):
+    """Simulates an interruption (Ctrl-C) when epoch ``epoch`` (1-based) begins, or after its ``batch``-th batch."""
+
+    def __init__(self, epoch, batch=None):
         super().__init__()
-        self.epochs = epochs
+        self.epoch, self.batch, self.current = epoch, batch, None
 
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+        if self.batch is None and self.current == self.epoch:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.batch is not None and self.current == self.epoch and batch + 1 == self.batch:
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_where_it_stopped(tmp_path, capsys):
+class EpochsSeen(keras.callbacks.Callback):
+    """Records which epochs (1-based) this fit() call actually trained."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+
+
+# Every piece of state a resume must carry: dropout and augmentation random generators, a learning-rate
+# schedule and early stopping (with best weights), at a learning rate high enough that both act.
+STATEFUL = dataclasses.replace(TINY, epochs=8, augment=True, dense_dropout_rate=0.3, learning_rate=0.02,
+                               reduce_lr=True, reduce_lr_patience=1, early_stopping=True, early_stopping_patience=2)
+
+
+def outcome(run) -> dict:
+    """What a resumed run must reproduce: epochs, best epoch, learning rates, stopping decision, scores."""
+    return {"epochs": run.history["epoch"], "best_epoch": run.record["best_epoch"],
+            "learning_rates": run.history["learning_rate"], "epochs_run": run.record["epochs_run"],
+            "val_loss": np.round(run.history["val_loss"], 5).tolist(),
+            "test_accuracy": run.record["test_accuracy"]}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The stateful tiny run trained without interruption (the reference every resume must match)."""
+    run = train(STATEFUL, learnable_dataset(), tmp_path_factory.mktemp("reference"), verbose=0)
+    # The reference must exercise the state: the rate was cut and training stopped before the ceiling.
+    assert min(run.history["learning_rate"]) < STATEFUL.learning_rate
+    assert run.record["epochs_run"] < STATEFUL.epochs
+    return run
+
+
+def test_interrupted_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_one(tmp_path, capsys,
+                                                                                    uninterrupted):
     data = learnable_dataset()
-    config = dataclasses.replace(TINY, epochs=4)
+    # Interrupt after the last epoch before early stopping acts: its wait counter and the best weights must survive.
+    stopped_after = uninterrupted.record["epochs_run"] - 1
     with pytest.raises(KeyboardInterrupt):
-        train(config, data, tmp_path, verbose=0, callbacks=(StopAfter(2),))
+        train(STATEFUL, data, tmp_path, verbose=0, callbacks=(StopAt(stopped_after + 1),))
     assert not (tmp_path / "record.json").exists()  # an interrupted run records nothing
-    run = train(config, data, tmp_path, verbose=0)
-    assert "Resuming adhoc after epoch 2" in capsys.readouterr().out
-    assert run.history["epoch"] == [1, 2, 3, 4]
-    assert run.record["epochs_run"] == 4
+    assert f"epoch-{stopped_after:04d} in {tmp_path / 'checkpoint'} is kept" in capsys.readouterr().err
+    seen = EpochsSeen()
+    run = train(STATEFUL, data, tmp_path, verbose=0, callbacks=(seen,))
+    assert f"Resuming adhoc after epoch {stopped_after}" in capsys.readouterr().out
+    assert seen.epochs[0] == stopped_after + 1  # trained on from the next epoch, not from scratch
+    assert outcome(run) == outcome(uninterrupted)
     assert not (tmp_path / "checkpoint").exists()
     assert load_run(tmp_path).record == run.record
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, capsys, uninterrupted):
+    data = learnable_dataset()
+    with pytest.raises(KeyboardInterrupt):
+        train(STATEFUL, data, tmp_path, verbose=0, callbacks=(StopAt(4),))
+    newest = tmp_path / "checkpoint" / "epoch-0003" / "weights.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as after a full disk
+    run = train(STATEFUL, data, tmp_path, verbose=0)
+    out = capsys.readouterr().out
+    assert "epoch-0003 is damaged" in out and "Resuming adhoc after epoch 2" in out
+    assert outcome(run) == outcome(uninterrupted)
+
+
+def test_all_checkpoints_damaged_or_foreign_stops_with_what_to_delete(tmp_path):
+    data = learnable_dataset()
+    with pytest.raises(KeyboardInterrupt):
+        train(STATEFUL, data, tmp_path, verbose=0, callbacks=(StopAt(3),))
+    with pytest.raises(TrainingError, match="interrupted run of something else.*learning_rate"):
+        train(dataclasses.replace(STATEFUL, learning_rate=0.01), data, tmp_path, verbose=0)
+    for weights in (tmp_path / "checkpoint").glob("epoch-*/weights.weights.h5"):
+        weights.write_bytes(b"not hdf5")
+    with pytest.raises(TrainingError, match=f"Delete {tmp_path / 'checkpoint'}"):
+        train(STATEFUL, data, tmp_path, verbose=0)
+
+
+def test_a_stop_mid_epoch_loses_only_that_epoch(tmp_path, uninterrupted):
+    data = learnable_dataset()
+    with pytest.raises(KeyboardInterrupt):
+        train(STATEFUL, data, tmp_path, verbose=0, callbacks=(StopAt(3, batch=5),))
+    assert [p.name for p in results_checkpoints(tmp_path)] == ["epoch-0002", "epoch-0001"]
+    assert outcome(train(STATEFUL, data, tmp_path, verbose=0)) == outcome(uninterrupted)
+
+
+def results_checkpoints(run_dir):
+    from cifar_lessons.training import _checkpoints
+
+    return _checkpoints(run_dir / "checkpoint")
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Turns the weights into NaN after a batch of ``epoch``: the loss becomes NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 0:
+            layer = self.model.get_layer("probabilities")
+            layer.kernel.assign(np.full(layer.kernel.shape, np.nan, dtype="float32"))
+
+
+def test_nan_loss_stops_with_a_clear_error_and_writes_no_nan(tmp_path):
+    with pytest.raises(TrainingError, match="NaN or infinite in epoch 2"):
+        train(TINY, learnable_dataset(), tmp_path, verbose=0, callbacks=(PoisonWeights(2),))
+    assert not (tmp_path / "record.json").exists()
+    assert [p.name for p in results_checkpoints(tmp_path)] == ["epoch-0001"]
+    for state in (tmp_path / "checkpoint").rglob("*.json"):
+        results.read_json(state)  # rejects NaN and Infinity, which are not JSON
+
+
+@pytest.mark.parametrize("change", [{"epochs": 0}, {"batch_size": 0}])
+def test_impossible_settings_are_one_clear_error(tmp_path, change):
+    with pytest.raises(TrainingError, match="at least 1"):
+        train(dataclasses.replace(TINY, **change), learnable_dataset(per_class=5), tmp_path, verbose=0)
+
+
+def test_an_unwritable_results_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TrainingError, match="cannot write to .*choose a writable --results"):
+        train(TINY, learnable_dataset(per_class=5), tmp_path / "file" / "01", verbose=0)
+
+
+# Killed (SIGKILL) at one point of a run, in a fresh process: nothing catches it, nothing is cleaned up.
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import keras
+    from cifar_lessons import results, training
+    from test_training import STATEFUL, learnable_dataset
+
+    point, run_dir = sys.argv[1], sys.argv[2]
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    class MidEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 2 and batch == 4:
+                die()
+
+    callbacks = ()
+    if point == "mid-epoch":
+        callbacks = (MidEpoch(),)
+    elif point == "checkpoint-write":  # after the weights of epoch 4 are written, before the folder is renamed
+        original = training.os.replace
+        def replace(source, target):
+            if str(source).endswith(".epoch-0004.partial"):
+                die()
+            original(source, target)
+        training.os.replace = replace
+    elif point == "after-fit":  # fit() has ended and its final checkpoint is written; nothing evaluated yet
+        ended = training.RunCheckpoint.on_train_end
+        def on_train_end(self, logs=None):
+            ended(self, logs)
+            die()
+        training.RunCheckpoint.on_train_end = on_train_end
+    elif point == "between-model-and-record":
+        original_write = results.write_json_atomic
+        def write(path, payload):
+            if str(path).endswith("record.json"):
+                die()
+            original_write(path, payload)
+        results.write_json_atomic = write
+    training.train(STATEFUL, learnable_dataset(), run_dir, verbose=0, callbacks=callbacks)
+""")
+
+
+def test_kills_at_any_point_lose_nothing_and_never_leave_results_inconsistent(tmp_path, uninterrupted):
+    from cifar_lessons.book import run_status
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run_dir)  # a previous complete run of the same recipe
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent))
+    for point in ("mid-epoch", "checkpoint-write", "after-fit", "between-model-and-record"):
+        killed = subprocess.run([sys.executable, "-c", script, point, str(run_dir)], capture_output=True, text=True)
+        assert killed.returncode == -9, f"{point}: {killed.stderr[-1500:]}"
+        status = run_status(run_dir, STATEFUL)
+        # results/ holds either the previous complete run or a mismatch that says so, never a silent mix.
+        if point == "between-model-and-record":
+            assert status["status"] == "malformed" and "is not the file" in status["message"]
+        else:
+            assert status["status"] == "ok" and status["record"] == uninterrupted.record, point
+        checkpoints = [p.name for p in results_checkpoints(run_dir)]
+        if point == "mid-epoch":
+            assert checkpoints == ["epoch-0002", "epoch-0001"]  # only the epoch in progress is lost
+        if point == "checkpoint-write":
+            assert checkpoints == ["epoch-0003", "epoch-0002"]  # the half-written epoch 4 is not a checkpoint
+        if point in ("after-fit", "between-model-and-record"):
+            assert checkpoints[0].endswith("-final")  # the finished training is kept until the record is written
+    run = train(STATEFUL, learnable_dataset(), run_dir, verbose=0)
+    assert outcome(run) == outcome(uninterrupted)
+    assert run_status(run_dir, STATEFUL)["status"] == "ok"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["history.json", "model.keras", "record.json"]
 
 
 def test_reduce_lr_on_plateau_lowers_the_rate(tmp_path):
