@@ -30,11 +30,14 @@ def staleness(record: dict, config, data_fingerprint: str | None = None) -> list
     architecture actually built, augmentation, optimizer, loss, callbacks, precision and, when
     ``data_fingerprint`` is given, the data.
     """
-    from .training import TrainConfig, expected_identity
+    if isinstance(config, FastConfig):  # chapter 11's recipe has identities of its own
+        from .fast import expected_identity
+    else:
+        from .training import expected_identity
 
     reasons = ["it is a quick smoke run, not a result"] if record["quick"] else []
     if record["config_hash"] != config.hash:
-        changes = config.changes_from(TrainConfig.from_dict(record["config"]))
+        changes = config.changes_from(type(config).from_dict(record["config"]))
         reasons.append("config changed (" + ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changes.items())
                        + ")")
     # precision="auto" picks float32 or mixed_bfloat16 by hardware: either is the same recipe.

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 import shutil
 import time
 from pathlib import Path
@@ -252,6 +254,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         model = training_model(config, net)
         steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
         compile_fast(model, config, steps_per_epoch)
+        identity = run_identity(config, model, net, precision, data.fingerprint)
         history: dict = {}
         one_hot = np.eye(10, dtype=np.float32)
         last_raw_weights = []  # the weights before the moving average replaces them, for the ablation
@@ -311,13 +314,50 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": bool(config.subset), "precision": precision,
-        "parameters": int(net.count_params()),
+        "parameters": int(net.count_params()), "identity": identity,
     }
+    # Model and history first, the record last: a record means the run is complete, and names their checksums.
     model_tmp.replace(run_dir / results.MODEL_FILE)
     results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
+    record["files"] = {name: results.file_sha256(run_dir / name) for name in (results.MODEL_FILE,
+                                                                             results.HISTORY_FILE)}
+    record = results.seal_record(record)
+    results.validate_record(record, run_dir / results.RECORD_FILE)
     results.write_json_atomic(run_dir / results.RECORD_FILE, record)
     shutil.rmtree(work, ignore_errors=True)
     return record
+
+
+def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, precision: str,
+                 data_fingerprint: str) -> dict:
+    """Everything that determines a chapter-11 run: config, architecture, augmentation, optimizer, loss (Chapter 11)."""
+    from .training import architecture_hash, augmentation_settings, optimizer_settings
+
+    return {"config": config.hash, "architecture": architecture_hash(inference_model(config, net)),
+            "augmentation": augmentation_settings(model), "optimizer": optimizer_settings(model.optimizer),
+            "loss": json.dumps(keras.losses.serialize(model.loss), sort_keys=True), "callbacks": {},
+            "precision": precision, "data": data_fingerprint}
+
+
+@functools.lru_cache(maxsize=8)
+def _code_identity_of(config: FastConfig, precision: str) -> str:
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
+        net = build_fast_net(config, images)
+        model = training_model(config, net)
+        compile_fast(model, config, steps_per_epoch=1)
+        identity = run_identity(config, model, net, precision, "")
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    return json.dumps(identity)
+
+
+def expected_identity(config: FastConfig, precision: str, data_fingerprint: str) -> dict:
+    """The identity the current code gives a chapter-11 run of ``config`` (a throwaway model, no data) (Chapter 11)."""
+    identity = json.loads(_code_identity_of(config, precision))
+    return {**identity, "data": data_fingerprint}
 
 
 def _score(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

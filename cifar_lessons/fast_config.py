@@ -48,10 +48,22 @@ class FastConfig:
         return {key: list(value) if isinstance(value, tuple) else value
                 for key, value in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> FastConfig:
+        """Rebuild a config from :meth:`to_dict` output (Chapter 11)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in values.items() if key in known})
+
+    def changes_from(self, previous) -> dict:
+        """Fields that differ from ``previous``: (old value, new value) per field (Chapter 11)."""
+        old, new = previous.to_dict(), self.to_dict()
+        return {key: (old.get(key), new[key]) for key in new if old.get(key) != new[key]}
+
     @property
     def hash(self) -> str:
         """Identity of this config; a record with another hash is stale (Chapter 11)."""
-        return results.config_hash({"recipe": "fast", **self.to_dict()})
+        return results.config_hash(self.to_dict())
 
     def quick(self) -> FastConfig:
         """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 11)."""

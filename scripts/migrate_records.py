@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cifar_lessons import results, training  # noqa: E402
 from cifar_lessons.chapters import get_chapter  # noqa: E402
+from cifar_lessons.fast_config import FastConfig  # noqa: E402
 
 # Run in the old code's package: build the chapter's model and callbacks, save the model, print the callbacks.
 OLD_CODE_SCRIPT = r"""
@@ -129,6 +130,8 @@ def migrate(run_dir: Path, data, workdir: Path, dry_run: bool) -> str:
     if record.get("format") != 1:
         raise RuntimeError(f"unknown format {record.get('format')!r}")
     chapter = get_chapter(record["chapter"])
+    if isinstance(chapter.config, FastConfig):
+        return migrate_fast(run_dir, record, chapter, data, dry_run)
     config = training.TrainConfig.from_dict(record["config"])
     expected_config = chapter.config if config.seed == chapter.config.seed else \
         __import__("dataclasses").replace(chapter.config, seed=config.seed)
@@ -169,6 +172,67 @@ def migrate(run_dir: Path, data, workdir: Path, dry_run: bool) -> str:
     migrated["files"] = {name: results.file_sha256(run_dir / name)
                          for name in (results.MODEL_FILE, results.HISTORY_FILE) if (run_dir / name).is_file()}
     migrated["migrated"] = {"from_format": 1, "date": dt.date.today().isoformat(), "proof": proof}
+    migrated = results.seal_record(migrated)
+    results.validate_record(migrated, run_dir / results.RECORD_FILE)
+    results.write_json_atomic(run_dir / results.RECORD_FILE, migrated)
+    return "migrated: " + "; ".join(proof)
+
+
+# The functions of cifar_lessons/fast.py that decide what a chapter-11 run computes (train_fast's own
+# changes since the first runs only concern what it writes into the record).
+FAST_TRAINING_CODE = ("whitening_kernel", "torch_style_initializer", "conv_group", "build_fast_net", "training_model",
+                      "_flip_layer", "_shift_layer", "inference_model", "learning_rate_schedule", "BiasBoostSGD",
+                      "compile_fast", "_splits", "_recompute_batch_norm_statistics", "_score")
+
+
+def _definitions(source: str) -> dict:
+    import ast
+
+    return {node.name: ast.dump(node) for node in ast.parse(source).body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def migrate_fast(run_dir: Path, record: dict, chapter, data, dry_run: bool) -> str:
+    """Migrate a chapter-11 record: same config, same training code at its commit, same saved architecture."""
+    import dataclasses
+
+    import keras
+
+    from cifar_lessons import fast
+
+    expected_config = dataclasses.replace(chapter.config, seed=record["config"]["seed"])
+    # The first chapter-11 records hashed their config with a "recipe" key added; format 2 hashes the config alone.
+    first_hash = results.config_hash({"recipe": "fast", **expected_config.to_dict()})
+    if record["config"] != expected_config.to_dict() or record["config_hash"] not in (expected_config.hash, first_hash):
+        raise RuntimeError("its config is not the chapter's current config: retrain")
+    if record["data"]["fingerprint"] != data.fingerprint:
+        raise RuntimeError(f"recorded on data {record['data']['fingerprint']}, the configured data is "
+                           f"{data.fingerprint}")
+    code = record.get("code") or {}
+    if not code.get("git_commit") or code.get("git_dirty") is not False:
+        raise RuntimeError("the training code is not a clean commit")
+    then = _definitions(subprocess.run(["git", "show", f"{code['git_commit']}:cifar_lessons/fast.py"], cwd=REPO_ROOT,
+                                       capture_output=True, text=True, check=True).stdout)
+    now = _definitions((REPO_ROOT / "cifar_lessons" / "fast.py").read_text())
+    changed = [name for name in FAST_TRAINING_CODE if then.get(name) != now.get(name)]
+    if changed:
+        raise RuntimeError(f"commit {code['git_commit'][:12]} trained with other code for {', '.join(changed)}")
+    proof = [f"commit {code['git_commit'][:12]} has the same training functions as the current code"]
+    expected = fast.expected_identity(expected_config, record["precision"], data.fingerprint)
+    model_path = run_dir / results.MODEL_FILE
+    if model_path.is_file():
+        with dtype_policy(record["precision"]):
+            saved = keras.models.load_model(model_path, compile=False)
+        if training.architecture_hash(saved) != expected["architecture"]:
+            raise RuntimeError(f"{model_path} does not have the architecture the current code builds")
+        proof.append("the saved model has that architecture")
+    if dry_run:
+        return "would migrate: " + "; ".join(proof)
+    migrated = {**record, "format": results.RECORD_FORMAT, "identity": expected, "config_hash": expected_config.hash,
+                "data": {**record["data"], "location": Path(record["data"]["location"]).name},
+                "files": {name: results.file_sha256(run_dir / name)
+                          for name in (results.MODEL_FILE, results.HISTORY_FILE) if (run_dir / name).is_file()},
+                "migrated": {"from_format": 1, "date": dt.date.today().isoformat(), "proof": proof}}
     migrated = results.seal_record(migrated)
     results.validate_record(migrated, run_dir / results.RECORD_FILE)
     results.write_json_atomic(run_dir / results.RECORD_FILE, migrated)
