@@ -248,7 +248,7 @@ def _study_cost(rows: list[dict]) -> str:
         estimate = sum(row["wall_time_s"] * count for row, count in known)
         unknown = runs - sum(count for _, count in known)
         text += (f" {STUDY_SEEDS} seeds per chapter need {runs} more, about {estimate / 60:.0f} min at the main "
-                 f"runs' wall times" + (f" ({unknown} of chapters without a main run not counted)" if unknown else "")
+                 f"runs' wall times" + (f" (the {unknown} runs of chapters without a main run not counted)" if unknown else "")
                  + f" (`cifar-lessons study --seeds {' '.join(str(s) for s in range(STUDY_SEEDS))}`).")
     return text
 

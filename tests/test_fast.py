@@ -50,27 +50,33 @@ def test_time_to_accuracy_sums_epochs_until_target():
     assert fast.time_to_accuracy(history, 0.95) is None
 
 
-def _fake_record(path, seed, run_time, cpu_time, accuracy, config_hash):
-    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": {}, "config_hash": config_hash,
-              "seed": seed, "epochs_run": 2, "best_epoch": 2, "wall_time_s": run_time, "images_per_s": 1.0,
+def _fake_record(path, seed, run_time, cpu_time, accuracy):
+    """A valid format-2 record with the fields the race reads (no model file)."""
+    config = {"seed": seed}
+    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": config,
+              "config_hash": results.config_hash(config), "seed": seed, "epochs_run": 2, "best_epoch": 2,
+              "wall_time_s": run_time, "images_per_s": 1.0,
               "hardware": {"cpu": "CPU X", "cores": 2, "cpu_flags": ["avx512_bf16"]}, "versions": {},
               "data": {"fingerprint": "f"}, "code": {}, "val_accuracy": accuracy, "val_loss": 0.5,
               "test_accuracy": accuracy, "test_loss": 0.5, "created": "2026-01-01T00:00:00+00:00", "quick": False,
+              "precision": "float32", "files": {},
+              "identity": {"config": results.config_hash(config), "architecture": "a", "augmentation": [],
+                           "optimizer": {}, "loss": "l", "callbacks": {}, "precision": "float32", "data": "f"},
               "run_time_s": run_time, "run_cpu_time_s": cpu_time}
     path.mkdir(parents=True, exist_ok=True)
-    results.write_json_atomic(path / results.RECORD_FILE, record)
+    results.write_json_atomic(path / results.RECORD_FILE, results.seal_record(record))
 
 
 def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
     from cifar_lessons import fast
 
     baseline = tmp_path / "08" / "seed2"
-    _fake_record(baseline, 2, 999.0, 999.0, 0.86, "h8")
+    _fake_record(baseline, 2, 999.0, 999.0, 0.86)
     results.write_json_atomic(baseline / results.HISTORY_FILE, {
         "epoch": [1, 2, 3], "epoch_time_s": [100.0, 100.0, 100.0], "epoch_cpu_s": [200.0, 200.0, 200.0],
         "val_accuracy": [0.7, 0.84, 0.851]})
-    _fake_record(tmp_path / "11", 0, 150.0, 420.0, 0.93, "h11")
-    _fake_record(tmp_path / "11" / "seed1", 1, 240.0, 480.0, 0.92, "h11")
+    _fake_record(tmp_path / "11", 0, 150.0, 420.0, 0.93)
+    _fake_record(tmp_path / "11" / "seed1", 1, 240.0, 480.0, 0.92)
     (tmp_path / "11" / fast.RACE_FILE).write_text(json.dumps(
         {"target_val_accuracy": 0.85, "baseline_run": "08/seed2", "runs": ["11", "11/seed1"]}))
     race = fast.race_summary(tmp_path)
