@@ -279,14 +279,15 @@ def gains_and_costs(labels, gains, minutes, gaps):
     positions = np.arange(len(labels))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     panels = (
-        (axes[0], [0 if g is None else 100 * g for g in gains], "gain over the previous chapter (points)"),
-        (axes[1], minutes, "wall time (min)"),
-        (axes[2], [100 * g for g in gaps], "train - validation accuracy at the kept epoch (points)"),
+        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the previous chapter (points)"),
+        (axes[1], list(minutes), "wall time (min)"),
+        (axes[2], [None if g is None else 100 * g for g in gaps],
+         "train - validation accuracy at the kept epoch (points)"),
     )
     for ax, values, xlabel in panels:
-        colors = ["tab:red" if v < 0 else "tab:blue" for v in values]
-        bars = ax.barh(positions, values, color=colors)
-        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+        drawn = [0.0 if v is None else v for v in values]  # a chapter without a value gets no bar and no label
+        bars = ax.barh(positions, drawn, color=["tab:red" if v < 0 else "tab:blue" for v in drawn])
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.1f}" for v in values], fontsize=8, padding=2)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
