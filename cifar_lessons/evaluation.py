@@ -23,6 +23,16 @@ class Evaluation:
     class_names: tuple
 
     @property
+    def confidence(self) -> np.ndarray:
+        """The probability the model gave its predicted class, per image (Chapter 9)."""
+        return self.probabilities.max(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Whether each prediction is right (Chapter 9)."""
+        return self.predictions == self.labels
+
+    @property
     def confusion(self) -> np.ndarray:
         """Confusion matrix: rows are true classes, columns predicted (Chapter 9)."""
         return confusion_matrix(self.labels, self.predictions, labels=range(len(self.class_names)))

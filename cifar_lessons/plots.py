@@ -116,42 +116,60 @@ def confusion(matrix, class_names, normalize: bool = True):
     return fig
 
 
-def image_grid(images, titles, columns: int = 6):
-    """Images with a caption each, e.g. misclassified examples (Chapter 9)."""
+def image_grid(images, titles, columns: int = 4, fontsize: int = 10):
+    """Images with a caption each, large enough to read at page width, e.g. misclassified examples (Chapter 9)."""
     rows = int(np.ceil(len(images) / columns))
     width = min(style.COLUMN_WIDTH, columns * 1.75)
-    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (width / columns + 0.45)), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (width / columns + 0.6)), squeeze=False)
     for ax in np.ravel(axes):
         ax.axis("off")
     for ax, image, title in zip(np.ravel(axes), images, titles):
-        ax.imshow(image)
-        ax.set_title(title, fontsize=9)
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(title, fontsize=fontsize)
     fig.tight_layout()
     return fig
 
 
-def filters(kernels):
-    """First-layer 3x3 RGB filters, each rescaled to 0-1 for display (Chapter 9)."""
+def _symmetric(values):
+    """Scale values to 0-1 with 0 at mid-grey, by their largest magnitude (Chapter 9)."""
+    values = np.asarray(values, dtype=np.float32)
+    peak = float(np.abs(values).max()) or 1.0
+    return 0.5 + 0.5 * values / peak
+
+
+def filters(kernels, per_row: int = 8):
+    """First-layer RGB filters beside their brightness part, each scaled on its own with 0 at mid-grey (Chapter 9).
+
+    Each pair: the filter as a colour image (a channel brighter than grey has a positive weight), then
+    the mean of its three channels, the part that responds to brightness (white positive, black negative).
+    """
+    kernels = np.asarray(kernels, dtype=np.float32)
     count = kernels.shape[-1]
-    columns = 8
-    rows = int(np.ceil(count / columns))
-    width = style.COLUMN_WIDTH * 0.75
-    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * width / columns + 0.4))
-    for index, ax in enumerate(np.ravel(axes)):
+    rows = int(np.ceil(count / per_row))
+    # Three columns per filter: colour, brightness and an empty gap that keeps the pairs apart.
+    fig, axes = plt.subplots(rows, 3 * per_row, figsize=(style.COLUMN_WIDTH, rows * 0.6 + 0.5), squeeze=False,
+                             gridspec_kw={"wspace": 0.08, "width_ratios": [1, 1, 0.4] * per_row})
+    for ax in np.ravel(axes):
         ax.axis("off")
-        if index < count:
-            kernel = kernels[..., index]
-            ax.imshow((kernel - kernel.min()) / (np.ptp(kernel) or 1), interpolation="nearest")
-    fig.suptitle("First-layer filters")
-    fig.tight_layout()
+    for index in range(count):
+        row, column = divmod(index, per_row)
+        kernel = kernels[..., index]
+        axes[row, 3 * column].imshow(_symmetric(kernel), interpolation="nearest")
+        axes[row, 3 * column].set_title(f"{index}", fontsize=7, loc="left")
+        axes[row, 3 * column + 1].imshow(_symmetric(kernel.mean(axis=-1)), cmap="gray", vmin=0, vmax=1,
+                                         interpolation="nearest")
+    fig.suptitle("First-layer filters: colour (left) and brightness part (right), each on its own scale, grey = 0",
+                 fontsize=10)
     return fig
 
 
 def feature_maps(maps, title: str, count: int = 16):
-    """The first ``count`` channels of one image's activations (Chapter 9)."""
+    """The first ``count`` channels of one image's activations, cast to float32 for matplotlib (Chapter 9)."""
+    maps = np.asarray(maps, dtype=np.float32)  # matplotlib cannot scale bfloat16 arrays
     columns = 8
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, rows * style.COLUMN_WIDTH / columns + 0.45))
+    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, rows * style.COLUMN_WIDTH / columns + 0.45),
+                             squeeze=False)
     for index, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if index < min(count, maps.shape[-1]):
@@ -225,4 +243,117 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
         order = sorted(range(len(names)), key=lambda i: not names[i].startswith("mean"))  # the mean first
         fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside upper center", ncols=3,
                    frameon=False, handletextpad=0.3, columnspacing=1.2)
+    return fig
+
+
+def feature_map_rows(images, maps, channels, title: str, captions=None):
+    """One row per image: the image, then the chosen channels of its activations (Chapter 9).
+
+    ``maps`` has shape (images, height, width, channels) and is cast to float32 (a mixed-precision
+    model's activations are bfloat16, which matplotlib cannot scale). Each panel has its own colour
+    scale, so a weak channel still shows its pattern.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    channels = list(channels)
+    cell = min(1.05, style.COLUMN_WIDTH / (len(channels) + 1))  # inches per panel, the row fits the column
+    fig, axes = plt.subplots(len(images), len(channels) + 1, squeeze=False,
+                             figsize=((len(channels) + 1) * cell, len(images) * (cell + 0.07) + 0.5))
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image, interpolation="nearest")
+        if captions is not None:
+            axes[row, 0].set_title(captions[row], fontsize=8)
+        for column, channel in enumerate(channels, start=1):
+            axes[row, column].imshow(maps[row, ..., channel], cmap="viridis", interpolation="nearest")
+            if row == 0:
+                axes[row, column].set_title(f"ch {channel}", fontsize=8)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def class_activation_maps(images, overlays: dict, titles):
+    """One column per image: the image, then each heat map of ``overlays`` laid over it (Chapter 9).
+
+    ``overlays`` maps a row label (e.g. "predicted class") to heat maps scaled 0-1, one per image.
+    """
+    rows = 1 + len(overlays)
+    cell = min(1.6, style.COLUMN_WIDTH / len(images))  # inches per panel, the row fits the column
+    fig, axes = plt.subplots(rows, len(images), figsize=(len(images) * cell, rows * (cell + 0.15) + 0.3),
+                             squeeze=False)
+    for column, (image, title) in enumerate(zip(images, titles)):
+        axes[0, column].imshow(image, interpolation="nearest")
+        axes[0, column].set_title(title, fontsize=9)
+        for row, heatmaps in enumerate(overlays.values(), start=1):
+            axes[row, column].imshow(image, interpolation="nearest")
+            # The heat maps are already upsampled to the image's pixels: draw them pixel for pixel.
+            axes[row, column].imshow(np.asarray(heatmaps[column], dtype=np.float32), cmap="jet", alpha=0.45,
+                                     vmin=0, vmax=1, interpolation="nearest")
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, label in enumerate(overlays, start=1):
+        axes[row, 0].set_ylabel(label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
+    """Accuracy against confidence per bin, beside how many predictions fall in each bin (Chapter 9).
+
+    ``reliability`` is what ``analysis.reliability`` returns. Bars below the diagonal mean the model
+    is more confident than it is accurate.
+    """
+    edges, filled, counts = reliability["edges"], reliability["filled"], reliability["counts"]
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.4))
+    left.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue",
+             label="accuracy in the bin")
+    left.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
+             width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//",
+             label="gap to the mean confidence")
+    left.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_xlabel("confidence (highest predicted probability)")
+    left.set_ylabel("accuracy")
+    left.set_title(f"{title} (ECE {100 * reliability['ece']:.1f}%)")
+    left.legend(loc="upper left", fontsize=8)
+    right.bar(centres, counts, width=width, edgecolor="black", color="tab:grey")
+    right.set_yscale("log")
+    right.set_xlim(0, 1)
+    right.set_xlabel("confidence")
+    right.set_ylabel("predictions (log scale)")
+    right.set_title("Predictions per confidence bin")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def gains_and_costs(labels, gains, minutes, gaps):
+    """Per chapter: accuracy gain over the previous chapter, wall time and train-validation gap (Chapter 10).
+
+    ``gains`` may hold None for a chapter without a predecessor; ``gaps`` are fractions.
+    """
+    positions = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 3, figsize=(style.COLUMN_WIDTH * 1.2, 3.6), sharey=True)
+    panels = (
+        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the previous chapter (points)"),
+        (axes[1], list(minutes), "wall time (min)"),
+        (axes[2], [None if g is None else 100 * g for g in gaps],
+         "train - validation accuracy at the kept epoch (points)"),
+    )
+    for ax, values, xlabel in panels:
+        drawn = [0.0 if v is None else v for v in values]  # a chapter without a value gets no bar and no label
+        bars = ax.barh(positions, drawn, color=["tab:red" if v < 0 else "tab:blue" for v in drawn])
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.1f}" for v in values], fontsize=8, padding=2)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.2)
+    axes[0].set_yticks(positions, labels)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
     return fig

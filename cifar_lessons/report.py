@@ -248,7 +248,8 @@ def _study_cost(rows: list[dict]) -> str:
         estimate = sum(row["wall_time_s"] * count for row, count in known)
         unknown = runs - sum(count for _, count in known)
         text += (f" {STUDY_SEEDS} seeds per chapter need {runs} more, about {estimate / 60:.0f} min at the main "
-                 f"runs' wall times" + (f" (the {unknown} runs of chapters without a main run not counted)" if unknown else "")
+                 f"runs' wall times"
+                 + (f" (the {unknown} runs of chapters without a main run not counted)" if unknown else "")
                  + f" (`cifar-lessons study --seeds {' '.join(str(s) for s in range(STUDY_SEEDS))}`).")
     return text
 
@@ -395,3 +396,122 @@ def update_readme(readme: Path, results_dir: Path | None = None) -> bool:
         return False
     write_text_atomic(Path(readme), text.replace(old, new))
     return True
+
+
+def kept_epoch(record: dict) -> int:
+    """The epoch whose weights a run kept: the best one under EarlyStopping (restore_best_weights), else the last.
+
+    (Chapter 10)
+    """
+    return record["best_epoch"] if record["config"].get("early_stopping") else record["epochs_run"]
+
+
+def technique_effects(results_dir: Path | None = None) -> list[dict]:
+    """Per recorded training chapter: what it changed, and what that did to accuracy, time and overfitting (Chapter 10).
+
+    Each entry extends a ``comparison_rows`` row with ``changes`` (config fields changed since the previous
+    training chapter, as (old, new)), ``time_ratio`` (wall time over the previous chapter's), ``kept_epoch``,
+    ``train_accuracy``/``val_accuracy``/``gap`` at that epoch (train minus validation accuracy; the training
+    accuracy is measured with augmentation and dropout active), the validation accuracy at the last epoch,
+    the highest validation accuracy of any epoch, and the learning-rate cuts (``lr_cuts``: the epochs that
+    trained at a lower rate than the epoch before).
+    """
+    from .training import TrainConfig
+
+    effects, previous = [], None
+    for row in comparison_rows(results_dir):
+        record = row["record"]
+        if record is None:
+            previous = None  # a missing chapter breaks the chain, as in comparison_rows
+            continue
+        history = recorded_history(row["id"], results_dir) or {}
+        kept = kept_epoch(record)
+        rates = history.get("learning_rate", [])
+        effect = dict(row)
+        effect.update({
+            "changes": (TrainConfig.from_dict(record["config"]).changes_from(
+                TrainConfig.from_dict(previous["record"]["config"])) if previous else {}),
+            "previous_id": previous["id"] if previous else None,
+            "time_ratio": record["wall_time_s"] / previous["record"]["wall_time_s"] if previous else None,
+            "kept_epoch": kept,
+            "train_accuracy": history["accuracy"][kept - 1] if history else None,
+            "val_accuracy": history["val_accuracy"][kept - 1] if history else None,
+            "last_val_accuracy": history["val_accuracy"][-1] if history else None,
+            "best_val_accuracy": max(history["val_accuracy"]) if history else None,
+            "gap": history["accuracy"][kept - 1] - history["val_accuracy"][kept - 1] if history else None,
+            "lr_cuts": [index + 1 for index in range(1, len(rates)) if rates[index] < rates[index - 1]],
+            "final_learning_rate": rates[-1] if rates else None,
+        })
+        effect["previous_gap"] = previous["gap"] if previous else None
+        effects.append(effect)
+        previous = effect
+    return effects
+
+
+def _names(keys) -> str:
+    keys = [f"`{key}`" for key in keys]
+    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+
+
+def effect_sentence(effect: dict) -> str:
+    """What one chapter's change did, in words and numbers from its records (Chapter 10)."""
+    text = (f"**{effect['id']} {effect['title']}** ({effect['technique']}): {_pct(effect['test_accuracy'])} "
+            "test accuracy")
+    if effect["previous_id"] is None:
+        return text + f" in {effect['wall_time_s'] / 60:.1f} min, the starting point."
+    text += (f", {100 * effect['gain']:+.1f} points over chapter {effect['previous_id']}, at "
+             f"{effect['time_ratio']:.1f}x its wall time ({effect['wall_time_s'] / 60:.1f} min). ")
+    if effect["gap"] is not None and effect["previous_gap"] is not None:
+        text += (f"The train-validation gap at the kept epoch went from {100 * effect['previous_gap']:.1f} to "
+                 f"{100 * effect['gap']:.1f} points. ")
+    changes = effect["changes"]
+    if "epochs" in changes:
+        old, new = changes["epochs"]
+        others = [key for key in changes if key != "epochs"]
+        text += (f"It changed {_names(others)} and also the epoch ceiling, from {old} to {new}, and ran "
+                 f"{effect['epochs']} epochs: its gain mixes the technique with the longer training, and one run "
+                 "cannot separate them. ")
+    if effect["record"]["config"].get("early_stopping"):
+        kept, last = effect["val_accuracy"], effect["last_val_accuracy"]
+        comparison = "lower than" if kept < last else "higher than" if kept > last else "equal to"
+        text += (f"Restoring the best weights (lowest validation loss) kept epoch {effect['kept_epoch']}, whose "
+                 f"validation accuracy ({kept:.2%}) is {comparison} the last epoch's (epoch {effect['epochs']}, "
+                 f"{last:.2%}). ")
+    if "reduce_lr" in changes and effect["lr_cuts"]:
+        cuts = len(effect["lr_cuts"])
+        text += (f"The learning rate was cut {cuts} time{'s' if cuts > 1 else ''}, first after epoch "
+                 f"{effect['lr_cuts'][0] - 1}. ")
+    return text.strip()
+
+
+def going_further_sentence(results_dir: Path | None = None) -> str:
+    """What the book says about its 'Going further' chapter: its recorded result if any ('' if no such chapter).
+
+    (Chapter 10)
+    """
+    from .chapters import CHAPTERS
+
+    chapter = next((c for c in CHAPTERS if c.slug == "going_further"), None)
+    if chapter is None:
+        return ""
+    text = f"Chapter {int(chapter.id)}, *{chapter.title}*, goes further ({chapter.technique})"
+    if chapter.trains:
+        record = chapter_status(chapter, results_dir)["record"]
+    else:  # a chapter outside the one-technique chain may still keep a record in results/NN
+        from .book import run_dir_for
+        from .results import RecordError, load_record
+
+        try:
+            record = load_record(run_dir_for(chapter, results_dir))
+        except RecordError:
+            record = None
+    if record is None:
+        return text + "; it has no recorded run here yet."
+    final = [c for c in CHAPTERS if c.trains and c.id < chapter.id]
+    reference = chapter_status(final[-1], results_dir)["record"] if final else None
+    text += (f": it reached {_pct(record['test_accuracy'])} test accuracy in {record['epochs_run']} epochs "
+             f"({record['wall_time_s'] / 60:.1f} min)")
+    if reference:
+        text += (f", against {_pct(reference['test_accuracy'])} in {reference['wall_time_s'] / 60:.1f} min for "
+                 f"chapter {final[-1].id}")
+    return text + "."
