@@ -416,8 +416,6 @@ def technique_effects(results_dir: Path | None = None) -> list[dict]:
     the highest validation accuracy of any epoch, and the learning-rate cuts (``lr_cuts``: the epochs that
     trained at a lower rate than the epoch before).
     """
-    from .training import TrainConfig
-
     effects, previous = [], None
     for row in comparison_rows(results_dir):
         record = row["record"]
@@ -428,9 +426,13 @@ def technique_effects(results_dir: Path | None = None) -> list[dict]:
         kept = kept_epoch(record)
         rates = history.get("learning_rate", [])
         effect = dict(row)
+        config_type = type(get_chapter(row["id"]).config)
+        same_recipe = previous is not None and isinstance(get_chapter(previous["id"]).config, config_type)
         effect.update({
-            "changes": (TrainConfig.from_dict(record["config"]).changes_from(
-                TrainConfig.from_dict(previous["record"]["config"])) if previous else {}),
+            # Chapter 11 is a recipe of its own: its change against chapter 8 is the whole recipe, not fields.
+            "changes": (config_type.from_dict(record["config"]).changes_from(
+                config_type.from_dict(previous["record"]["config"])) if same_recipe else {}),
+            "same_recipe": same_recipe,
             "previous_id": previous["id"] if previous else None,
             "time_ratio": record["wall_time_s"] / previous["record"]["wall_time_s"] if previous else None,
             "kept_epoch": kept,
@@ -465,6 +467,9 @@ def effect_sentence(effect: dict) -> str:
         text += (f"The train-validation gap at the kept epoch went from {100 * effect['previous_gap']:.1f} to "
                  f"{100 * effect['gap']:.1f} points. ")
     changes = effect["changes"]
+    if not effect.get("same_recipe", True):
+        text += ("It replaces the whole recipe rather than changing one technique, so this gain belongs to the "
+                 "recipe as a whole. ")
     if "epochs" in changes:
         old, new = changes["epochs"]
         others = [key for key in changes if key != "epochs"]
