@@ -21,7 +21,7 @@ def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
     for row, name in enumerate(class_names):
         picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
         for col, index in enumerate(picks):
-            axes[row, col].imshow(images[index])
+            axes[row, col].imshow(images[index], interpolation="nearest")
             axes[row, col].axis("off")
         axes[row, 0].set_title(name, loc="left", fontsize=10)
     fig.tight_layout()
@@ -57,7 +57,7 @@ def pixel_histograms(images):
 
 def training_curves(history: dict, title: str = "", compare: dict | None = None, compare_label: str = ""):
     """Train vs validation loss and accuracy per epoch, optionally against another run (Chapter 1)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 2.8))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if compare:
             ax.plot(compare["epoch"], compare[f"val_{metric}"], color="grey", linestyle=":",
@@ -91,11 +91,11 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
     fig, axes = plt.subplots(len(images), copies + 1,
                              figsize=(style.COLUMN_WIDTH, len(images) * style.COLUMN_WIDTH / (copies + 1)))
     for row, image in enumerate(images):
-        axes[row, 0].imshow(image)
+        axes[row, 0].imshow(image, interpolation="nearest")
         batch = np.repeat(image[None].astype("float32"), copies, axis=0)
         augmented = np.asarray(augment(batch, training=True))
         for col in range(copies):
-            axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"))
+            axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"), interpolation="nearest")
         for ax in axes[row]:
             ax.axis("off")
     axes[0, 0].set_title("original", fontsize=10)
