@@ -17,7 +17,7 @@ style.use()
 def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
     """A grid of random training images, one row per class (Chapter 1)."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(style.COLUMN_WIDTH, len(class_names) * 0.8))
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(style.COLUMN_WIDTH * 0.7, len(class_names) * 0.56))
     for row, name in enumerate(class_names):
         picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
         for col, index in enumerate(picks):
