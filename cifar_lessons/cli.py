@@ -9,7 +9,7 @@ import traceback
 
 from .chapters import CHAPTERS, UnknownChapterError, get_chapter, training_chapters
 from .data import DataError
-from .results import RecordError
+from .results import RecordError, TrainingError
 
 
 def _chapter_arg(value: str):
@@ -232,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
 
     Every failure ends in one line on stderr and a non-zero exit; ``--debug`` adds the traceback.
     """
-    from .training import TrainingError
-
     args = build_parser().parse_args(argv)
     try:
         previous_handler = signal.signal(signal.SIGTERM, _terminate)

@@ -49,6 +49,10 @@ IDENTITY = {
 SPEED_FLAGS = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"}
 
 
+class TrainingError(Exception):
+    """Training cannot go on: a diverged loss, a damaged or foreign checkpoint, bad settings (Chapter 1)."""
+
+
 class RecordError(Exception):
     """A run record is missing, malformed or stale (Chapter 1)."""
 

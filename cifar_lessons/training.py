@@ -28,6 +28,7 @@ import numpy as np
 from . import results
 from .config import TrainConfig
 from .data import Dataset, train_validation_split
+from .results import TrainingError  # noqa: F401 (raised here, caught by the CLI)
 
 
 @dataclasses.dataclass
@@ -93,10 +94,6 @@ def resolve_precision(precision: str) -> str:
     if _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
         return "mixed_bfloat16"
     return "float32"
-
-
-class TrainingError(Exception):
-    """Training cannot go on: a diverged loss, a damaged or foreign checkpoint, bad settings (Chapter 1)."""
 
 
 class EpochLog(keras.callbacks.Callback):
