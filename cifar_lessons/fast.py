@@ -25,7 +25,7 @@ import numpy as np
 from keras import layers
 
 from . import results
-from .data import Dataset, train_validation_split
+from .data import Dataset
 from .fast_config import FastConfig
 
 
@@ -220,16 +220,11 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 def _splits(config: FastConfig, data: Dataset):
-    x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    if config.subset:
-        rng = np.random.default_rng(config.seed)
-        keep = rng.choice(len(x), config.subset + config.validation_size, replace=False)
-        x, y = x[keep], y[keep]
-        keep_test = rng.choice(len(x_test), min(config.subset, len(x_test)), replace=False)
-        x_test, y_test = x_test[keep_test], y_test[keep_test]
-    (x_train, y_train), (x_val, y_val) = train_validation_split(
-        x, y, validation_size=config.validation_size, seed=config.seed)
-    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+    """Train, validation and test arrays, split exactly as chapters 1-8 split them (training.prepare_data)."""
+    from .training import prepare_data
+
+    splits = prepare_data(config, data)
+    return splits["train"], splits["val"], splits["test"]
 
 
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
