@@ -30,10 +30,7 @@ def staleness(record: dict, config, data_fingerprint: str | None = None) -> list
     architecture actually built, augmentation, optimizer, loss, callbacks, precision and, when
     ``data_fingerprint`` is given, the data.
     """
-    if isinstance(config, FastConfig):  # chapter 11's recipe has identities of its own
-        from .fast import expected_identity
-    else:
-        from .training import expected_identity
+    from .identities import expected_identity  # cached per recipe, so list/report/site need no TensorFlow
 
     reasons = ["it is a quick smoke run, not a result"] if record["quick"] else []
     if record["config_hash"] != config.hash:

@@ -190,6 +190,15 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def cmd_identities(args) -> int:
+    from . import identities
+
+    content = identities.write()
+    print(f"Wrote {len(content['identities'])} run identities for package source {content['package_sha256']} "
+          f"to {identities.IDENTITIES_FILE.name}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per task (Chapter 1)."""
     parser = argparse.ArgumentParser(prog="cifar-lessons", description=__doc__)
@@ -214,13 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--chapters", nargs="+", type=_chapter_arg, default=None,
                        help="chapter ids (default: every training chapter)")
     study.add_argument("--plan", action="store_true", help="list the runs, recorded or to train, and stop")
+    commands.add_parser("identities", help="recompute results/identities.json after changing the package code")
     notebooks = commands.add_parser("notebooks", help="re-execute chapter notebooks in place (reusing runs)")
     notebooks.add_argument("chapters", nargs="*", type=_chapter_arg, help="chapter ids (default: all)")
     return parser
 
 
 HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report,
-            "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks, "study": cmd_study}
+            "data": cmd_data, "book": cmd_book, "notebooks": cmd_notebooks, "study": cmd_study,
+            "identities": cmd_identities}
 
 
 def _terminate(signum, frame):

@@ -140,8 +140,11 @@ def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
         views += [_shift_layer(rows, cols, name=f"shift_{name}_{index}")(view)
                   for rows, cols, name in ((-1, -1, "up_left"), (1, 1, "down_right"))
                   for index, view in enumerate(views[:2])]
-    probabilities = [layers.Softmax(dtype="float32")(net(view)) for view in views]
-    outputs = probabilities[0] if len(probabilities) == 1 else layers.Average(dtype="float32")(probabilities)
+    # Named layers: auto-numbered names depend on what the process built before, and would change the identity.
+    probabilities = [layers.Softmax(dtype="float32", name=f"view{index}_probabilities")(net(view))
+                     for index, view in enumerate(views)]
+    outputs = (probabilities[0] if len(probabilities) == 1
+               else layers.Average(dtype="float32", name="mean_probabilities")(probabilities))
     return keras.Model(inputs, outputs, name=f"fast_net_tta_{config.tta}")
 
 

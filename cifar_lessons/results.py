@@ -230,12 +230,17 @@ def library_versions() -> dict:
             "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__}
 
 
-def code_identity() -> dict:
-    """The git commit (and whether the tree was dirty) plus a hash of the package source (Chapter 1)."""
+def package_sha256() -> str:
+    """Short hash of the package's Python source (Chapter 1)."""
     digest = hashlib.sha256()
     for source in sorted(PACKAGE_DIR.glob("*.py")):
         digest.update(source.name.encode() + source.read_bytes())
-    identity = {"package_sha256": digest.hexdigest()[:16], "git_commit": None, "git_dirty": None}
+    return digest.hexdigest()[:16]
+
+
+def code_identity() -> dict:
+    """The git commit (and whether the tree was dirty) plus a hash of the package source (Chapter 1)."""
+    identity = {"package_sha256": package_sha256(), "git_commit": None, "git_dirty": None}
     try:
         def git(*args):
             return subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True,

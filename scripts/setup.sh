@@ -17,3 +17,5 @@ if [ ! -f "$stamp" ]; then
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# Material for MkDocs 9.8.2+ prints an end-of-life banner on every build (its successor is Zensical).
+export NO_MKDOCS_2_WARNING="${NO_MKDOCS_2_WARNING:-1}"

@@ -75,7 +75,7 @@ def test_status_ok_missing_malformed_and_stale(tmp_path):
 
 
 def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_path, monkeypatch):
-    from cifar_lessons import models, training
+    from cifar_lessons import identities, models, training
 
     chapter = get_chapter("03")
     write_run(tmp_path / "03", make_record(chapter))
@@ -87,6 +87,8 @@ def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_
         return original(x, filters, convs, batch_norm, dropout_rate, name)
 
     monkeypatch.setattr(models, "conv_stage", wider_kernels)
+    # A patch in memory leaves the source hash alone, so the identity file would still be trusted.
+    monkeypatch.setattr(identities, "_cached", lambda: {})
     training._code_identity_of.cache_clear()
     try:
         status = chapter_status(chapter, tmp_path)
@@ -95,6 +97,31 @@ def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_
         training._code_identity_of.cache_clear()
     assert status["status"] == "stale"
     assert [reason.split(" (")[0] for reason in status["reasons"]] == ["architecture changed"]
+
+
+def test_the_identity_file_matches_what_the_code_builds():
+    """results/identities.json lets list/report/site skip TensorFlow; it must say what the code really builds."""
+    import json
+
+    from cifar_lessons import identities
+
+    saved = json.loads(identities.IDENTITIES_FILE.read_text())
+    assert saved == identities.compute_all(), (
+        "results/identities.json no longer matches the code: run `cifar-lessons identities` and commit it")
+
+
+def test_the_identity_file_is_ignored_once_the_source_changes(monkeypatch):
+    from cifar_lessons import identities, results
+
+    identities._cached.cache_clear()
+    assert identities._cached(), "the committed identity file should match the package source"
+    monkeypatch.setattr(results, "package_sha256", lambda: "0" * 16)
+    identities._cached.cache_clear()
+    try:
+        assert identities._cached() == {}
+    finally:
+        monkeypatch.undo()
+        identities._cached.cache_clear()
 
 
 @pytest.mark.parametrize("part,value,reason", [

@@ -7,6 +7,7 @@ import html
 import http.server
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -30,8 +31,10 @@ BUILD_LOGS = {}
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     site_dir = tmp_path_factory.mktemp("site")
+    # Material 9.8.2+ prints an end-of-life banner on every build; scripts/setup.sh turns it off the same way.
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site_dir)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     BUILD_LOGS[site_dir] = result.stderr + result.stdout
     return site_dir

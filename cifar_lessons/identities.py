@@ -1,0 +1,82 @@
+"""The run identities the current code gives every chapter's recipe, cached in a file (Chapter 1).
+
+Whether a record is stale depends on the identity the current code gives its config: the architecture
+it builds, its optimizer, callbacks and augmentation. Computing that means building the model, and
+building a model means importing TensorFlow, which costs seconds and prints logs. So the identities
+of every chapter's recipe (seeds 0-2, float32 and mixed_bfloat16) are kept in
+``results/identities.json``, together with the hash of the package source they came from.
+``cifar-lessons list``, ``report`` and the site build read that file while the source is unchanged,
+and build the models themselves when it is not (the answer is the same, only slower).
+``cifar-lessons identities`` rewrites the file; a test fails when it no longer matches the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+from . import results
+
+IDENTITIES_FILE = results.PACKAGE_DIR.parent / "results" / "identities.json"
+SEEDS = (0, 1, 2)
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def _key(config, precision: str) -> str:
+    return f"{type(config).__name__}:{config.hash}:{precision}"
+
+
+@functools.lru_cache(maxsize=1)
+def _cached(path: Path = IDENTITIES_FILE) -> dict:
+    """The cached identities, or {} when the file is missing, damaged or made from other source code."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("package_sha256") != results.package_sha256():
+        return {}
+    identities = saved.get("identities")
+    return identities if isinstance(identities, dict) else {}
+
+
+def _computed(config, precision: str) -> dict:
+    """The identity built from the code itself (imports TensorFlow), without the data fingerprint."""
+    from .fast_config import FastConfig
+
+    if isinstance(config, FastConfig):  # chapter 11's recipe has identities of its own
+        from .fast import expected_identity
+    else:
+        from .training import expected_identity
+    identity = expected_identity(config, precision, "")
+    identity.pop("data", None)
+    return identity
+
+
+def expected_identity(config, precision: str, data_fingerprint: str) -> dict:
+    """The identity the current code gives a run of ``config`` in ``precision`` on that data (Chapter 1)."""
+    identity = _cached().get(_key(config, precision)) or _computed(config, precision)
+    return {**identity, "data": data_fingerprint}
+
+
+def recipe_configs() -> list:
+    """Every training chapter's config with each seed of the seed study (Chapter 1)."""
+    from .chapters import training_chapters
+
+    return [dataclasses.replace(chapter.config, seed=seed) for chapter in training_chapters() for seed in SEEDS]
+
+
+def compute_all() -> dict:
+    """The file's content for the current code: every recipe in every precision (imports TensorFlow)."""
+    identities = {_key(config, precision): _computed(config, precision)
+                  for config in recipe_configs() for precision in PRECISIONS}
+    return {"package_sha256": results.package_sha256(), "identities": dict(sorted(identities.items()))}
+
+
+def write(path: Path = IDENTITIES_FILE) -> dict:
+    """Recompute the identities from the code and write them atomically (``cifar-lessons identities``)."""
+    content = compute_all()
+    results.write_text_atomic(Path(path), json.dumps(content, indent=1, sort_keys=True) + "\n")
+    _cached.cache_clear()
+    return content
