@@ -19,6 +19,16 @@ def _chapter_arg(value: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _seed_arg(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a seed: use a whole number from 0 to {2**32 - 1}")
+    return seed
+
+
 def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -140,9 +150,6 @@ def cmd_study(args) -> int:
     from .report import chapter_gain, seed_run_status
 
     chapters = list(dict.fromkeys(args.chapters or training_chapters()))
-    if any(seed < 0 for seed in args.seeds):
-        print("Seeds are whole numbers from 0, e.g. --seeds 0 1 2.", file=sys.stderr)
-        return 2
     for chapter in chapters:
         if not chapter.trains:
             print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
@@ -209,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one chapter from scratch, or resume its interrupted run")
     train.add_argument("chapter", type=_chapter_arg, help="chapter id, e.g. 05")
     train.add_argument("--quick", action="store_true", help="one epoch on a tiny subset (smoke test)")
-    train.add_argument("--seed", type=int, default=None,
+    train.add_argument("--seed", type=_seed_arg, default=None,
                        help="train with this seed instead of the chapter's (seed study: results/NN/seedS)")
     evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
     evaluate.add_argument("chapter", type=_chapter_arg)
@@ -219,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("source", nargs="?", default=None, help="path (default: $CIFAR_LESSONS_DATA or Keras)")
     commands.add_parser("book", help="every chapter in order: reuse recorded runs, train the rest")
     study = commands.add_parser("study", help="seed study: train each chapter with several seeds (resumable)")
-    study.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    study.add_argument("--seeds", nargs="+", type=_seed_arg, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     study.add_argument("--chapters", nargs="+", type=_chapter_arg, default=None,
                        help="chapter ids (default: every training chapter)")
     study.add_argument("--plan", action="store_true", help="list the runs, recorded or to train, and stop")

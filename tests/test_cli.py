@@ -32,6 +32,15 @@ def test_bad_option_exits_2(capsys):
     assert "unrecognized arguments: --fast" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["train", "01", "--seed", "-1"], ["train", "01", "--seed", "x"],
+                                  ["study", "--seeds", "0", "4294967296"]])
+def test_a_seed_out_of_range_exits_2_with_a_hint(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "is not a seed: use a whole number from 0" in capsys.readouterr().err
+
+
 def test_analysis_chapter_cannot_be_trained(capsys):
     assert main(["train", "09"]) == 2
     assert "trains nothing" in capsys.readouterr().err
