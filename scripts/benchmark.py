@@ -1,7 +1,14 @@
-"""Measure training throughput (images/s) of the book's architectures on this machine.
+"""Measure training throughput (images/s and GFLOP/s) of the book's networks on this machine.
 
-Writes results/benchmark.json (with hardware and library versions), which the README and the
-site's results page render. Run it on an otherwise idle machine:
+Every case trains the same number of images per measurement (about ``IMAGES`` whole batches), in
+interleaved rounds so a slow spell of the host hits every case alike, with TensorFlow's thread pools
+fixed to the number of cores. Each measurement records wall-clock and process CPU seconds: if the CPU
+seconds per image differ between two cases but their wall rates agree, something outside the process
+caps it; if both agree, the cases simply do the same work. The arithmetic per image comes from
+:mod:`cifar_lessons.flops`, so the table shows how close each case gets to the CPU's float32 peak.
+
+Writes results/benchmark.json (hardware, CPU flags, library versions), which the README and the
+site's results page render. Run it on an otherwise idle machine (about 10 minutes on 2 cores):
 
     python scripts/benchmark.py
 """
@@ -10,59 +17,116 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import sys
 import time
+from pathlib import Path
 
-import keras
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_lessons.chapters import get_chapter
-from cifar_lessons.results import default_results_dir, hardware_info, library_versions, write_json_atomic
-from cifar_lessons.training import build_model
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-# (label, chapter whose architecture is measured, batch size, precision)
+from cifar_lessons import fast, flops  # noqa: E402
+from cifar_lessons.chapters import get_chapter  # noqa: E402
+from cifar_lessons.results import (  # noqa: E402
+    cpuinfo_field,
+    default_results_dir,
+    hardware_info,
+    library_versions,
+    write_json_atomic,
+)
+from cifar_lessons.training import build_model  # noqa: E402
+
+# (label, chapter whose network is measured, batch size, precision, input path)
 CASES = [
-    ("small CNN (ch. 1-2)", "02", 128, "float32"),
-    ("deeper CNN (ch. 3)", "03", 128, "float32"),
-    ("+ augmentation (ch. 4)", "04", 128, "float32"),
-    ("+ batch norm (ch. 5-8)", "08", 128, "float32"),
-    ("+ batch norm (ch. 5-8)", "08", 256, "float32"),
-    ("+ batch norm (ch. 5-8)", "08", 512, "float32"),
-    ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16"),
+    ("small CNN (ch. 1-2)", "02", 128, "float32", "numpy"),
+    ("deeper CNN (ch. 3)", "03", 128, "float32", "numpy"),
+    ("+ augmentation (ch. 4)", "04", 128, "float32", "numpy"),
+    ("+ batch norm (ch. 5-8)", "08", 128, "float32", "numpy"),
+    ("+ batch norm (ch. 5-8)", "08", 512, "float32", "numpy"),
+    ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16", "numpy"),
+    ("+ batch norm (ch. 5-8)", "08", 512, "mixed_bfloat16", "numpy"),
+    ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16", "tf.data"),
+    ("going further (ch. 11)", "11", 1024, "float32", "numpy"),
+    ("going further (ch. 11)", "11", 1024, "mixed_bfloat16", "numpy"),
+    ("going further (ch. 11)", "11", 256, "mixed_bfloat16", "numpy"),
+    ("going further (ch. 11)", "11", 1024, "mixed_bfloat16", "tf.data"),
 ]
-STEPS = 30
-REPEATS = 3  # rounds over all cases; the host's speed drifts, so each case reports a median and a range
+IMAGES = 4096  # per measurement, rounded up to whole batches
+REPEATS = 3  # interleaved rounds; each case reports its median and range
+# Operations per core and cycle at the float32 peak: two AVX-512 FMA units x 16 lanes x 2 (multiply, add).
+FLOAT32_FLOPS_PER_CYCLE = 64
 
 
-def measure(chapter_id: str, batch_size: int, precision: str) -> float:
-    """Images per second over STEPS training steps, after a warm-up."""
-    config = dataclasses.replace(get_chapter(chapter_id).config, batch_size=batch_size, precision=precision)
+def _model(chapter_id: str, batch_size: int, precision: str, images: np.ndarray):
+    """The chapter's training model and the labels it expects, in ``precision``."""
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).integers(0, 256, (batch_size * (STEPS + 3), 32, 32, 3)).astype("uint8")
-    y = np.random.default_rng(1).integers(0, 10, len(x))
-    model = build_model(config, x[:1000])
-    warm = batch_size * 3
-    model.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0)
-    started = time.perf_counter()
-    model.fit(x[warm:], y[warm:], batch_size=batch_size, epochs=1, verbose=0)
-    return batch_size * STEPS / (time.perf_counter() - started)
+    config = get_chapter(chapter_id).config
+    labels = np.random.default_rng(1).integers(0, 10, len(images))
+    if chapter_id == "11":
+        config = dataclasses.replace(config, batch_size=batch_size, precision=precision)
+        net = fast.build_fast_net(config, images[:2500])
+        model = fast.training_model(config, net)
+        fast.compile_fast(model, config, steps_per_epoch=len(images) // batch_size)
+        return model, net, np.eye(10, dtype=np.float32)[labels]
+    model = build_model(dataclasses.replace(config, batch_size=batch_size, precision=precision), images[:1000])
+    return model, model, labels
+
+
+def measure(chapter_id: str, batch_size: int, precision: str, pipeline: str) -> dict:
+    """Wall and CPU seconds of training ``IMAGES`` images (after a warm-up of two batches)."""
+    steps = -(-IMAGES // batch_size)
+    images = np.random.default_rng(0).integers(0, 256, (batch_size * (steps + 2), 32, 32, 3)).astype("uint8")
+    model, net, labels = _model(chapter_id, batch_size, precision, images)
+    warm = 2 * batch_size
+
+    def data(start, stop):
+        if pipeline == "numpy":
+            return {"x": images[start:stop], "y": labels[start:stop], "batch_size": batch_size}
+        dataset = tf.data.Dataset.from_tensor_slices((images[start:stop], labels[start:stop]))
+        return {"x": dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)}
+
+    model.fit(**data(0, warm), epochs=1, verbose=0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(**data(warm, len(images)), epochs=1, verbose=0)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    count = len(images) - warm
+    return {"images_per_s": count / wall, "cpu_s_per_image": cpu / count,
+            "training_flops": flops.training_flops(net)}
 
 
 def main() -> None:
-    rates = {case: [] for case in CASES}
+    cores = os.cpu_count() or 1
+    tf.config.threading.set_intra_op_parallelism_threads(cores)
+    tf.config.threading.set_inter_op_parallelism_threads(cores)
+    found = {case: [] for case in CASES}
     for round_number in range(1, REPEATS + 1):
         for case in CASES:  # interleaved rounds, so a slow spell of the host does not hit one case only
-            rates[case].append(measure(*case[1:]))
-            print(f"round {round_number}/{REPEATS} {case}: {rates[case][-1]:.0f} images/s", flush=True)
+            found[case].append(measure(*case[1:]))
+            print(f"round {round_number}/{REPEATS} {case}: {found[case][-1]['images_per_s']:.0f} images/s", flush=True)
+    ghz = float(cpuinfo_field("cpu MHz") or 0) / 1000
+    peak = flops.peak_gflops(cores, ghz, FLOAT32_FLOPS_PER_CYCLE) if ghz else None
     rows = []
-    for (label, chapter_id, batch_size, precision), values in rates.items():
-        median = float(np.median(values))
+    for (label, chapter_id, batch_size, precision, pipeline), values in found.items():
+        rates = [value["images_per_s"] for value in values]
+        median = float(np.median(rates))
+        per_image = values[0]["training_flops"]
         rows.append({"model": label, "chapter": chapter_id, "batch_size": batch_size, "precision": precision,
-                     "images_per_s": round(median), "images_per_s_range": [round(min(values)), round(max(values))],
+                     "pipeline": pipeline, "images_per_s": round(median),
+                     "images_per_s_range": [round(min(rates)), round(max(rates))],
+                     "cpu_ms_per_image": round(1000 * float(np.median([v["cpu_s_per_image"] for v in values])), 2),
+                     "training_mflop_per_image": round(per_image / 1e6, 1),
+                     "gflop_per_s": round(median * per_image / 1e9, 1),
                      "epoch_s_45k": round(45000 / median)})
     write_json_atomic(default_results_dir() / "benchmark.json", {
-        "rows": rows, "steps": STEPS, "repeats": REPEATS, "hardware": hardware_info(),
-        "versions": library_versions(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        "rows": rows, "images_per_measurement": IMAGES, "repeats": REPEATS, "threads": cores,
+        "cpu_mhz": ghz * 1000, "float32_peak_gflop_per_s": peak,
+        "float32_flops_per_cycle_assumed": FLOAT32_FLOPS_PER_CYCLE,
+        "hardware": hardware_info(), "versions": library_versions(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
 
 
 if __name__ == "__main__":

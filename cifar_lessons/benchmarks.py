@@ -1,0 +1,65 @@
+"""Throughput measurements as Markdown: ``scripts/benchmark.py`` and ``scripts/profile_step.py`` (Chapter 11).
+
+Reads results/benchmark.json and results/profile_11.json; imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _load(name: str, results_dir: Path | None):
+    from .results import default_results_dir, read_json
+
+    path = Path(results_dir or default_results_dir()) / name
+    return read_json(path) if path.exists() else None
+
+
+def _machine(measured: dict) -> str:
+    hardware, versions = measured["hardware"], measured["versions"]
+    flags = ", ".join(hardware.get("cpu_flags") or []) or "flags not recorded"
+    return (f"{hardware['cpu']} ({flags}), {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, "
+            f"Keras {versions['keras']} ({measured['created'][:10]})")
+
+
+def benchmark_markdown(results_dir: Path | None = None) -> str:
+    """Training throughput measured by scripts/benchmark.py, as Markdown ('' if not measured) (Chapter 11)."""
+    bench = _load("benchmark.json", results_dir)
+    if bench is None:
+        return ""
+    lines = ["| Network | Batch | Precision | Input | Images/s | Range | CPU ms / image | GFLOP/s |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
+    for row in bench["rows"]:
+        low, high = row["images_per_s_range"]
+        lines.append(f"| {row['model']} | {row['batch_size']} | {row['precision']} | {row['pipeline']} "
+                     f"| {row['images_per_s']} | {low}-{high} | {row['cpu_ms_per_image']} | {row['gflop_per_s']} |")
+    peak = bench.get("float32_peak_gflop_per_s")
+    peak_text = (f" The float32 peak of these cores is about {peak:.0f} GFLOP/s ({bench['threads']} cores x "
+                 f"{bench['cpu_mhz'] / 1000:.1f} GHz x {bench['float32_flops_per_cycle_assumed']} operations per "
+                 "cycle, assuming two AVX-512 FMA units); bfloat16 on AMX tiles can go past it." if peak else "")
+    lines += ["", f"Training throughput: median of {bench['repeats']} interleaved measurements of "
+              f"{bench['images_per_measurement']:,} images per row, TensorFlow's thread pools fixed at "
+              f"{bench['threads']}, measured by `scripts/benchmark.py` on {_machine(bench)}. CPU ms / image: "
+              "process CPU time per training image (both cores count). GFLOP/s: images/s times the "
+              "arithmetic of one image's training step (three forward passes of the convolutions and dense "
+              f"layers, `cifar_lessons.flops`).{peak_text}"]
+    return "\n".join(lines)
+
+
+def profile_markdown(results_dir: Path | None = None) -> str:
+    """Where chapter 11's training step spends its time (scripts/profile_step.py), as Markdown (Chapter 11)."""
+    profile = _load("profile_11.json", results_dir)
+    if profile is None:
+        return ""
+    lines = ["| Layers (chapter 11) | Count | ms per step | Share | GFLOP/s |", "|---|---:|---:|---:|---:|"]
+    for row in profile["rows"]:
+        rate = "-" if row["gflop_per_s"] is None else row["gflop_per_s"]
+        lines.append(f"| {row['group']} | {row['layers']} | {row['ms_per_step']} "
+                     f"| {100 * row['share_of_layer_time']:.0f}% | {rate} |")
+    lines += ["", f"One training step of chapter 11's network at batch {profile['batch_size']} in "
+              f"{profile['precision']}, each layer timed alone (forward in training mode and both gradients, "
+              f"median of {profile['repeats']}), by `scripts/profile_step.py` on {_machine(profile)}. The "
+              f"layers alone take {profile['layers_ms_per_step']} ms; a whole training step "
+              f"(`train_on_batch`: augmentation, the layers, the optimizer update) takes "
+              f"{profile['train_step_ms']} ms, {profile['train_images_per_s']} images/s."]
+    return "\n".join(lines)
