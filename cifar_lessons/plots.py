@@ -47,8 +47,20 @@ def pixel_histograms(images):
     return fig
 
 
-def training_curves(history: dict, title: str = "", compare: dict | None = None, compare_label: str = ""):
-    """Train vs validation loss and accuracy per epoch, optionally against another run (Chapter 1)."""
+def _learning_rate_drops(history: dict) -> list[int]:
+    """Epochs trained at a lower learning rate than the epoch before (as report.learning_rate_drops)."""
+    rates = history.get("learning_rate") or []
+    return [history["epoch"][i] for i in range(1, len(rates)) if rates[i] < rates[i - 1] * (1 - 1e-6)]
+
+
+def training_curves(history: dict, title: str = "", compare: dict | None = None, compare_label: str = "",
+                    kept_epoch: int | None = None, mark_drops: bool = True):
+    """Train vs validation loss and accuracy per epoch, optionally against another run (Chapter 1).
+
+    Learning-rate drops (Chapter 7) are marked by dashed vertical lines, before the first epoch
+    trained at the lower rate; ``kept_epoch`` (Chapter 8) is marked by a star on the validation curves.
+    """
+    drops = _learning_rate_drops(history) if mark_drops else []
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if compare:
@@ -56,24 +68,83 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
                     label=f"validation ({compare_label})")
         ax.plot(history["epoch"], history[metric], marker=".", label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label="validation")
+        for index, epoch in enumerate(drops):
+            ax.axvline(epoch - 0.5, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.7,
+                       label="learning rate lowered" if index == 0 else None)
+        if kept_epoch is not None:
+            ax.plot(kept_epoch, history[f"val_{metric}"][kept_epoch - 1], marker="*", markersize=14,
+                    color="tab:green", linestyle="none", zorder=3, label=f"kept weights (epoch {kept_epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def learning_rate(history: dict):
-    """Learning rate per epoch, on a log scale (Chapter 7)."""
+def learning_rate(history: dict, compare: dict | None = None, compare_label: str = ""):
+    """Learning rate per epoch, on a log scale, optionally against another run (Chapter 7)."""
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.step(history["epoch"], history["learning_rate"], where="post", marker=".")
+    if compare:
+        ax.step(compare["epoch"], compare["learning_rate"], where="mid", color="grey", linestyle=":",
+                label=compare_label)
+    ax.step(history["epoch"], history["learning_rate"], where="mid", marker=".", label="this chapter")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
-    ax.set_title("Learning rate (ReduceLROnPlateau)")
+    ax.set_title("Learning rate each epoch trained with")
     ax.grid(alpha=0.3)
+    if compare:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gap_curves(histories: dict):
+    """Training minus validation accuracy per epoch, one line per labelled history (Chapter 6).
+
+    The training accuracy is the one Keras logs: measured in training mode over the epoch.
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, history in histories.items():
+        gap = [100 * (train - val) for train, val in zip(history["accuracy"], history["val_accuracy"])]
+        ax.plot(history["epoch"], gap, marker=".", label=label)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train - validation accuracy (points)")
+    ax.set_title("Train-validation accuracy gap")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_sweep(sweep: dict):
+    """Training loss and validation accuracy per epoch of each sweep run, one column per learning rate (Chapter 5)."""
+    rates = sorted({run["learning_rate"] for run in sweep["runs"]})
+    fig, axes = plt.subplots(2, len(rates), figsize=(2.9 * len(rates), 5.2), sharey="row", squeeze=False)
+    for column, rate in enumerate(rates):
+        for run in sweep["runs"]:
+            if run["learning_rate"] != rate:
+                continue
+            history = run["history"]
+            style = {"color": "tab:blue" if run["batch_norm"] else "tab:orange", "marker": "."}
+            label = "with batch norm" if run["batch_norm"] else "without"
+            losses = [np.nan if value is None else value for value in history["loss"]]
+            axes[0, column].plot(history["epoch"], losses, label=label, **style)
+            axes[1, column].plot(history["epoch"], [100 * v for v in history["val_accuracy"]], label=label, **style)
+        axes[0, column].set_title(f"learning rate {rate:g}", fontsize=10)
+        axes[1, column].axhline(10, color="grey", linestyle=":", linewidth=0.8)
+        axes[1, column].set_xlabel("epoch")
+        for ax in axes[:, column]:
+            ax.grid(alpha=0.3)
+            ax.set_xticks(history["epoch"])
+    axes[0, 0].set_ylabel("training loss")
+    axes[1, 0].set_ylabel("validation accuracy (%)")
+    axes[1, 0].set_ylim(0, 100)
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(f"Learning-rate sweep: {sweep['subset']:,} training images, {sweep['epochs']} epochs per run")
     fig.tight_layout()
     return fig
 
