@@ -262,6 +262,53 @@ def inference_gap(model, x_train, y_train, val_accuracy: float, sample: int = 50
             "gap": float(scores["accuracy"]) - float(val_accuracy), "train_sample": len(pick)}
 
 
+def mode_gap_rows(chapter_ids, data, results_dir: Path | None = None, sample: int = 5000) -> list[dict]:
+    """Each recorded chapter's last logged training accuracy and its final weights' in inference mode (Chapter 5).
+
+    Loads each chapter's saved model and scores ``sample`` images of its training split, in seconds on a CPU.
+    Chapters without a recorded run are left out.
+    """
+    from .book import load_run, run_dir_for
+    from .training import prepare_data
+
+    rows = []
+    for chapter_id in chapter_ids:
+        chapter = get_chapter(chapter_id)
+        if chapter_status(chapter, results_dir)["status"] != "ok":
+            continue
+        run = load_run(run_dir_for(chapter, results_dir))
+        x_train, y_train = prepare_data(chapter.config, data)["train"]
+        scores = inference_gap(run.model, x_train, y_train, run.record["val_accuracy"], sample=sample)
+        rows.append({"chapter": chapter_id, "logged_train_accuracy": run.history["accuracy"][-1], **scores})
+    return rows
+
+
+def mode_gap_text(rows: list[dict]) -> str:
+    """:func:`mode_gap_rows` as one line per chapter (Chapter 5)."""
+    if not rows:
+        return "No recorded runs to measure."
+    return "\n".join(
+        f"Chapter {row['chapter']}: training accuracy {_pct(row['logged_train_accuracy'])} as logged in the last "
+        f"epoch (training mode), {_pct(row['train_accuracy'])} for the final weights in inference mode "
+        f"({row['train_sample']:,} training images); validation {_pct(row['val_accuracy'])}: a gap of "
+        f"{100 * row['gap']:.1f} points" for row in rows)
+
+
+def run_costs(chapter_ids, results_dir: Path | None = None) -> str:
+    """What retraining each chapter cost on its recorded machine, one line each: for exercises (Chapters 5-8)."""
+    lines = []
+    for chapter_id in chapter_ids:
+        record = chapter_status(get_chapter(chapter_id), results_dir)["record"]
+        if record is None:
+            lines.append(f"Chapter {chapter_id}: no recorded run.")
+            continue
+        lines.append(f"Chapter {chapter_id}'s full run: {record['wall_time_s'] / 60:.0f} min for "
+                     f"{record['epochs_run']} epochs "
+                     f"({record['train_time_s'] / record['epochs_run']:.0f} s per epoch) on "
+                     f"{record['hardware']['cpu']}, {record['hardware']['cores']} cores.")
+    return "\n".join(lines)
+
+
 def early_stopping_accounting(chapter_id: str = "08", results_dir: Path | None = None) -> dict | None:
     """What the stopping rule and the longer ceiling each did in a chapter's run (Chapter 8).
 
