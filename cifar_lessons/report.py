@@ -309,6 +309,53 @@ def run_costs(chapter_ids, results_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def _improved(value: float, best: float | None, min_delta: float, mode: str) -> bool:
+    """Keras' test for a new best: beyond the old best by more than ``min_delta``."""
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def replay_plateau(values, initial_lr: float, factor: float, patience: int, min_lr: float = 0.0,
+                   min_delta: float = 1e-4, mode: str = "min") -> list[dict]:
+    """ReduceLROnPlateau's rule replayed on recorded values of the monitored quantity (Chapter 7).
+
+    One row per epoch: the value, the best so far, the epochs waited without a new best, the learning
+    rate the epoch trained with, and the rate the next epoch gets (as Keras 3 decides it, cooldown 0).
+    """
+    rows, best, wait, rate = [], None, 0, initial_lr
+    for epoch, value in enumerate(values, start=1):
+        row = {"epoch": epoch, "value": value, "learning_rate": rate}
+        if _improved(value, best, min_delta, mode):
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                if rate > min_lr:
+                    rate = max(rate * factor, min_lr)
+                wait = 0
+        rows.append({**row, "best": best, "wait": wait, "next_learning_rate": rate})
+    return rows
+
+
+def replay_early_stopping(values, patience: int, min_delta: float = 0.0, mode: str = "min") -> dict:
+    """EarlyStopping's rule replayed on recorded values of the monitored quantity (Chapter 8).
+
+    Until it fires, EarlyStopping changes nothing in training, so on a recorded run any rule that
+    fires within the recorded epochs is replayed exactly. Returns the epoch it would stop after (None
+    if it would not have fired within ``values``) and the epoch whose weights it would keep.
+    """
+    best, best_epoch, wait = None, None, 0
+    for epoch, value in enumerate(values, start=1):
+        wait += 1
+        if _improved(value, best, min_delta, mode):
+            best, best_epoch, wait = value, epoch, 0
+            continue
+        if wait >= patience and epoch > 1:
+            return {"stopped_after": epoch, "kept_epoch": best_epoch}
+    return {"stopped_after": None, "kept_epoch": best_epoch}
+
+
 def early_stopping_accounting(chapter_id: str = "08", results_dir: Path | None = None) -> dict | None:
     """What the stopping rule and the longer ceiling each did in a chapter's run (Chapter 8).
 
