@@ -192,13 +192,16 @@ def schedule_experiment_text(without_id: str = "06", with_id: str = "07", result
         text += (f"The runs were expected to agree until epoch {drop - 1}; they agree until epoch {shared}, so "
                  "part of the difference below is round-off, not the schedule. ")
     gain = test[with_id] - test[without_id]
+    best_without = max(val_acc[without_id])
+    beyond = ("already above" if val_acc[with_id][drop - 1] > best_without else "below")
     text += (f"From epoch {drop} on, only the schedule differs: at epoch {drop} the validation accuracy was "
-             f"{_pct(val_acc[with_id][drop - 1])} with it against {_pct(val_acc[without_id][drop - 1])} without; "
+             f"{_pct(val_acc[with_id][drop - 1])} with it against {_pct(val_acc[without_id][drop - 1])} without "
+             f"({beyond} the best of chapter {without_id}'s {last} epochs, {_pct(best_without)}); "
              f"at epoch {last}, {_pct(val_acc[with_id][last - 1])} against {_pct(val_acc[without_id][last - 1])}, "
              f"with a validation loss of {val_loss[with_id][last - 1]:.3f} against "
              f"{val_loss[without_id][last - 1]:.3f}. "
              f"On the test set: {_pct(test[with_id])} against {_pct(test[without_id])}, "
-             f"{100 * gain:+.1f} points, all of it earned in the {last - drop + 1} epochs after the first drop.")
+             f"{100 * gain:+.1f} points, all of it arising in the {last - drop + 1} epochs from the first cut on.")
     return text
 
 
