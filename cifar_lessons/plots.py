@@ -101,25 +101,6 @@ def learning_rate(history: dict, compare: dict | None = None, compare_label: str
     return fig
 
 
-def gap_curves(histories: dict):
-    """Training minus validation accuracy per epoch, one line per labelled history (Chapter 6).
-
-    The training accuracy is the one Keras logs: measured in training mode over the epoch.
-    """
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for label, history in histories.items():
-        gap = [100 * (train - val) for train, val in zip(history["accuracy"], history["val_accuracy"])]
-        ax.plot(history["epoch"], gap, marker=".", label=label)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("train - validation accuracy (points)")
-    ax.set_title("Train-validation accuracy gap")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def lr_sweep(sweep: dict):
     """Training loss and validation accuracy per epoch of each sweep run, one column per learning rate (Chapter 5)."""
     rates = sorted({run["learning_rate"] for run in sweep["runs"]})

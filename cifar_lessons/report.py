@@ -297,21 +297,6 @@ def mode_gap_text(rows: list[dict]) -> str:
         f"{100 * row['gap']:.1f} points" for row in rows)
 
 
-def run_costs(chapter_ids, results_dir: Path | None = None) -> str:
-    """What retraining each chapter cost on its recorded machine, one line each: for exercises (Chapters 5-8)."""
-    lines = []
-    for chapter_id in chapter_ids:
-        record = chapter_status(get_chapter(chapter_id), results_dir)["record"]
-        if record is None:
-            lines.append(f"Chapter {chapter_id}: no recorded run.")
-            continue
-        lines.append(f"Chapter {chapter_id}'s full run: {record['wall_time_s'] / 60:.0f} min for "
-                     f"{record['epochs_run']} epochs "
-                     f"({record['train_time_s'] / record['epochs_run']:.0f} s per epoch) on "
-                     f"{record['hardware']['cpu']}, {record['hardware']['cores']} cores.")
-    return "\n".join(lines)
-
-
 def _improved(value: float, best: float | None, min_delta: float, mode: str) -> bool:
     """Keras' test for a new best: beyond the old best by more than ``min_delta``."""
     if best is None:
