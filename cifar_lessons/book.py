@@ -66,8 +66,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
         print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
               f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
-        print_history(run.history)
-        return run
+        return run  # the notebooks show the epochs as curves, not as a log
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
     return train(config, data, run_dir, chapter=chapter.id, verbose=verbose)

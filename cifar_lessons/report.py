@@ -85,6 +85,22 @@ def _environment(record: dict) -> str:
             f"(fingerprint {record['data']['fingerprint']})")
 
 
+def retraining_cost(chapter_id: str, results_dir: Path | None = None) -> str:
+    """What retraining a chapter cost on the machine that recorded it, and how to try it quickly (Chapters 1-8)."""
+    chapter = get_chapter(chapter_id)
+    record = chapter_status(chapter, results_dir)["record"]
+    if record is None:
+        return (f"Chapter {chapter.id} has no recorded run yet: RETRAIN = True (or `cifar-lessons train "
+                f"{chapter.id}`) trains it.")
+    hardware = record["hardware"]
+    quick_images = chapter.config.quick().subset
+    return (f"Retraining chapter {chapter.id} took {record['wall_time_s'] / 60:.1f} min on the recorded machine "
+            f"({hardware['cpu']}, {hardware['cores']} cores, {record['precision']}): {record['epochs_run']} epochs "
+            f"at {record['images_per_s']:.0f} images/s. Set QUICK = True in the parameters cell to try the recipe "
+            f"on {quick_images:,} images for one epoch ({quick_images / record['images_per_s']:.1f} s of training at "
+            f"that speed, plus start-up), or RETRAIN = True to train it in full.")
+
+
 def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
     """A sentence comparing a chapter's recorded test accuracy with the previous chapter's (Chapters 2-8)."""
     chapter = get_chapter(chapter_id)

@@ -7,6 +7,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import shutil
@@ -19,6 +20,7 @@ import numpy as np
 
 from . import results
 from .data import Dataset, train_validation_split
+from .models import build_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,20 +91,47 @@ class Run:
     run_dir: Path
 
 
-def build_model(config: TrainConfig, x_train: np.ndarray):
-    """Build and compile the model a config describes (Chapter 1)."""
-    from .models import augmentation_block, build_cnn, normalization_layer
-
-    model = build_cnn(
-        widths=config.widths, convs_per_stage=config.convs_per_stage,
-        dense_units=config.dense_units, batch_norm=config.batch_norm,
-        conv_dropout_rate=config.conv_dropout_rate, dense_dropout_rate=config.dense_dropout_rate,
-        normalizer=normalization_layer(x_train) if config.normalize else None,
-        augmentation=augmentation_block(seed=config.seed) if config.augment else None,
-    )
+def compile_model(model, config):
+    """Adam on the cross-entropy of the integer labels, reporting accuracy (Chapter 1)."""
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def fit_model(model, config, splits, callbacks=(), verbose="auto"):
+    """Train on the training split in shuffled batches, scoring the validation split after every epoch (Chapter 1).
+
+    ``callbacks`` are run before the chapter's own (:func:`chapter_callbacks`).
+    """
+    x_train, y_train = splits["train"]
+    return model.fit(x_train, y_train, validation_data=splits["val"], epochs=config.epochs,
+                     batch_size=config.batch_size, shuffle=True,
+                     callbacks=list(callbacks) + chapter_callbacks(config), verbose=verbose)
+
+
+def chapter_callbacks(config):
+    """The callbacks a config switches on, both watching the validation loss (Chapters 7 and 8)."""
+    callbacks = []
+    if config.reduce_lr:
+        callbacks.append(reduce_lr_callback(config))
+    if config.early_stopping:
+        callbacks.append(early_stopping_callback(config))
+    return callbacks
+
+
+def reduce_lr_callback(config):
+    """Multiply the learning rate by ``reduce_lr_factor`` after ``reduce_lr_patience`` epochs without a lower
+    validation loss, down to 1e-5 (Chapter 7)."""
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+        min_lr=1e-5, verbose=1)
+
+
+def early_stopping_callback(config):
+    """Stop after ``early_stopping_patience`` epochs without a lower validation loss and keep the best
+    epoch's weights (Chapter 8)."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True, verbose=1)
 
 
 def prepare_data(config: TrainConfig, data: Dataset) -> dict:
@@ -167,21 +196,13 @@ class EpochLog(keras.callbacks.Callback):
         results.write_json_atomic(self.history_path, self.history)
 
 
-def _callbacks(config: TrainConfig, checkpoint_dir: Path, history_path: Path, history: dict) -> list:
-    callbacks = [
+def _bookkeeping_callbacks(checkpoint_dir: Path, history_path: Path, history: dict) -> list:
+    """What every run adds to the chapter's callbacks: the epoch log and a checkpoint to resume from."""
+    return [
         EpochLog(history_path, history),
         # Saves weights, optimizer state and epoch so an interrupted run resumes.
         keras.callbacks.BackupAndRestore(str(checkpoint_dir)),
     ]
-    if config.reduce_lr:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience, min_lr=1e-5, verbose=1))
-    if config.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience,
-            restore_best_weights=True, verbose=1))
-    return callbacks
 
 
 def _progress_verbosity() -> int:
@@ -220,17 +241,14 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     splits = prepare_data(config, data)
-    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
-    if strategy is None:
-        model = build_model(config, x_train)
-    else:
-        with strategy.scope():
-            model = build_model(config, x_train)
+    (x_train, _), (x_val, y_val) = splits["train"], splits["val"]
+    # The chapters show build_model, compile_model and fit_model in full: this is where they run.
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = compile_model(build_model(config, x_train), config)
 
     try:
-        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                  batch_size=config.batch_size, shuffle=True,
-                  callbacks=_callbacks(config, checkpoint_dir, history_path, history) + list(callbacks),
+        fit_model(model, config, splits,
+                  callbacks=_bookkeeping_callbacks(checkpoint_dir, history_path, history) + list(callbacks),
                   verbose=_progress_verbosity() if verbose is None else verbose)
     except BaseException:
         progress["wall_time_s"] += time.perf_counter() - started  # an interrupted segment still counts
