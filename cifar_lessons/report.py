@@ -324,8 +324,9 @@ def replay_plateau(values, initial_lr: float, factor: float, patience: int, min_
                    min_delta: float = 1e-4, mode: str = "min") -> list[dict]:
     """ReduceLROnPlateau's rule replayed on recorded values of the monitored quantity (Chapter 7).
 
-    One row per epoch: the value, the best so far, the epochs waited without a new best, the learning
-    rate the epoch trained with, and the rate the next epoch gets (as Keras 3 decides it, cooldown 0).
+    One row per epoch: the value, the best so far, the epochs waited without a new best (the counter
+    goes back to 0 after a cut), the learning rate the epoch trained with, and the rate the next epoch
+    gets (as Keras 3 decides it, with no cooldown).
     """
     rows, best, wait, rate = [], None, 0, initial_lr
     for epoch, value in enumerate(values, start=1):
@@ -334,11 +335,12 @@ def replay_plateau(values, initial_lr: float, factor: float, patience: int, min_
             best, wait = value, 0
         else:
             wait += 1
-            if wait >= patience:
-                if rate > min_lr:
-                    rate = max(rate * factor, min_lr)
-                wait = 0
-        rows.append({**row, "best": best, "wait": wait, "next_learning_rate": rate})
+        row.update(best=best, wait=wait)
+        if wait >= patience:
+            if rate > min_lr:
+                rate = max(rate * factor, min_lr)
+            wait = 0
+        rows.append({**row, "next_learning_rate": rate})
     return rows
 
 

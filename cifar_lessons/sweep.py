@@ -56,6 +56,7 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
     data = data or load_cifar10()
     output = Path(output) if output else sweep_path()
     started = time.perf_counter()
+    code = results.code_identity()  # the code that runs, taken before it can change on disk
     runs = []
     for chapter_id in chapter_ids:
         for learning_rate in learning_rates:
@@ -81,7 +82,7 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
         "chapters": list(chapter_ids), "learning_rates": list(learning_rates),
         "subset": subset, "validation_size": validation_size, "epochs": epochs,
         "runs": runs, "data": data.source, "hardware": results.hardware_info(),
-        "versions": results.library_versions(), "code": results.code_identity(),
+        "versions": results.library_versions(), "code": code,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
