@@ -141,7 +141,8 @@ def lr_sweep(sweep: dict):
         for ax in axes[:, column]:
             ax.grid(alpha=0.3)
             ax.set_xticks(history["epoch"])
-    axes[0, 0].set_ylabel("training loss")
+    axes[0, 0].set_yscale("log")  # a diverging run's loss spikes by orders of magnitude
+    axes[0, 0].set_ylabel("training loss (log scale)")
     axes[1, 0].set_ylabel("validation accuracy (%)")
     axes[1, 0].set_ylim(0, 100)
     axes[0, -1].legend(fontsize=8)

@@ -5,7 +5,7 @@ that trains the chapters), with only the learning rate, the epoch count and the 
 The sweep writes one record, ``results/05/lr_sweep.json``, with the configs, the data fingerprint,
 the hardware, the library versions and the per-epoch history and timing of every run.
 
-    python -m cifar_lessons.sweep            # the recorded sweep (8 short runs: about 8 CPU-minutes)
+    python -m cifar_lessons.sweep            # the recorded sweep (8 short runs of about a CPU-minute each)
     python -m cifar_lessons.sweep --quick    # a smoke run: 1 epoch on 500 images per setting
 """
 

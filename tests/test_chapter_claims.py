@@ -178,3 +178,38 @@ def test_chapter_8_patience_equal_to_the_schedulers_would_stop_before_the_first_
     history, config = _history("08"), get_chapter("08").config
     replay = report.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
     assert replay["stopped_after"] < report.learning_rate_drops(history)[0]
+
+
+# The settings the prose names must be the registry's (and Keras'): a changed recipe fails here.
+
+def _markdown(chapter_id):
+    import nbformat
+
+    notebook = nbformat.read(get_chapter(chapter_id).notebook, as_version=4)
+    return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+def _prose_settings():
+    from keras import layers
+
+    momentum = layers.BatchNormalization().momentum
+    c5, c6, c7, c8 = (get_chapter(chapter_id).config for chapter_id in ("05", "06", "07", "08"))
+    rate = f"{c5.learning_rate:.0e}".replace("e-0", "e-")  # 1e-3, as the prose writes it
+    return {
+        "05": [f"momentum of {momentum:g}", f"$\\rho = {momentum:g}$", f"learning rate of {rate}",
+               f"learning rate of {rate} for {c5.epochs} epochs"],
+        "06": [f"drop {100 * c6.dense_dropout_rate:.0f}%", f"chapter 5's {c5.epochs}-epoch budget",
+               f"In a {c6.epochs}-epoch budget", f"On one seed and {c6.epochs} epochs"],
+        "07": [f"a patience of {c7.reduce_lr_patience}", f"fewer of the {c7.epochs}", f"within {c7.epochs} epochs",
+               f"steps of {c7.epochs} epochs"],
+        "08": [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
+               f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
+               f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs", f"epochs={c8.epochs}"],
+    }
+
+
+@pytest.mark.parametrize("chapter_id", ["05", "06", "07", "08"])
+def test_prose_names_the_configured_settings(chapter_id):
+    text = _markdown(chapter_id)
+    missing = [phrase for phrase in _prose_settings()[chapter_id] if phrase not in text]
+    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
