@@ -14,9 +14,10 @@ from .data import Dataset, load_cifar10
 from .training import Run, load_run, train
 
 
-def run_dir_for(chapter: Chapter, results_dir: Path | None = None) -> Path:
-    """Folder holding a chapter's model, history and record (Chapter 1)."""
-    return Path(results_dir or results.default_results_dir()) / chapter.id
+def run_dir_for(chapter: Chapter, results_dir: Path | None = None, quick: bool = False) -> Path:
+    """Folder holding a chapter's model, history and record; ``results/quick/NN`` for a quick run (Chapter 1)."""
+    root = Path(results_dir or results.default_results_dir())
+    return root / "quick" / chapter.id if quick else root / chapter.id
 
 
 def chapter_status(chapter: Chapter, results_dir: Path | None = None) -> dict:
@@ -60,7 +61,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         run_dir = seed_run_dir(chapter, seed, results_dir)
         retrain = True
     if quick:  # quick runs never replace a chapter's recorded run
-        run_dir = run_dir.parent / "quick" / chapter.id
+        run_dir = run_dir_for(chapter, results_dir, quick=True)
     if not retrain and not quick and chapter_status(chapter, results_dir)["status"] == "ok":
         run = load_run(run_dir)
         shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir

@@ -155,11 +155,11 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
     """Each row: an image, then random augmentations of it (Chapter 4)."""
     fig, axes = plt.subplots(len(images), copies + 1, figsize=((copies + 1) * 1.1, len(images) * 1.1))
     for row, image in enumerate(images):
-        axes[row, 0].imshow(image)
+        axes[row, 0].imshow(image, interpolation="nearest")
         batch = np.repeat(image[None].astype("float32"), copies, axis=0)
         augmented = np.asarray(augment(batch, training=True))
         for col in range(copies):
-            axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"))
+            axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"), interpolation="nearest")
         for ax in axes[row]:
             ax.axis("off")
     axes[0, 0].set_title("original", fontsize=9)

@@ -98,15 +98,11 @@ def compile_model(model, config):
     return model
 
 
-def fit_model(model, config, splits, callbacks=(), verbose="auto"):
-    """Train on the training split in shuffled batches, scoring the validation split after every epoch (Chapter 1).
-
-    ``callbacks`` are run before the chapter's own (:func:`chapter_callbacks`).
-    """
+def fit_model(model, config, splits, callbacks, verbose="auto"):
+    """Train on the training split in shuffled batches, scoring the validation split after every epoch (Chapter 1)."""
     x_train, y_train = splits["train"]
     return model.fit(x_train, y_train, validation_data=splits["val"], epochs=config.epochs,
-                     batch_size=config.batch_size, shuffle=True,
-                     callbacks=list(callbacks) + chapter_callbacks(config), verbose=verbose)
+                     batch_size=config.batch_size, shuffle=True, callbacks=callbacks, verbose=verbose)
 
 
 def chapter_callbacks(config):
@@ -196,15 +192,6 @@ class EpochLog(keras.callbacks.Callback):
         results.write_json_atomic(self.history_path, self.history)
 
 
-def _bookkeeping_callbacks(checkpoint_dir: Path, history_path: Path, history: dict) -> list:
-    """What every run adds to the chapter's callbacks: the epoch log and a checkpoint to resume from."""
-    return [
-        EpochLog(history_path, history),
-        # Saves weights, optimizer state and epoch so an interrupted run resumes.
-        keras.callbacks.BackupAndRestore(str(checkpoint_dir)),
-    ]
-
-
 def _progress_verbosity() -> int:
     """A live progress bar in notebooks and terminals, one line per epoch in log files."""
     if "ipykernel" in sys.modules or sys.stdout.isatty():
@@ -212,82 +199,112 @@ def _progress_verbosity() -> int:
     return 2
 
 
+class RunRecorder:
+    """Everything a run does around building, compiling and fitting its model (Chapter 1).
+
+    Entering seeds every generator, sets the precision policy, splits the data (``splits``) and prepares
+    ``callbacks``: an epoch log and a checkpoint, so an interrupted run resumes where it stopped.
+    ``finish(model)`` evaluates the model, saves it and writes the run record. Leaving restores the
+    caller's precision policy; an interrupted run's time still counts towards its wall time.
+    """
+
+    def __init__(self, config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adhoc", strategy=None):
+        self.config, self.data, self.chapter, self.strategy = config, data, chapter, strategy
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoint"
+        self.history_path = self.checkpoint_dir / "history.json"
+        self.progress_path = self.checkpoint_dir / "progress.json"
+
+    def __enter__(self) -> RunRecorder:
+        self.started = time.perf_counter()  # wall time covers data, build, fit, evaluation and saving
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Resume: a checkpoint of the same config continues; of another config starts over.
+        progress = results.read_json(self.progress_path) if self.progress_path.exists() else {}
+        if progress.get("config_hash") != config.hash:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            progress = {"config_hash": config.hash, "wall_time_s": 0.0}
+        self.progress = progress
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        results.write_json_atomic(self.progress_path, progress)
+        self.history = results.read_json(self.history_path) if self.history_path.exists() else {}
+        if self.history:
+            print(f"Resuming {self.chapter} after epoch {len(self.history['epoch'])} from {self.checkpoint_dir}",
+                  flush=True)
+        keras.utils.set_random_seed(config.seed)
+        self.precision = resolve_precision(config.precision)
+        self.previous_policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(self.precision)
+        self.splits = prepare_data(config, self.data)
+        self.callbacks = [
+            EpochLog(self.history_path, self.history),
+            # Saves weights, optimizer state and epoch so an interrupted run resumes.
+            keras.callbacks.BackupAndRestore(str(self.checkpoint_dir)),
+        ]
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is not None and self.progress_path.parent.exists():
+            self.progress["wall_time_s"] += time.perf_counter() - self.started  # an interrupted segment counts
+            results.write_json_atomic(self.progress_path, self.progress)
+        keras.mixed_precision.set_global_policy(self.previous_policy)  # later models get the caller's policy
+        return False
+
+    def scope(self):
+        """The distribution strategy's scope to build and compile in (a no-op without a strategy)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def finish(self, model) -> Run:
+        """Evaluate on the test and validation splits, save the model, history and record (Chapter 1)."""
+        config, history, strategy = self.config, self.history, self.strategy
+        (x_train, _), (x_val, y_val), (x_test, y_test) = self.splits["train"], self.splits["val"], self.splits["test"]
+        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+        val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
+        epochs_run = len(history["epoch"])
+        wall = self.progress["wall_time_s"] + time.perf_counter() - self.started
+        record = {
+            "format": results.RECORD_FORMAT, "chapter": self.chapter, "config": config.to_dict(),
+            "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
+            "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+            "wall_time_s": round(wall, 1),
+            "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
+            "images_per_s": round(len(x_train) * epochs_run / float(np.sum(history["epoch_time_s"])), 1),
+            "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
+            "hardware": results.hardware_info(), "versions": results.library_versions(),
+            "data": self.data.source, "code": results.code_identity(),
+            "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
+            "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "quick": bool(config.subset),
+            "strategy": type(strategy).__name__ if strategy is not None else None,
+            "replicas": getattr(strategy, "num_replicas_in_sync", 1),
+            "precision": self.precision,
+        }
+        # Save model and history first, the record last: a record means the run is complete.
+        model_tmp = self.run_dir / f".{results.MODEL_FILE}.partial.keras"
+        model.save(model_tmp)
+        model_tmp.replace(self.run_dir / results.MODEL_FILE)
+        results.write_json_atomic(self.run_dir / results.HISTORY_FILE, history)
+        results.write_json_atomic(self.run_dir / results.RECORD_FILE, record)
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        return Run(model=model, history=history, record=record, run_dir=self.run_dir)
+
+
 def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adhoc",
           verbose: int | None = None, strategy=None, callbacks: tuple = ()) -> Run:
     """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1).
 
     ``strategy`` is an optional ``tf.distribute`` strategy (e.g. MirroredStrategy);
-    ``callbacks`` are extra Keras callbacks added to the chapter's own.
+    ``callbacks`` are extra Keras callbacks, run before the chapter's own. The chapters show
+    build_model, compile_model, fit_model and chapter_callbacks in full, and train with these same lines.
     """
-    started = time.perf_counter()  # wall time covers data, build, fit, evaluation and saving
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = run_dir / "checkpoint"
-    history_path = checkpoint_dir / "history.json"
-    progress_path = checkpoint_dir / "progress.json"
-    # Resume: a checkpoint of the same config continues; of another config starts over.
-    progress = results.read_json(progress_path) if progress_path.exists() else {}
-    if progress.get("config_hash") != config.hash:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        progress = {"config_hash": config.hash, "wall_time_s": 0.0}
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    results.write_json_atomic(progress_path, progress)
-    history = results.read_json(history_path) if history_path.exists() else {}
-    if history:
-        print(f"Resuming {chapter} after epoch {len(history['epoch'])} from {checkpoint_dir}", flush=True)
-
-    keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config.precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    splits = prepare_data(config, data)
-    (x_train, _), (x_val, y_val) = splits["train"], splits["val"]
-    # The chapters show build_model, compile_model and fit_model in full: this is where they run.
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = compile_model(build_model(config, x_train), config)
-
-    try:
-        fit_model(model, config, splits,
-                  callbacks=_bookkeeping_callbacks(checkpoint_dir, history_path, history) + list(callbacks),
+    with RunRecorder(config, data, run_dir, chapter=chapter, strategy=strategy) as recorder:
+        with recorder.scope():
+            model = compile_model(build_model(config, recorder.splits["train"][0]), config)
+        fit_model(model, config, recorder.splits,
+                  callbacks=recorder.callbacks + list(callbacks) + chapter_callbacks(config),
                   verbose=_progress_verbosity() if verbose is None else verbose)
-    except BaseException:
-        progress["wall_time_s"] += time.perf_counter() - started  # an interrupted segment still counts
-        results.write_json_atomic(progress_path, progress)
-        raise
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)  # later models get the caller's policy back
-
-    x_test, y_test = splits["test"]
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-    val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
-    epochs_run = len(history["epoch"])
-    wall = progress["wall_time_s"] + time.perf_counter() - started
-    record = {
-        "format": results.RECORD_FORMAT, "chapter": chapter, "config": config.to_dict(),
-        "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-        "wall_time_s": round(wall, 1),
-        "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
-        "images_per_s": round(len(x_train) * epochs_run / float(np.sum(history["epoch_time_s"])), 1),
-        "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
-        "hardware": results.hardware_info(), "versions": results.library_versions(),
-        "data": data.source, "code": results.code_identity(),
-        "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": bool(config.subset),
-        "strategy": type(strategy).__name__ if strategy is not None else None,
-        "replicas": getattr(strategy, "num_replicas_in_sync", 1),
-        "precision": precision,
-    }
-    # Save model and history first, the record last: a record means the run is complete.
-    model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
-    model.save(model_tmp)
-    model_tmp.replace(run_dir / results.MODEL_FILE)
-    results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
-    results.write_json_atomic(run_dir / results.RECORD_FILE, record)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return Run(model=model, history=history, record=record, run_dir=run_dir)
+        return recorder.finish(model)
 
 
 def load_run(run_dir: Path) -> Run:

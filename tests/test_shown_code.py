@@ -90,14 +90,16 @@ def test_train_builds_compiles_and_fits_with_the_shown_functions():
     assert {"build_model", "compile_model", "fit_model"} <= calls, (
         "train() must build, compile and fit through build_model, compile_model and fit_model, the functions "
         f"the chapters show; it calls {sorted(calls)}")
+    assert "chapter_callbacks(config)" in ast.unparse(package_functions(training)["train"])
     fit_source = ast.unparse(PACKAGE["fit_model"][1])
-    assert ".fit(" in fit_source and "validation_data=" in fit_source and "chapter_callbacks(config)" in fit_source
+    assert ".fit(" in fit_source and "validation_data=" in fit_source and "callbacks=callbacks" in fit_source
     assert ".compile(" in ast.unparse(PACKAGE["compile_model"][1])
 
 
 def test_everything_the_training_path_runs_is_shown():
-    """From build_model, compile_model and fit_model, every package function they reach is in some chapter."""
-    reached, frontier = set(), ["build_model", "compile_model", "fit_model"]
+    """From build_model, compile_model, fit_model and chapter_callbacks, every package function they reach is
+    in some chapter."""
+    reached, frontier = set(), ["build_model", "compile_model", "fit_model", "chapter_callbacks"]
     while frontier:
         name = frontier.pop()
         if name in reached or name not in PACKAGE:
@@ -110,14 +112,22 @@ def test_everything_the_training_path_runs_is_shown():
     assert not unshown_models, f"cifar_lessons.models defines {unshown_models}, which no chapter shows"
 
 
-def test_each_training_chapter_builds_compiles_and_trains_through_the_shown_functions():
-    """Every training chapter builds and compiles its model with the shown functions, lists its callbacks, and
-    trains through run_chapter -> train() -> fit_model (the fit call Chapter 1 shows in full)."""
+def test_each_training_chapter_trains_with_the_shown_calls():
+    """Every training chapter's training cell builds, compiles and fits as train() does: inside a RunRecorder,
+    compile_model(build_model(...)), then fit_model with the recorder's callbacks and chapter_callbacks(config).
+    Quick-executing the notebook (tests/test_notebooks.py) runs that very cell and checks it writes a record."""
+    expected = ["RunRecorder", "build_model", "compile_model", "fit_model", "chapter_callbacks", "finish"]
     for chapter in training_chapters():
-        code = "\n".join(cell.source for cell in nbformat.read(chapter.notebook, as_version=4).cells
-                         if cell.cell_type == "code")
-        for call in ("build_model(", "compile_model(", "chapter_callbacks(", "run_chapter("):
-            assert call in code, f"chapter {chapter.id}'s notebook never calls {call.rstrip('(')}"
+        cells = [ast.parse(cell.source) for cell in nbformat.read(chapter.notebook, as_version=4).cells
+                 if cell.cell_type == "code" and "RunRecorder(" in cell.source]
+        assert len(cells) == 1, f"chapter {chapter.id} needs one training cell that trains inside a RunRecorder"
+        with_blocks = [node for node in ast.walk(cells[0]) if isinstance(node, ast.With)]
+        assert with_blocks, f"chapter {chapter.id}'s training cell does not open a RunRecorder with `with`"
+        calls = [node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                 for node in ast.walk(with_blocks[0]) if isinstance(node, ast.Call)
+                 and isinstance(node.func, (ast.Name, ast.Attribute))]
+        for name in expected:
+            assert name in calls, f"chapter {chapter.id}'s training cell never calls {name}"
     assert SHOWN["fit_model"][0] == "01" and SHOWN["compile_model"][0] == "01"
 
 
@@ -197,11 +207,11 @@ def test_package_builds_the_recorded_architecture(chapter, recorded_models):
 @pytest.mark.parametrize("chapter", [c for c in training_chapters() if c.config.normalize], ids=lambda c: c.id)
 def test_recorded_normalization_uses_the_training_split(chapter, recorded_models, real_data):
     """The recorded normalizer's statistics are those of the training split train() prepares."""
+    if real_data.source.get("fingerprint") != load_record(run_dir_for(chapter))["data"]["fingerprint"]:
+        pytest.skip("the configured CIFAR-10 copy is not the one the run was recorded on")
     saved, _ = recorded_models[chapter.id]
     recorded = saved.get_layer("normalize").get_config()
     x_train = training.prepare_data(chapter.config, real_data)["train"][0]
     expected = models.normalization_layer(x_train).get_config()
-    if real_data.source.get("fingerprint") != load_record(run_dir_for(chapter))["data"]["fingerprint"]:
-        pytest.skip("the configured CIFAR-10 copy is not the one the run was recorded on")
     np.testing.assert_allclose(recorded["mean"], expected["mean"], rtol=1e-9)
     np.testing.assert_allclose(recorded["variance"], expected["variance"], rtol=1e-9)
