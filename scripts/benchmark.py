@@ -16,8 +16,9 @@ import keras
 import numpy as np
 
 from cifar_lessons.chapters import get_chapter
+from cifar_lessons.models import build_model
 from cifar_lessons.results import default_results_dir, hardware_info, library_versions, write_json_atomic
-from cifar_lessons.training import build_model
+from cifar_lessons.training import compile_model
 
 # (label, chapter whose architecture is measured, batch size, precision)
 CASES = [
@@ -40,7 +41,7 @@ def measure(chapter_id: str, batch_size: int, precision: str) -> float:
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).integers(0, 256, (batch_size * (STEPS + 3), 32, 32, 3)).astype("uint8")
     y = np.random.default_rng(1).integers(0, 10, len(x))
-    model = build_model(config, x[:1000])
+    model = compile_model(build_model(config, x[:1000]), config)
     warm = batch_size * 3
     model.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0)
     started = time.perf_counter()
