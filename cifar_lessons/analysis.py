@@ -16,8 +16,8 @@ import numpy as np
 def studied_run(chapter_id: str, quick: bool = False, results_dir: Path | None = None, data=None):
     """The run a chapter studies: its recorded run if one matches its config, else a fresh one (Chapter 9).
 
-    Unlike ``run_chapter`` it prints one line about the recorded run, not its whole epoch log
-    (the chapter that trained it shows that).
+    Beyond ``run_chapter``'s line about the recorded run it says how many epochs it trained, which
+    epoch's weights it kept and its test accuracy (the chapter that trained it shows its curves).
     """
     from .book import chapter_status, run_chapter, run_dir_for
     from .chapters import REPO_ROOT, get_chapter

@@ -18,9 +18,10 @@ if TYPE_CHECKING:  # training imports Keras: loaded only when a chapter runs, so
     from .training import Run
 
 
-def run_dir_for(chapter: Chapter, results_dir: Path | None = None) -> Path:
-    """Folder holding a chapter's model, history and record (Chapter 1)."""
-    return Path(results_dir or results.default_results_dir()) / chapter.id
+def run_dir_for(chapter: Chapter, results_dir: Path | None = None, quick: bool = False) -> Path:
+    """Folder holding a chapter's model, history and record; ``results/quick/NN`` for a quick run (Chapter 1)."""
+    root = Path(results_dir or results.default_results_dir())
+    return root / "quick" / chapter.id if quick else root / chapter.id
 
 
 def staleness(record: dict, config, data_fingerprint: str | None = None) -> list[str]:
@@ -107,8 +108,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
             shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
             print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
                   f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
-            print_history(run.history)
-            return run
+            return run  # the notebooks show the epochs as curves, not as a log
         if status["status"] != "missing":
             print(f"Chapter {chapter.id}: {status['message']}", flush=True)
     data = data or load_cifar10()
@@ -119,15 +119,6 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         train_fast(config, data, run_dir, chapter=chapter.id, verbose=2 if verbose is None else verbose)
         return load_run(run_dir)
     return train(config, data, run_dir, chapter=chapter.id, verbose=verbose)
-
-
-def print_history(history: dict) -> None:
-    """One line per epoch of a recorded run, like Keras' own log (Chapter 1)."""
-    for index, epoch in enumerate(history["epoch"]):
-        print(f"Epoch {epoch}: {history['epoch_time_s'][index]:.0f}s - "
-              f"loss {history['loss'][index]:.4f} - accuracy {history['accuracy'][index]:.4f} - "
-              f"val_loss {history['val_loss'][index]:.4f} - val_accuracy {history['val_accuracy'][index]:.4f} - "
-              f"learning_rate {history['learning_rate'][index]:.2g}")
 
 
 def recorded_history(chapter_id: str, results_dir: Path | None = None) -> dict | None:

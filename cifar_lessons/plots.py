@@ -21,7 +21,7 @@ def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
     for row, name in enumerate(class_names):
         picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
         for col, index in enumerate(picks):
-            axes[row, col].imshow(images[index], interpolation="nearest")
+            axes[row, col].imshow(images[index], interpolation="nearest")  # the real pixels, and a small PNG
             axes[row, col].axis("off")
         axes[row, 0].set_title(name, loc="left", fontsize=10)
     fig.tight_layout()
@@ -55,8 +55,16 @@ def pixel_histograms(images):
     return fig
 
 
-def training_curves(history: dict, title: str = "", compare: dict | None = None, compare_label: str = ""):
-    """Train vs validation loss and accuracy per epoch, optionally against another run (Chapter 1)."""
+def training_curves(history: dict, title: str = "", compare: dict | None = None, compare_label: str = "",
+                    kept_epoch: int | None = None, mark_drops: bool = True):
+    """Train vs validation loss and accuracy per epoch, optionally against another run (Chapter 1).
+
+    Learning-rate drops (Chapter 7) are marked by dashed vertical lines, before the first epoch
+    trained at the lower rate; ``kept_epoch`` (Chapter 8) is marked by a star on the validation curves.
+    """
+    from .report import learning_rate_drops
+
+    drops = learning_rate_drops(history) if mark_drops and history.get("learning_rate") else []
     fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 2.8))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if compare:
@@ -64,24 +72,85 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
                     label=f"validation ({compare_label})")
         ax.plot(history["epoch"], history[metric], marker=".", label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label="validation")
+        for index, epoch in enumerate(drops):
+            ax.axvline(epoch - 0.5, color="tab:red", linestyle="--", linewidth=0.8, alpha=0.7,
+                       label="learning rate lowered" if index == 0 else None)
+        if kept_epoch is not None:
+            ax.plot(kept_epoch, history[f"val_{metric}"][kept_epoch - 1], marker="*", markersize=14,
+                    color="tab:green", linestyle="none", zorder=3, label=f"kept weights (epoch {kept_epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def learning_rate(history: dict):
-    """Learning rate per epoch, on a log scale (Chapter 7)."""
+def train_validation_gap(histories: dict, title: str = "Train minus validation accuracy"):
+    """Per epoch, training accuracy minus validation accuracy for each labelled run (Chapters 2 and 4).
+
+    The training accuracy is averaged over an epoch while the weights change (and, with augmentation,
+    on altered images); the validation accuracy is measured after the epoch.
+    """
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
+    for label, history in histories.items():
+        gap = 100 * (np.asarray(history["accuracy"]) - np.asarray(history["val_accuracy"]))
+        ax.plot(history["epoch"], gap, marker=".", label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("gap (percentage points)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def learning_rate(history: dict, compare: dict | None = None, compare_label: str = ""):
+    """Learning rate per epoch, on a log scale, optionally against another run (Chapter 7)."""
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.step(history["epoch"], history["learning_rate"], where="post", marker=".")
+    if compare:
+        ax.step(compare["epoch"], compare["learning_rate"], where="mid", color="grey", linestyle=":",
+                label=compare_label)
+    ax.step(history["epoch"], history["learning_rate"], where="mid", marker=".", label="this chapter")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
-    ax.set_title("Learning rate (ReduceLROnPlateau)")
+    ax.set_title("Learning rate each epoch trained with")
     ax.grid(alpha=0.3)
+    if compare:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_sweep(sweep: dict):
+    """Training loss and validation accuracy per epoch of each sweep run, one column per learning rate (Chapter 5)."""
+    rates = sorted({run["learning_rate"] for run in sweep["runs"]})
+    fig, axes = plt.subplots(2, len(rates), figsize=(style.COLUMN_WIDTH, 4.6), sharey="row", squeeze=False)
+    for column, rate in enumerate(rates):
+        for run in sweep["runs"]:
+            if run["learning_rate"] != rate:
+                continue
+            history = run["history"]
+            line = {"color": "tab:blue" if run["batch_norm"] else "tab:orange", "marker": "."}
+            label = "with batch norm" if run["batch_norm"] else "without"
+            losses = [np.nan if value is None else value for value in history["loss"]]
+            axes[0, column].plot(history["epoch"], losses, label=label, **line)
+            axes[1, column].plot(history["epoch"], [100 * v for v in history["val_accuracy"]], label=label, **line)
+        axes[0, column].set_title(f"learning rate {rate:g}", fontsize=10)
+        axes[1, column].axhline(10, color="grey", linestyle=":", linewidth=0.8)
+        axes[1, column].set_xlabel("epoch")
+        for ax in axes[:, column]:
+            ax.grid(alpha=0.3)
+            ax.set_xticks(history["epoch"])
+    axes[0, 0].set_yscale("log")  # a diverging run's loss spikes by orders of magnitude
+    axes[0, 0].set_ylabel("training loss (log scale)")
+    axes[1, 0].set_ylabel("validation accuracy (%)")
+    axes[1, 0].set_ylim(0, 100)
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(f"Learning-rate sweep: {sweep['subset']:,} training images, {sweep['epochs']} epochs per run")
     fig.tight_layout()
     return fig
 

@@ -6,10 +6,15 @@ interrupted run resumes where it stopped: the checkpoint holds the weights, the
 optimizer state, the random-generator states of dropout and augmentation, the
 callbacks' state (best value, wait counter, best weights) and the history, so the
 resumed run continues exactly as the uninterrupted one would have.
+
+The chapters show the functions ``train()`` builds, compiles and fits with (``build_model`` and its
+blocks in ``cifar_lessons.models``; ``compile_model``, ``fit_model`` and ``chapter_callbacks`` here) in
+``#@save`` cells, verbatim: ``tests/test_shown_code.py`` checks that the shown code is this code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -28,6 +33,7 @@ import numpy as np
 from . import results
 from .config import TrainConfig
 from .data import Dataset, train_validation_split
+from .models import build_model
 from .results import TrainingError  # noqa: F401 (raised here, caught by the CLI)
 
 
@@ -41,20 +47,47 @@ class Run:
     run_dir: Path
 
 
-def build_model(config: TrainConfig, x_train: np.ndarray):
-    """Build and compile the model a config describes (Chapter 1)."""
-    from .models import augmentation_block, build_cnn, normalization_layer
-
-    model = build_cnn(
-        widths=config.widths, convs_per_stage=config.convs_per_stage,
-        dense_units=config.dense_units, batch_norm=config.batch_norm,
-        conv_dropout_rate=config.conv_dropout_rate, dense_dropout_rate=config.dense_dropout_rate,
-        normalizer=normalization_layer(x_train) if config.normalize else None,
-        augmentation=augmentation_block(seed=config.seed) if config.augment else None,
-    )
+def compile_model(model, config):
+    """Adam on the cross-entropy of the integer labels, reporting accuracy (Chapter 1)."""
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def fit_model(model, config, splits, callbacks, initial_epoch=0, verbose="auto"):
+    """Train on the training split in shuffled batches, scoring the validation split after every epoch (Chapter 1).
+
+    ``initial_epoch`` is the number of epochs already trained: a resumed run continues after them.
+    """
+    x_train, y_train = splits["train"]
+    return model.fit(x_train, y_train, validation_data=splits["val"], epochs=config.epochs,
+                     initial_epoch=initial_epoch, batch_size=config.batch_size, shuffle=True,
+                     callbacks=callbacks, verbose=verbose)
+
+
+def chapter_callbacks(config):
+    """The callbacks a config switches on, both watching the validation loss (Chapters 7 and 8)."""
+    callbacks = []
+    if config.reduce_lr:
+        callbacks.append(reduce_lr_callback(config))
+    if config.early_stopping:
+        callbacks.append(early_stopping_callback(config))
+    return callbacks
+
+
+def reduce_lr_callback(config):
+    """Multiply the learning rate by ``reduce_lr_factor`` after ``reduce_lr_patience`` epochs without a lower
+    validation loss, down to 1e-5 (Chapter 7)."""
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
+        min_lr=1e-5, verbose=1)
+
+
+def early_stopping_callback(config):
+    """Stop after ``early_stopping_patience`` epochs without a lower validation loss and keep the best
+    epoch's weights (Chapter 8)."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True, verbose=1)
 
 
 def prepare_data(config: TrainConfig, data: Dataset) -> dict:
@@ -115,20 +148,6 @@ class EpochLog(keras.callbacks.Callback):
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-
-
-def _callbacks(config: TrainConfig) -> list:
-    """The chapter's own callbacks: the learning-rate schedule and early stopping (Chapters 7 and 8)."""
-    callbacks = []
-    if config.reduce_lr:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience, min_lr=1e-5, verbose=1))
-    if config.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience,
-            restore_best_weights=True, verbose=1))
-    return callbacks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,15 +222,26 @@ def run_identity(config: TrainConfig, model, callbacks, precision: str, data_fin
             "data": data_fingerprint}
 
 
-@functools.lru_cache(maxsize=32)
-def _code_identity_of(config: TrainConfig, precision: str) -> str:
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Build or load models under a run's dtype policy, then give the caller's back (Chapter 1).
+
+    A loaded model's nested blocks (the augmentation block) take the global policy, so a saved model is
+    loaded under the precision it was trained in to compare it with a freshly built one.
+    """
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = build_model(config, np.zeros((1, 32, 32, 3), np.uint8))
-        identity = run_identity(config, model, _callbacks(config), precision, "")
+        yield
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+@functools.lru_cache(maxsize=32)
+def _code_identity_of(config: TrainConfig, precision: str) -> str:
+    with dtype_policy(precision):
+        model = compile_model(build_model(config, np.zeros((1, 32, 32, 3), np.uint8)), config)
+        identity = run_identity(config, model, chapter_callbacks(config), precision, "")
     return json.dumps(identity)
 
 
@@ -399,14 +429,12 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     keras.mixed_precision.set_global_policy(precision)
     try:
         splits = prepare_data(config, data)
-        (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
-        if strategy is None:
-            model = build_model(config, x_train)
-        else:
-            with strategy.scope():
-                model = build_model(config, x_train)
-        chapter_callbacks = _callbacks(config)
-        identity = run_identity(config, model, chapter_callbacks, precision, data.fingerprint)
+        x_train, (x_val, y_val) = splits["train"][0], splits["val"]
+        # The chapters' code: build_model and compile_model (Chapter 1), chapter_callbacks (Chapters 7 and 8).
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = compile_model(build_model(config, x_train), config)
+        rules = chapter_callbacks(config)
+        identity = run_identity(config, model, rules, precision, data.fingerprint)
         # Resume: the newest complete checkpoint of the same identity continues where it stopped.
         state = _load_checkpoint(checkpoint_dir, model, identity) or {}
         history = state.get("history", {})
@@ -414,17 +442,19 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         if state:
             print(f"Resuming {chapter} after epoch {done} from {checkpoint_dir}"
                   + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
-        checkpoint = RunCheckpoint(checkpoint_dir, identity, history, chapter_callbacks, restored=state,
+        checkpoint = RunCheckpoint(checkpoint_dir, identity, history, rules, restored=state,
                                    wall_time_s=state.get("wall_time_s", 0.0), started=started)
         if not state.get("finished"):
-            # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run.
-            last = done if state.get("stop_training") else config.epochs
+            # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run
+            # (and EarlyStopping, its state restored, puts back the kept weights when it ends).
+            start = config.epochs if state.get("stop_training") else done
             try:
-                model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=last, initial_epoch=done,
-                          batch_size=config.batch_size, shuffle=True,
-                          callbacks=[EpochLog(history), *chapter_callbacks, *callbacks,
-                                     keras.callbacks.TerminateOnNaN(), checkpoint],
-                          verbose=_progress_verbosity() if verbose is None else verbose)
+                # The chapters' fit call (Chapter 1), with the bookkeeping callbacks around the chapter's own:
+                # the epoch log first, then NaN detection and the checkpoint, which must come last.
+                fit_model(model, config, splits,
+                          callbacks=[EpochLog(history), *rules, *callbacks, keras.callbacks.TerminateOnNaN(),
+                                     checkpoint],
+                          initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
             except BaseException:
                 saved = _checkpoints(checkpoint_dir)
                 print(f"Training of {chapter} stopped: " + (

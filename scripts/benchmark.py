@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cifar_lessons import fast, flops  # noqa: E402
+from cifar_lessons import fast, flops, models, training  # noqa: E402
 from cifar_lessons.chapters import get_chapter  # noqa: E402
 from cifar_lessons.results import (  # noqa: E402
     cpuinfo_field,
@@ -37,7 +37,6 @@ from cifar_lessons.results import (  # noqa: E402
     library_versions,
     write_json_atomic,
 )
-from cifar_lessons.training import build_model  # noqa: E402
 
 # (label, chapter whose network is measured, batch size, precision, input path)
 CASES = [
@@ -72,7 +71,8 @@ def _model(chapter_id: str, batch_size: int, precision: str, images: np.ndarray)
         model = fast.training_model(config, net)
         fast.compile_fast(model, config, steps_per_epoch=len(images) // batch_size)
         return model, net, np.eye(10, dtype=np.float32)[labels]
-    model = build_model(dataclasses.replace(config, batch_size=batch_size, precision=precision), images[:1000])
+    config = dataclasses.replace(config, batch_size=batch_size, precision=precision)
+    model = training.compile_model(models.build_model(config, images[:1000]), config)
     return model, model, labels
 
 

@@ -20,7 +20,6 @@ stores the file checksums. A record that fails a check is left as it is and repo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from cifar_lessons import results, training  # noqa: E402
 from cifar_lessons.chapters import get_chapter  # noqa: E402
 from cifar_lessons.fast_config import FastConfig  # noqa: E402
+from cifar_lessons.training import dtype_policy  # noqa: E402
 
 # Run in the old code's package: build the chapter's model and callbacks, save the model, print the callbacks.
 OLD_CODE_SCRIPT = r"""
@@ -59,19 +59,6 @@ settings = {type(c).__name__: {k: v for k, v in vars(c).items() if not k.startsw
             for c in callbacks if type(c).__name__ not in ("EpochLog", "BackupAndRestore")}
 print("SETTINGS " + json.dumps(settings))
 """
-
-
-@contextlib.contextmanager
-def dtype_policy(precision: str):
-    """Load models under the precision they were built in (Keras gives nested models the global policy)."""
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def old_code_identity(commit: str, config, precision: str, workdir: Path) -> dict:

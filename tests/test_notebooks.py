@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import nbformat
 import pytest
 
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT
 from cifar_lessons.notebooks import execute_notebook
+
+# Where a notebook installs the package from when it is missing (Colab): the repository pyproject.toml names.
+REPOSITORY_URL = re.search(r'^Repository = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.M).group(1)
 
 
 def tree_digest(folder):
@@ -43,11 +47,18 @@ def test_notebook_runs_in_quick_mode(chapter, real_data, tmp_path, committed_sta
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
 def test_notebook_shape(chapter):
-    """Title first, versions printed, a parameters cell, and a summary with exercises at the end."""
+    """Title first, then a cell that installs the package where it is missing, versions printed, a parameters
+    cell, and a summary with exercises at the end."""
     notebook = nbformat.read(chapter.notebook, as_version=4)
     cells = notebook.cells
     assert cells[0].source.startswith(f"# Chapter {int(chapter.id)}: {chapter.title}")
-    assert "__version__" in cells[1].source
+    code = [cell.source for cell in cells if cell.cell_type == "code"]
+    # Chapters 1-8 test for the package with find_spec; chapters 9-11 try the import and %pip install on failure.
+    installs = ("find_spec(\"cifar_lessons\")" in code[0] and f'REPOSITORY = "{REPOSITORY_URL}"' in code[0]) or (
+        "except ImportError:" in code[0] and f"git+{REPOSITORY_URL}" in code[0])
+    assert installs, (
+        f"chapter {chapter.id}'s first code cell must install cifar_lessons from {REPOSITORY_URL} when it is missing")
+    assert "__version__" in code[0] + code[1]
     assert any("parameters" in cell.metadata.get("tags", []) for cell in cells)
     headings = [cell.source.splitlines()[0] for cell in cells if cell.cell_type == "markdown"]
     assert headings[-2:] == ["## Summary", "## Exercises"]

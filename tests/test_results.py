@@ -82,9 +82,9 @@ def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_
     assert chapter_status(chapter, tmp_path)["status"] == "ok"
     original = models.conv_stage
 
-    def wider_kernels(x, filters, convs, batch_norm, dropout_rate, name):
-        x = keras.layers.Conv2D(filters, 5, padding="same", name=f"{name}_extra")(x)
-        return original(x, filters, convs, batch_norm, dropout_rate, name)
+    def wider_kernels(x, filters, stage, config):
+        x = keras.layers.Conv2D(filters, 5, padding="same", name=f"stage{stage}_extra")(x)
+        return original(x, filters, stage, config)
 
     monkeypatch.setattr(models, "conv_stage", wider_kernels)
     # A patch in memory leaves the source hash alone, so the identity file would still be trusted.

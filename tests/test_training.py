@@ -15,7 +15,7 @@ import pytest
 
 from cifar_lessons import results
 from cifar_lessons.data import CLASS_NAMES, Dataset, fingerprint_arrays
-from cifar_lessons.models import build_cnn
+from cifar_lessons.models import build_model
 from cifar_lessons.training import TrainConfig, TrainingError, load_run, train
 
 TINY = TrainConfig(widths=(8, 16), dense_units=16, normalize=True, epochs=3, batch_size=32,
@@ -319,18 +319,19 @@ def test_early_stopping_ends_a_stalled_run(tmp_path):
     assert run.record["epochs_run"] < 8
 
 
-@pytest.mark.parametrize("kwargs,conv_layers", [
+@pytest.mark.parametrize("changes,conv_layers", [
     ({}, 3),
     ({"widths": (32, 64, 128), "convs_per_stage": 2}, 6),
 ])
-def test_build_cnn_shapes(kwargs, conv_layers):
-    model = build_cnn(**kwargs)
+def test_build_model_shapes(changes, conv_layers):
+    model = build_model(dataclasses.replace(TrainConfig(), **changes), np.zeros((4, 32, 32, 3), np.uint8))
     assert model.output_shape == (None, 10)
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) == conv_layers
 
 
-def test_build_cnn_options_add_their_layers():
-    model = build_cnn(batch_norm=True, conv_dropout_rate=0.1, dense_dropout_rate=0.3)
+def test_build_model_options_add_their_layers():
+    config = TrainConfig(batch_norm=True, conv_dropout_rate=0.1, dense_dropout_rate=0.3)
+    model = build_model(config, np.zeros((4, 32, 32, 3), np.uint8))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds.count("BatchNormalization") == 4 and kinds.count("Dropout") == 4
 
