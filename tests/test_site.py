@@ -19,7 +19,13 @@ import yaml
 
 from cifar_lessons.book import chapter_status
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_chapters
-from cifar_lessons.site import IMAGE_BUDGET
+from cifar_lessons.site import (
+    IMAGE_BUDGET,
+    FormulaError,
+    formulas_to_mathml,
+    latex_to_mathml,
+    notebook_formulas,
+)
 
 # Screenshots the browser tests take (CI artifacts; build/ is ignored by git).
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
@@ -68,6 +74,102 @@ def test_page_and_site_weight(site):
     assert figures, "no figure files: the hook did not move the notebooks' plots out of the pages"
     big = {name: size for name, size in figures.items() if size > IMAGE_BUDGET}
     assert not big, f"figures over {IMAGE_BUDGET // 1000} KB: {big}"
+
+
+def test_notebook_tooling_is_not_shown(site):
+    """No MathJax or Mermaid loaders, or CDN scripts, on chapter pages."""
+    for chapter in CHAPTERS:
+        page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+        for marker in ("text/x-mathjax-config", '<script src="">', "cdnjs.cloudflare.com"):
+            assert marker not in page, f"chapter {chapter.id} still has {marker!r}"
+
+
+# ---------- Formulas: LaTeX in Markdown cells is MathML on the pages ----------
+
+def test_every_formula_in_the_notebooks_converts():
+    """Every formula of every chapter notebook converts to clean MathML (the build fails otherwise)."""
+    failures, count = [], 0
+    for chapter in CHAPTERS:
+        for formulas in notebook_formulas(chapter.notebook).values():
+            for display, tex in formulas:
+                count += 1
+                try:
+                    assert latex_to_mathml(tex, display).startswith("<math")
+                except FormulaError as error:
+                    failures.append(f"chapter {chapter.id}: {tex!r}: {error}")
+    assert not failures, "\n".join(failures)
+    assert count, "no formula in any notebook: the check checked nothing"
+
+
+@pytest.mark.parametrize("tex", [r"\frac{1}", r"\foo x", r"x^", r"\left( x", r"\operatorname{arg\,max}_x",
+                                 r"\begin{aligned}a &= b\end{aligned}"])
+def test_a_formula_latex2mathml_mangles_is_an_error(tex):
+    with pytest.raises(FormulaError):
+        latex_to_mathml(tex)
+
+
+def test_latex2mathml_fixes():
+    """Where latex2mathml departs from TeX, the hook puts it right (see cifar_lessons.site)."""
+    bars = latex_to_mathml(r"\bigl|x\bigr|")
+    assert 'form="prefix"' in bars and 'form="postfix"' in bars and 'minsize="1.2em"' in bars
+    assert 'lspace="0em"' in latex_to_mathml("1/2") and "<mi>acc</mi>" in latex_to_mathml(r"\operatorname{acc}(x)")
+    assert '<mi mathvariant="normal">&#x0039B;</mi>' in latex_to_mathml(r"\Lambda")
+    assert "<mtext>d</mtext>" in latex_to_mathml(r"\mathrm{d}x")
+    assert "&#x0223C;" in latex_to_mathml(r"x \sim y")
+    assert "\\{" not in latex_to_mathml(r"\bigl\{ x \bigr\}")
+
+
+def test_formulas_only_in_markdown_prose(tmp_path):
+    """Formulas become MathML in Markdown cells only: an escaped dollar stays a dollar, code keeps its dollars,
+    outputs are left alone, and a formula that does not convert is reported."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    cells = {"c1": r"Costs \$5 or \$10; $x^2$ and `$HOME` and $$\frac{a}{b}$$",
+             "c2": r"Broken: $\frac{1}$."}
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "id": key, "metadata": {}, "source": text}
+                                              for key, text in cells.items()], "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}))
+    page = "".join(f'<div class="jp-Cell jp-MarkdownCell" id="cell-id={key}"><div class="jp-RenderedHTMLCommon '
+                   f'jp-RenderedMarkdown jp-MarkdownOutput">{markdown2html_mistune(text)}</div></div>'
+                   for key, text in cells.items())
+    page += '<div class="jp-OutputArea-output"><pre>$y$ costs $3</pre></div>'
+    converted, failures = formulas_to_mathml(page, notebook_formulas(notebook))
+    assert converted.count("<math") == 2 and converted.count('display="block"') == 1
+    assert "$5 or $10" in converted and "<code>$HOME</code>" in converted and "<pre>$y$ costs $3</pre>" in converted
+    assert failures == [(r"\frac{1}", failures[0][1])] and "parts" in failures[0][1]
+    assert '<code class="math-error">' in converted
+
+
+def test_a_formula_that_does_not_convert_fails_the_build(monkeypatch):
+    from mkdocs.exceptions import PluginError
+
+    import cifar_lessons.site as hook
+
+    monkeypatch.setitem(hook._state, "formula_errors", [("chapters/x.ipynb", r"\frac{1}", "a missing part")])
+    with pytest.raises(PluginError, match=r"chapters/x.ipynb.*frac"):
+        hook.on_post_build({"site_dir": "unused"})
+
+
+def prose(page: str) -> str:
+    """A page's text outside code, outputs' <pre>, formulas and scripts."""
+    article = page[page.find("<article"):page.find("</article>")]
+    article = re.sub(r"<(math|code|pre|script|style)\b.*?</\1>", " ", article, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", article))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+def test_chapter_formulas_are_mathml(site, chapter):
+    """Each formula of the notebook is one MathML element on the page, and no raw LaTeX is left in the prose."""
+    formulas = [item for found in notebook_formulas(chapter.notebook).values() for item in found]
+    page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+    maths = re.findall(r'<math xmlns="http://www.w3.org/1998/Math/MathML" display="(block|inline)"', page)
+    assert len(maths) == len(formulas), f"chapter {chapter.id}: {len(formulas)} formulas, {len(maths)} MathML"
+    assert maths.count("block") == sum(display for display, _ in formulas)
+    assert page.count('<span class="math-display">') == maths.count("block")
+    text = prose(page)
+    raw = re.search(r".{0,40}(\$\$|\\begin\{|\\[A-Za-z]{2,}|\$[^$\n]{1,80}\$).{0,40}", text)
+    assert not raw, f"chapter {chapter.id}: raw LaTeX in the prose: {raw.group(0)!r}"
 
 
 def test_search_snippets_are_text_not_widgets(site):
@@ -217,7 +319,8 @@ def test_light_entry_points_do_not_import_tensorflow(entry):
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:home|root|work|tmp|Users|mnt|opt|srv|var|private)/[\w.-]+")
 ANSI = re.compile(r"\x1b\[|\[(?:\d+;)*\d+m")
-SCROLLERS = "pre, code, table, .highlight, .jp-OutputArea-output, .md-typeset__scrollwrap, details.nb-output"
+SCROLLERS = ("pre, code, table, .highlight, .jp-OutputArea-output, .md-typeset__scrollwrap, details.nb-output, "
+             ".math-display")
 OVERFLOW_JS = f"""
 const width = document.documentElement.clientWidth;
 const offenders = [];
@@ -400,3 +503,41 @@ def test_search_finds_a_chapter(served, browser):
     assert chapter.title in results and "Copied!" not in results
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+MATH_JS = """
+const text = el => getComputedStyle(el.closest('p, li, td') || el.parentElement).color;
+return [...document.querySelectorAll('math')].map(math => {
+  const box = math.getBoundingClientRect();
+  return [math.namespaceURI, getComputedStyle(math).display, Math.round(box.width), Math.round(box.height),
+          getComputedStyle(math).color === text(math), math.textContent.trim().slice(0, 30)];
+});
+"""
+
+
+@pytest.mark.browser
+def test_formulas_are_drawn_as_mathml(site, served, browser):
+    """Chromium lays the formulas out as MathML (block or inline), in the text colour of both schemes."""
+    from selenium.webdriver.common.by import By
+
+    pages = [c for c in CHAPTERS if any(notebook_formulas(c.notebook).values())]
+    assert pages, "no chapter has a formula"
+    problems = []
+    for chapter in pages:
+        for dark in (False, True):
+            open_page(browser, f"{served}/chapters/{chapter.notebook.stem}.html", dark=dark)
+            drawn = browser.execute_script(MATH_JS)
+            if not drawn:
+                problems.append(f"chapter {chapter.id}: no MathML on the page, though the notebook has formulas")
+            for namespace, display, width, height, same_colour, text in drawn:
+                if namespace != "http://www.w3.org/1998/Math/MathML" or display not in ("block math", "math"):
+                    problems.append(f"chapter {chapter.id}: {text!r} is not laid out as MathML ({display})")
+                elif width < 4 or height < 8:
+                    problems.append(f"chapter {chapter.id}: {text!r} is drawn {width}x{height} px")
+                elif not same_colour:
+                    problems.append(f"chapter {chapter.id}: {text!r} not in the text colour{' (dark)' * dark}")
+            display_math = browser.find_elements(By.CSS_SELECTOR, ".math-display")
+            if display_math:
+                browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", display_math[0])
+                display_math[0].screenshot(str(SCREENSHOTS / f"{chapter.id}-formula-{'dark' if dark else 'light'}.png"))
+    assert not problems, "\n".join(problems[:20])
