@@ -182,6 +182,8 @@ _CODE = re.compile(r'<div class="highlight-ipynb hl-(\w+)"><pre>(<span></span>)?
 _PROMPT = re.compile(r'<div class="(jp-(?:Input|Output)Prompt [^"]*)">')
 _TEXT_OUTPUT = re.compile(r'(<div class="jp-Rendered(?:Text|HTMLCommon)[^"]*"[^>]*>\s*)<pre([^>]*)>(.*?)</pre>', re.S)
 _IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
+# Cell tags (the "parameters" chip): notebook tooling, nothing for a reader.
+_CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_container[^"]*">.*?</div>\s*</div>', re.S)
 # nbconvert's MathJax loader (its URL is empty: mkdocs-jupyter's custom_mathjax_url) and, on pages without a
 # diagram, its Mermaid loader (from a CDN): formulas are MathML (below) and the site reads offline.
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
@@ -440,6 +442,7 @@ def on_page_content(html_content, page, config, files, **kwargs):
         content = _MERMAID.sub("", content)
     content = _CLIPBOARD.sub("", content)
     content = _CLIPBOARD_TEXT.sub("", content)
+    content = _CELL_TOOLBAR.sub("", content)
     content = _CODE.sub(lambda m: f'<div class="highlight language-{m.group(1)}"><pre><span></span>'
                                   f"<code>{m.group(3)}</code></pre></div>", content)
     content = _PROMPT.sub(r'<div class="\1" data-search-exclude>', content)

@@ -77,10 +77,11 @@ def test_page_and_site_weight(site):
 
 
 def test_notebook_tooling_is_not_shown(site):
-    """No MathJax or Mermaid loaders, or CDN scripts, on chapter pages."""
+    """No cell-tag chips ("parameters"), MathJax or Mermaid loaders, or CDN scripts on chapter pages."""
     for chapter in CHAPTERS:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
-        for marker in ("text/x-mathjax-config", '<script src="">', "cdnjs.cloudflare.com"):
+        for marker in ('class="celltoolbar"', 'class="cell-tag"', "text/x-mathjax-config", '<script src="">',
+                       "cdnjs.cloudflare.com"):
             assert marker not in page, f"chapter {chapter.id} still has {marker!r}"
 
 
@@ -503,6 +504,95 @@ def test_search_finds_a_chapter(served, browser):
     assert chapter.title in results and "Copied!" not in results
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+LAYOUT_JS = """
+const box = el => el.getBoundingClientRect();
+const column = box(document.querySelector('.md-content__inner')).width;
+const size = sel => {
+  const el = document.querySelector(sel);
+  return el ? parseFloat(getComputedStyle(el).fontSize) : null;
+};
+const overlaps = [...document.querySelectorAll('.jp-InputArea-editor .highlight pre')].map(pre => {
+  const button = pre.querySelector('.md-code__nav, .md-clipboard'), code = pre.querySelector(':scope > code');
+  return button && code && box(button).left < box(code).right - 1 ? code.textContent.split('\\n')[0] : null;
+}).filter(Boolean);
+const gaps = [];
+for (const area of document.querySelectorAll('.jp-OutputArea')) {
+  const children = [...area.children].filter(child => box(child).height > 0);
+  for (let i = 1; i < children.length; i++) {
+    const gap = box(children[i]).top - box(children[i - 1]).bottom;
+    if (Math.abs(gap) > 1) gaps.push(Math.round(gap));
+  }
+}
+const rich = [...document.querySelectorAll('.jp-RenderedHTML pre')].filter(pre => pre.textContent.includes('\u2503'))
+  .map(pre => getComputedStyle(pre).lineHeight === 'normal' ? 99  // 'normal' with box drawing: ~2.5 em
+              : parseFloat(getComputedStyle(pre).lineHeight) / parseFloat(getComputedStyle(pre).fontSize));
+const chips = [...document.querySelectorAll('.celltoolbar, .cell-tag')].filter(el => box(el).height > 0).length;
+return {column, notebook: box(document.querySelector('.jp-Notebook')).width,
+        header: box(document.querySelector('.chapter-header')).width,
+        input: size('.jp-InputArea-editor .highlight pre > code'), output: size('.jp-RenderedText pre'),
+        overlaps, gaps, rich, chips};
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1400, 390])
+def test_notebook_layout(site, served, browser, width):
+    """Cells use the whole column (not 32 px less beside the edit button), code and outputs share one readable
+    size, the copy button covers no code, one cell's outputs read as one block, Rich tables are not double-spaced,
+    and cell-tag chips are hidden."""
+    problems = []
+    for chapter in (CHAPTERS[0], get_chapter("03"), get_chapter("11")):
+        open_page(browser, f"{served}/chapters/{chapter.notebook.stem}.html", width=width, height=1000)
+        found = browser.execute_script(LAYOUT_JS)
+        where = f"chapter {chapter.id} at {width} px"
+        if abs(found["notebook"] - found["column"]) > 1 or abs(found["header"] - found["column"]) > 1:
+            problems.append(f"{where}: notebook {found['notebook']:.0f} px, header {found['header']:.0f} px "
+                            f"in a {found['column']:.0f} px column")
+        if found["input"] != found["output"] or found["input"] < 12:
+            problems.append(f"{where}: code at {found['input']} px, outputs at {found['output']} px")
+        if found["overlaps"]:
+            problems.append(f"{where}: the copy button covers code: {found['overlaps'][:2]}")
+        if found["gaps"]:
+            problems.append(f"{where}: gaps between the outputs of one cell: {found['gaps'][:5]} px")
+        if any(ratio > 1.4 for ratio in found["rich"]):
+            problems.append(f"{where}: Rich table line height {max(found['rich']):.2f} em")
+        if found["chips"]:
+            problems.append(f"{where}: {found['chips']} cell-tag chips shown")
+        if chapter.id == "03" and not found["rich"]:
+            problems.append(f"{where}: no model summary found (the check checked nothing)")
+    assert not problems, "\n".join(problems)
+
+
+WRAPPED_NUMBERS_JS = """
+const wrapped = [];
+let cells = 0;
+for (const cell of document.querySelectorAll('.md-typeset__table td, .md-typeset__table th')) {
+  if (getComputedStyle(cell).textAlign !== 'right' || !cell.textContent.trim()) continue;
+  cells++;
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const tops = new Set([...range.getClientRects()].map(rect => Math.round(rect.top)));
+  if (tops.size > 1) wrapped.push(cell.textContent.trim());
+}
+return [cells, wrapped];
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1400, 390])
+def test_table_numbers_stay_on_one_line(site, served, browser, width):
+    """Right-aligned columns (accuracies, minutes) never break inside a number ("63.0 ±" / "0.1%")."""
+    problems, checked = [], 0
+    for page in ("index.html", "results.html"):
+        open_page(browser, f"{served}/{page}", width=width, height=1000)
+        cells, wrapped = browser.execute_script(WRAPPED_NUMBERS_JS)
+        checked += cells
+        if wrapped:
+            problems.append(f"{page} at {width} px: {wrapped[:5]}")
+    assert checked, "no right-aligned table cell found"
+    assert not problems, "\n".join(problems)
 
 
 MATH_JS = """
