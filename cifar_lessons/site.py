@@ -9,7 +9,7 @@ Each chapter page gets a header with the chapter's recorded numbers and links to
 (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no
 option to turn that off: the hook moves it into one shared stylesheet, moves inline plots into image
 files (re-encoding any over ``IMAGE_BUDGET`` bytes), replaces the notebook copy widgets with Material's
-own code blocks and copy button, and folds long outputs. Nothing here imports TensorFlow.
+own code blocks and copy button, and folds long outputs and source listings. Nothing here imports TensorFlow.
 
 Formulas (``$...$`` inline, ``$$...$$`` display, as in Jupyter) in Markdown cells become MathML when the
 site is built (latex2mathml): browsers draw MathML themselves, so the pages need no MathJax and no CDN.
@@ -36,8 +36,10 @@ from cifar_lessons.chapters import CHAPTERS
 log = logging.getLogger("mkdocs.hooks.cifar_lessons")
 
 NOTEBOOK_CSS = "assets/stylesheets/notebook.css"
-# A notebook output longer than this many lines is folded into a <details> block.
+# A notebook output longer than this many lines is folded into a <details> block; so is a source
+# listing (IPython.display.Code) longer than LONG_LISTING_LINES.
 LONG_OUTPUT_LINES = 20
+LONG_LISTING_LINES = 40
 # Images over this many bytes are re-encoded (palette PNG, at most MAX_IMAGE_WIDTH pixels wide).
 IMAGE_BUDGET = 200_000
 MAX_IMAGE_WIDTH = 1400
@@ -180,7 +182,10 @@ _CLIPBOARD = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-co
 _CLIPBOARD_TEXT = re.compile(r'<div class="clipboard-copy-txt"[^>]*>.*?</div>', re.S)
 _CODE = re.compile(r'<div class="highlight-ipynb hl-(\w+)"><pre>(<span></span>)?(.*?)</pre></div>', re.S)
 _PROMPT = re.compile(r'<div class="(jp-(?:Input|Output)Prompt [^"]*)">')
-_TEXT_OUTPUT = re.compile(r'(<div class="jp-Rendered(?:Text|HTMLCommon)[^"]*"[^>]*>\s*)<pre([^>]*)>(.*?)</pre>', re.S)
+# An output's <pre>, or a source listing's (IPython.display.Code: <div class="highlight"><pre>); not Markdown cells.
+_TEXT_OUTPUT = re.compile(r'(?P<open><div class="jp-Rendered(?:Text|HTMLCommon)(?![^"]*jp-MarkdownOutput)'
+                          r'[^"]*"[^>]*>\s*)(?P<listing><div class="highlight">\s*)?'
+                          r'<pre(?P<attrs>[^>]*)>(?P<body>.*?)</pre>(?(listing)\s*</div>)', re.S)
 _IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
 # Cell tags (the "parameters" chip): notebook tooling, nothing for a reader.
 _CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_container[^"]*">.*?</div>\s*</div>', re.S)
@@ -200,12 +205,17 @@ def _collect_css(match) -> str:
 
 
 def _fold_long_output(match) -> str:
-    lines = match.group(3).rstrip("\n").count("\n") + 1
-    pre = f"<pre{match.group(2)}>{match.group(3)}</pre>"
-    if lines <= LONG_OUTPUT_LINES:
-        return match.group(1) + pre
-    return (f'{match.group(1)}<details class="nb-output"><summary>Output: {lines} lines (click to show)</summary>'
-            f"{pre}</details>")
+    """A long output, or a long source listing, folded behind a one-line summary."""
+    lines = match.group("body").rstrip("\n").count("\n") + 1
+    block = f"<pre{match.group('attrs')}>{match.group('body')}</pre>"
+    listing = match.group("listing") is not None
+    if listing:
+        block = f'<div class="highlight">{block}</div>'
+    if lines <= (LONG_LISTING_LINES if listing else LONG_OUTPUT_LINES):
+        return match.group("open") + block
+    what = "Source" if listing else "Output"
+    return (f'{match.group("open")}<details class="nb-output"><summary>{what}: {lines} lines (click to show)</summary>'
+            f"{block}</details>")
 
 
 def _image_file(data: bytes, kind: str, label: str) -> tuple[bytes, str]:

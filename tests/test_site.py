@@ -21,6 +21,7 @@ from cifar_lessons.book import chapter_status
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_chapters
 from cifar_lessons.site import (
     IMAGE_BUDGET,
+    LONG_LISTING_LINES,
     FormulaError,
     formulas_to_mathml,
     latex_to_mathml,
@@ -83,6 +84,20 @@ def test_notebook_tooling_is_not_shown(site):
         for marker in ('class="celltoolbar"', 'class="cell-tag"', "text/x-mathjax-config", '<script src="">',
                        "cdnjs.cloudflare.com"):
             assert marker not in page, f"chapter {chapter.id} still has {marker!r}"
+
+
+def test_long_source_listings_are_folded(site):
+    """A Code() listing (chapter 11 shows train_fast, about 95 lines) folds like a long output."""
+    folded_somewhere = False
+    for chapter in CHAPTERS:
+        page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+        for match in re.finditer(r'(<details class="nb-output"><summary>[^<]*</summary>)?<div class="highlight">'
+                                 r"<pre>(.*?)</pre>", page, re.S):
+            lines = match.group(2).rstrip("\n").count("\n") + 1
+            assert lines <= LONG_LISTING_LINES or match.group(1), \
+                f"chapter {chapter.id}: a {lines}-line listing is not folded"
+            folded_somewhere |= bool(match.group(1) and "Source:" in match.group(1))
+    assert folded_somewhere, "no folded source listing on any page (chapter 11 shows train_fast)"
 
 
 # ---------- Formulas: LaTeX in Markdown cells is MathML on the pages ----------
