@@ -7,9 +7,11 @@ Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated conten
 
 Each chapter page gets a header with the chapter's recorded numbers and links to its notebook
 (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no
-option to turn that off: the hook moves it into one shared stylesheet, moves inline plots into image
-files (re-encoding any over ``IMAGE_BUDGET`` bytes), replaces the notebook copy widgets with Material's
-own code blocks and copy button, and folds long outputs and source listings. Nothing here imports TensorFlow.
+option to turn that off: the hook moves it into one shared stylesheet, which only notebook pages link,
+without the rules for classes that no page has (JupyterLab's editor, toolbars and widgets: about 90% of
+it). It moves inline plots into image files (re-encoding any over ``IMAGE_BUDGET`` bytes), replaces the
+notebook copy widgets with Material's own code blocks and copy button, and folds long outputs and source
+listings. Nothing here imports TensorFlow.
 
 Formulas (``$...$`` inline, ``$$...$$`` display, as in Jupyter) in Markdown cells become MathML when the
 site is built (latex2mathml): browsers draw MathML themselves, so the pages need no MathJax and no CDN.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
+from mkdocs.utils import get_relative_url
 
 from cifar_lessons.chapters import CHAPTERS
 
@@ -44,7 +47,7 @@ LONG_LISTING_LINES = 40
 IMAGE_BUDGET = 200_000
 MAX_IMAGE_WIDTH = 1400
 
-_state: dict = {"css": {}, "files": {}, "oversized": [], "formula_errors": []}
+_state: dict = {"css": {}, "files": {}, "oversized": [], "classes": set(), "formula_errors": []}
 
 
 def chapters_table_markdown(results_dir=None) -> str:
@@ -86,16 +89,17 @@ def results_chart_markdown(results_dir=None) -> str:
 
 
 def on_config(config, **kwargs):
-    """Build the Chapters section of the navigation from the registry; load the shared notebook CSS first."""
+    """Build the Chapters section of the navigation from the registry.
+
+    The shared notebook stylesheet is not in ``extra_css``: only notebook pages link it (on_post_page).
+    """
     chapters = [{f"{int(c.id)}. {c.title}": f"chapters/{c.notebook.name}"} for c in CHAPTERS]
     config["nav"] = [{"Home": "index.md"}, {"Chapters": chapters}, {"Results": "results.md"}]
-    if NOTEBOOK_CSS not in config["extra_css"]:
-        config["extra_css"].insert(0, NOTEBOOK_CSS)  # before extra.css, which overrides it
     return config
 
 
 def on_pre_build(config, **kwargs):
-    _state.update(css={}, files={}, oversized=[], formula_errors=[])
+    _state.update(css={}, files={}, oversized=[], classes=set(), formula_errors=[])
 
 
 def _repository(config) -> tuple[str, str]:
@@ -471,6 +475,113 @@ def on_page_content(html_content, page, config, files, **kwargs):
     return content
 
 
+def on_post_page(output, page, config, **kwargs):
+    """Notebook pages link the shared notebook stylesheet, before the book's own (which overrides it)."""
+    if _notebook_chapter(page) is None:
+        return output
+    _state["classes"].update(name for value in re.findall(r'\bclass="([^"]*)"', output) for name in value.split())
+    link = f'<link rel="stylesheet" href="{get_relative_url(NOTEBOOK_CSS, page.url)}">'
+    extra = [get_relative_url(str(path), page.url) for path in config["extra_css"]]
+    first = min((i for i in (output.find(f'<link rel="stylesheet" href="{href}">') for href in extra) if i >= 0),
+                default=output.find("</head>"))
+    return output[:first] + link + output[first:]
+
+
+# ---------- The shared notebook stylesheet, without the rules for JupyterLab's editor and toolbars ----------
+
+def _css_statements(css: str) -> list[tuple[str, str | None]]:
+    """Top-level (prelude, block) pairs of a stylesheet; block None for a statement ending in ';'."""
+    statements, position, size = [], 0, len(css)
+
+    def skip(index: int) -> int:  # past a string or a comment starting at index, if one does
+        if css[index] in "\"'":
+            end = index + 1
+            while end < size and css[end] != css[index]:
+                end += 2 if css[end] == "\\" else 1
+            return end + 1
+        if css.startswith("/*", index):
+            end = css.find("*/", index + 2)
+            return size if end < 0 else end + 2
+        return index
+
+    while position < size:
+        end = position
+        while end < size and css[end] not in "{;}":
+            end = skip(end) if skip(end) != end else end + 1
+        if end >= size:
+            break
+        prelude = re.sub(r"/\*.*?\*/", "", css[position:end], flags=re.S).strip()
+        if css[end] != "{":  # ';' ends an at-statement; a stray '}' is skipped
+            if css[end] == ";" and prelude:
+                statements.append((prelude, None))
+            position = end + 1
+            continue
+        depth, close = 1, end + 1
+        while close < size and depth:
+            if skip(close) != close:
+                close = skip(close)
+                continue
+            depth += {"{": 1, "}": -1}.get(css[close], 0)
+            close += 1
+        statements.append((prelude, css[end + 1:close - 1]))
+        position = close
+    return statements
+
+
+def _split_selectors(prelude: str) -> list[str]:
+    """A selector list split at its top-level commas (not those inside :is(...) or [attr="a,b"])."""
+    parts, depth, start, quote = [], 0, 0, None
+    for index, char in enumerate(prelude):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and not depth:
+            parts.append(prelude[start:index].strip())
+            start = index + 1
+    return [*parts, prelude[start:].strip()]
+
+
+def _selector_can_match(selector: str, classes: set[str]) -> bool:
+    """False where the selector needs a class that no page has (kept where that cannot be told for sure).
+
+    Material's script adds classes of its own (md-typeset__scrollwrap around tables...): those always count.
+    """
+    if "\\" in selector:  # escaped characters in class names: keep
+        return True
+    plain = re.sub(r"\[[^\]]*\]", "", selector)
+    while "(" in plain:  # :not(.x) matches without .x; :is(.x, .y) needs only one: ignore what is inside
+        stripped = re.sub(r"\([^()]*\)", "", plain)
+        if stripped == plain:
+            break
+        plain = stripped
+    return all(name in classes or name.startswith("md-") for name in re.findall(r"\.(-?[_a-zA-Z][\w-]*)", plain))
+
+
+def prune_css(css: str, classes: set[str]) -> str:
+    """The stylesheet without the selectors that need a class no page uses (nested in @media too)."""
+    kept = []
+    for prelude, block in _css_statements(css):
+        if block is None:
+            kept.append(f"{prelude};")
+        elif prelude.startswith("@"):
+            if re.match(r"@(media|supports|layer|container)\b", prelude):
+                block = prune_css(block, classes)
+                if block.strip():
+                    kept.append(f"{prelude}{{{block}}}")
+            else:  # @font-face, @keyframes, @page: whole
+                kept.append(f"{prelude}{{{block}}}")
+        else:
+            selectors = [s for s in _split_selectors(prelude) if s and _selector_can_match(s, classes)]
+            if selectors:
+                kept.append(f"{','.join(selectors)}{{{block.strip()}}}")
+    return "\n".join(kept)
+
+
 def on_post_build(config, **kwargs):
     """Write the shared notebook stylesheet and the notebooks' images; name images that were too big.
 
@@ -482,7 +593,8 @@ def on_post_build(config, **kwargs):
     site = Path(config["site_dir"])
     css = site / NOTEBOOK_CSS
     css.parent.mkdir(parents=True, exist_ok=True)
-    css.write_text("\n".join(_state["css"]))
+    full = "\n".join(_state["css"])
+    css.write_text(prune_css(full, _state["classes"]) if _state["classes"] else full)
     for relative, data in _state["files"].items():
         path = site / relative
         path.parent.mkdir(parents=True, exist_ok=True)

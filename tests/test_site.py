@@ -22,6 +22,7 @@ from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_ch
 from cifar_lessons.site import (
     IMAGE_BUDGET,
     LONG_LISTING_LINES,
+    NOTEBOOK_CSS,
     FormulaError,
     formulas_to_mathml,
     latex_to_mathml,
@@ -32,6 +33,8 @@ from cifar_lessons.site import (
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 PAGE_BUDGET = 600_000
 SITE_BUDGET = 6_000_000
+# The shared notebook stylesheet, once the rules for JupyterLab's editor, toolbars and widgets are dropped.
+NOTEBOOK_CSS_BUDGET = 150_000
 BUILD_LOGS = {}
 
 
@@ -75,6 +78,23 @@ def test_page_and_site_weight(site):
     assert figures, "no figure files: the hook did not move the notebooks' plots out of the pages"
     big = {name: size for name, size in figures.items() if size > IMAGE_BUDGET}
     assert not big, f"figures over {IMAGE_BUDGET // 1000} KB: {big}"
+
+
+def test_notebook_css_only_on_notebook_pages(site):
+    """The shared notebook stylesheet is linked by chapter pages (before extra.css, which overrides it) only,
+    and carries no rules for JupyterLab's editor and toolbars."""
+    for page in ("index.html", "results.html", "404.html"):
+        assert "notebook.css" not in (site / page).read_text(), f"{page} links the notebook stylesheet"
+    for chapter in CHAPTERS:
+        page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+        links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page)
+        assert f"../{NOTEBOOK_CSS}" in links, f"chapter {chapter.id} does not link the notebook stylesheet"
+        assert links.index(f"../{NOTEBOOK_CSS}") < links.index("../stylesheets/extra.css")
+    css = (site / NOTEBOOK_CSS).read_text()
+    assert len(css.encode()) < NOTEBOOK_CSS_BUDGET, f"notebook.css weighs {len(css.encode()) // 1000} KB"
+    assert ".jupyter-wrapper .jp-OutputArea" in css  # pruned, not emptied
+    for unused in (".CodeMirror-cursor", ".jp-Toolbar", ".jp-DragImage"):
+        assert unused not in css, f"notebook.css still has rules for {unused}"
 
 
 def test_notebook_tooling_is_not_shown(site):
