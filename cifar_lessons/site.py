@@ -9,9 +9,9 @@ Each chapter page gets a header with the chapter's recorded numbers and links to
 (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no
 option to turn that off: the hook moves it into one shared stylesheet, which only notebook pages link,
 without the rules for classes that no page has (JupyterLab's editor, toolbars and widgets: about 90% of
-it). It moves inline plots into image files (re-encoding any over ``IMAGE_BUDGET`` bytes), replaces the
-notebook copy widgets with Material's own code blocks and copy button, and folds long outputs and source
-listings. Nothing here imports TensorFlow.
+it). It moves inline plots into image files (re-encoding any over ``IMAGE_BUDGET`` bytes) with alt text,
+replaces the notebook copy widgets with Material's own code blocks and copy button, and folds long outputs
+and source listings. Nothing here imports TensorFlow.
 
 Formulas (``$...$`` inline, ``$$...$$`` display, as in Jupyter) in Markdown cells become MathML when the
 site is built (latex2mathml): browsers draw MathML themselves, so the pages need no MathJax and no CDN.
@@ -198,6 +198,8 @@ _CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_cont
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?</script>\s*'
                       r"<!-- End of mermaid configuration -->", re.S)
+_HEADING_OR_IMAGE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>|<img\b[^>]*>", re.S)
+_NO_ALT = 'alt="No description has been provided for this image"'
 
 
 def _collect_css(match) -> str:
@@ -220,6 +222,29 @@ def _fold_long_output(match) -> str:
     what = "Source" if listing else "Output"
     return (f'{match.group("open")}<details class="nb-output"><summary>{what}: {lines} lines (click to show)</summary>'
             f"{block}</details>")
+
+
+def _text(fragment: str) -> str:
+    """An HTML fragment's text: tags, permalink signs and repeated spaces removed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("\u00b6", " ").split())
+
+
+def _describe_figures(content: str) -> str:
+    """Figures without alt text get one: the nearest heading above them and their number on the page."""
+    heading, number = "", 0
+
+    def describe(match):
+        nonlocal heading, number
+        if match.group(1):
+            heading = _text(match.group(2))
+            return match.group(0)
+        number += 1
+        if _NO_ALT not in match.group(0):
+            return match.group(0)
+        alt = f"{heading}: figure {number}" if heading else f"Figure {number}"
+        return match.group(0).replace(_NO_ALT, f'alt="{html.escape(alt)}"')
+
+    return _HEADING_OR_IMAGE.sub(describe, content)
 
 
 def _image_file(data: bytes, kind: str, label: str) -> tuple[bytes, str]:
@@ -445,7 +470,7 @@ def formulas_to_mathml(content: str, formulas: dict[str | None, list[tuple[bool,
 @event_priority(50)  # before mkdocs-glightbox wraps the images in links
 def on_page_content(html_content, page, config, files, **kwargs):
     """Images as files on every page; on notebook pages also shared CSS, code blocks, formulas as MathML,
-    folded outputs and a header."""
+    folded outputs, described figures and a header."""
     chapter = _notebook_chapter(page)
     if chapter is None:
         return _images_to_files(html_content, page, posixpath.splitext(page.file.name)[0])
@@ -466,6 +491,7 @@ def on_page_content(html_content, page, config, files, **kwargs):
         _state["formula_errors"].append((page.file.src_uri, tex, problem))
     content = _TEXT_OUTPUT.sub(_fold_long_output, content)
     content = _images_to_files(content, page, chapter.notebook.stem)
+    content = _describe_figures(content)
     header = chapter_header_html(chapter, config)
     end_of_title = content.find("</h1>")
     if end_of_title >= 0:

@@ -106,6 +106,15 @@ def test_notebook_tooling_is_not_shown(site):
             assert marker not in page, f"chapter {chapter.id} still has {marker!r}"
 
 
+def test_figures_are_described(site):
+    """Figures carry alt text naming their section, not nbconvert's 'No description has been provided'."""
+    for chapter in CHAPTERS:
+        page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
+        assert "No description has been provided" not in page, f"chapter {chapter.id}: a figure without alt text"
+        for number, alt in enumerate(re.findall(r'<img alt="([^"]*)"[^>]*src="figures/', page), 1):
+            assert alt.endswith(f"figure {number}") and len(alt) > len(f"figure {number}") + 2, alt
+
+
 def test_long_source_listings_are_folded(site):
     """A Code() listing (chapter 11 shows train_fast, about 95 lines) folds like a long output."""
     folded_somewhere = False
