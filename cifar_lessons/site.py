@@ -5,13 +5,13 @@ readable and linked.
 Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated content goes with
 ``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->`` and ``<!-- benchmark-table -->``.
 
-Each chapter page gets a header with the chapter's recorded numbers and links to its notebook
-(download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no
-option to turn that off: the hook moves it into one shared stylesheet, which only notebook pages link,
-without the rules for classes that no page has (JupyterLab's editor, toolbars and widgets: about 90% of
-it). It moves inline plots into image files (re-encoding any over ``IMAGE_BUDGET`` bytes) with alt text,
-replaces the notebook copy widgets with Material's own code blocks and copy button, and folds long outputs
-and source listings. Nothing here imports TensorFlow.
+Each chapter page gets a header with the chapter's recorded numbers (the conclusion's: what it compares)
+and links to its notebook (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS
+in every page and has no option to turn that off: the hook moves it into one shared stylesheet, which
+only notebook pages link, without the rules for classes that no page has (JupyterLab's editor, toolbars
+and widgets: about 90% of it). It moves inline plots into image files (re-encoding any over
+``IMAGE_BUDGET`` bytes) with alt text, replaces the notebook copy widgets with Material's own code blocks
+and copy button, and folds long outputs and source listings. Nothing here imports TensorFlow.
 
 Formulas (``$...$`` inline, ``$$...$$`` display, as in Jupyter) in Markdown cells become MathML when the
 site is built (latex2mathml): browsers draw MathML themselves, so the pages need no MathJax and no CDN.
@@ -43,6 +43,8 @@ NOTEBOOK_CSS = "assets/stylesheets/notebook.css"
 # listing (IPython.display.Code) longer than LONG_LISTING_LINES.
 LONG_OUTPUT_LINES = 20
 LONG_LISTING_LINES = 40
+# Analysis chapters (registry ``uses``) whose page compares every chapter rather than studying one model.
+COMPARES_EVERY_CHAPTER = {"conclusion"}
 # Images over this many bytes are re-encoded (palette PNG, at most MAX_IMAGE_WIDTH pixels wide).
 IMAGE_BUDGET = 200_000
 MAX_IMAGE_WIDTH = 1400
@@ -132,18 +134,40 @@ def _machine(record: dict) -> str:
     return f"{hardware['cpu']}, {hardware['cores']} cores, {gpus}, {precision}"
 
 
+def _comparison_facts(rows: list[dict]) -> list[tuple[str, str]]:
+    """The header of a page that compares every training chapter: what it compares, not one model's numbers."""
+    from cifar_lessons.chapters import step_chapters
+
+    step_ids = {chapter.id for chapter in step_chapters()}
+    steps = [int(row["id"]) for row in rows if row["id"] in step_ids]
+    parts = ([f"{steps[0]}-{steps[-1]}" if len(steps) > 1 else str(steps[0])] if steps else [])
+    parts += [str(int(row["id"])) for row in rows if row["id"] not in step_ids]
+    shown = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    facts = [("Compares", f"every training chapter ({shown}): test accuracy over seeds, gains and training time")]
+    recorded = [row for row in rows if row["record"]]
+    if recorded:
+        seeds = sum(row["n"] or 0 for row in recorded)
+        facts.append(("Runs", f"{len(recorded)} of {len(rows)} chapters recorded, {seeds} runs counting every seed; "
+                              'all the numbers are on the <a href="../results.html">Results</a> page'))
+    else:
+        facts.append(("Runs", "no chapter has a recorded run yet: <code>cifar-lessons train 01</code>"))
+    return facts
+
+
 def chapter_header_html(chapter, config, results_dir=None) -> str:
     """The facts and links that open a chapter page, from the run records (site)."""
     from cifar_lessons.report import _gain_text, _mean_sd, comparison_rows
 
     rows = {row["id"]: row for row in comparison_rows(results_dir)}
-    facts = []
-    row = rows.get(chapter.uses or chapter.id)
-    if chapter.uses:
+    compares = chapter.slug in COMPARES_EVERY_CHAPTER  # one model's numbers would mislead there
+    row = None if compares else rows.get(chapter.uses or chapter.id)
+    if compares:
+        facts = _comparison_facts(list(rows.values()))
+    elif chapter.uses:
         studied = f" ({html.escape(rows[chapter.uses]['title'])})" if chapter.uses in rows else ""
-        facts.append(("Studies", f"the model of chapter {int(chapter.uses)}{studied}"))
+        facts = [("Studies", f"the model of chapter {int(chapter.uses)}{studied}")]
     else:
-        facts.append(("Technique", html.escape(chapter.technique)))
+        facts = [("Technique", html.escape(chapter.technique))]
     if row and row["record"]:
         record = row["record"]
         main_run = f"{100 * record['test_accuracy']:.1f}%"
@@ -162,7 +186,7 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
         facts.append(("Training", f"{row['wall_time_s'] / 60:.1f} min, {row['epochs']} of at most "
                                   f"{row['max_epochs']} epochs (main run)"))
         facts.append(("Machine", html.escape(_machine(record))))
-    else:
+    elif not compares:
         command = f"cifar-lessons train {chapter.uses or chapter.id}"
         facts.append(("Test accuracy", f"no recorded run yet: <code>{command}</code>"))
     items = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts)
