@@ -27,12 +27,13 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     bench = _load("benchmark.json", results_dir)
     if bench is None:
         return ""
-    lines = ["| Network | Batch | Precision | Input | Images/s | Range | CPU ms / image | GFLOP/s |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
+    lines = ["| Network | Batch | Precision | Input | Images/s | Range | CPU ms / image | MFLOP / image | GFLOP/s |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
     for row in bench["rows"]:
         low, high = row["images_per_s_range"]
         lines.append(f"| {row['model']} | {row['batch_size']} | {row['precision']} | {row['pipeline']} "
-                     f"| {row['images_per_s']} | {low}-{high} | {row['cpu_ms_per_image']} | {row['gflop_per_s']} |")
+                     f"| {row['images_per_s']} | {low}-{high} | {row['cpu_ms_per_image']} "
+                     f"| {row['training_mflop_per_image']:.0f} | {row['gflop_per_s']} |")
     peak = bench.get("float32_peak_gflop_per_s")
     peak_text = (f" The float32 peak of these cores is about {peak:.0f} GFLOP/s ({bench['threads']} cores x "
                  f"{bench['cpu_mhz'] / 1000:.1f} GHz x {bench['float32_flops_per_cycle_assumed']} operations per "
@@ -40,9 +41,9 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     lines += ["", f"Training throughput: median of {bench['repeats']} interleaved measurements of "
               f"{bench['images_per_measurement']:,} images per row, TensorFlow's thread pools fixed at "
               f"{bench['threads']}, measured by `scripts/benchmark.py` on {_machine(bench)}. CPU ms / image: "
-              "process CPU time per training image (both cores count). GFLOP/s: images/s times the "
-              "arithmetic of one image's training step (three forward passes of the convolutions and dense "
-              f"layers, `cifar_lessons.flops`).{peak_text}"]
+              "process CPU time per training image (both cores count). MFLOP / image: the arithmetic of one "
+              "image's training step (three forward passes of the convolutions and dense layers, "
+              f"`cifar_lessons.flops`); GFLOP/s: images/s times that.{peak_text}"]
     return "\n".join(lines)
 
 

@@ -728,27 +728,9 @@ def lr_sweep_text(sweep: dict) -> str:
 
 def benchmark_markdown(results_dir: Path | None = None) -> str:
     """Training throughput measured by scripts/benchmark.py, as Markdown ('' if not measured) (Chapter 1)."""
-    from .results import default_results_dir, read_json
+    from .benchmarks import benchmark_markdown as table
 
-    path = Path(results_dir or default_results_dir()) / "benchmark.json"
-    if not path.exists():
-        return ""
-    bench = read_json(path)
-    lines = ["| Architecture | Batch | Precision | Images/s | Range | s per 45,000-image epoch |",
-             "|---|---:|---|---:|---:|---:|"]
-    for r in bench["rows"]:
-        spread = "-" if "images_per_s_range" not in r else "{}-{}".format(*r["images_per_s_range"])
-        lines.append(f"| {r['model']} | {r['batch_size']} | {r['precision']} | {r['images_per_s']} | {spread} "
-                     f"| {r['epoch_s_45k']} |")
-    hardware, versions = bench["hardware"], bench["versions"]
-    repeats = bench.get("repeats", 1)
-    measured = (f"median of {repeats} measurements of {bench['steps']} steps per row" if repeats > 1
-                else f"{bench['steps']} steps per row")
-    lines += ["", f"Training throughput ({measured}), measured by `scripts/benchmark.py` on "
-              f"{hardware['cpu']}, {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, Keras "
-              f"{versions['keras']} ({bench['created'][:10]}). Short measurements are noisy: the Images/s column "
-              "of the results table, averaged over whole training runs, is the figure to plan with."]
-    return "\n".join(lines)
+    return table(results_dir)
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -756,7 +738,9 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 def readme_block(results_dir: Path | None = None) -> str:
     """What belongs between the README's results markers (Chapter 10)."""
-    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir)]
+    from .benchmarks import profile_markdown
+
+    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir), profile_markdown(results_dir)]
     return f"{README_START}\n" + "\n\n".join(part for part in parts if part) + f"\n{README_END}"
 
 

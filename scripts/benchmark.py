@@ -53,7 +53,7 @@ CASES = [
     ("going further (ch. 11)", "11", 256, "mixed_bfloat16", "numpy"),
     ("going further (ch. 11)", "11", 1024, "mixed_bfloat16", "tf.data"),
 ]
-IMAGES = 4096  # per measurement, rounded up to whole batches
+IMAGES = 3072  # per measurement, rounded up to whole batches
 REPEATS = 3  # interleaved rounds; each case reports its median and range
 # Operations per core and cycle at the float32 peak: two AVX-512 FMA units x 16 lanes x 2 (multiply, add).
 FLOAT32_FLOPS_PER_CYCLE = 64

@@ -254,15 +254,48 @@ def test_table_names_the_machine_of_each_chapter(tmp_path):
     assert "- chapter 03: CPU B, 2 cores, no GPU, float32;" in table
 
 
-def test_benchmark_table_shows_median_and_range(tmp_path):
+def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):
     from cifar_lessons.report import benchmark_markdown
 
     assert benchmark_markdown(tmp_path) == ""
     results.write_json_atomic(tmp_path / "benchmark.json", {
-        "rows": [{"model": "m", "chapter": "08", "batch_size": 256, "precision": "float32", "images_per_s": 400,
-                  "images_per_s_range": [350, 420], "epoch_s_45k": 112}],
-        "steps": 30, "repeats": 3, "created": "2026-01-01T00:00:00+00:00",
-        "hardware": {"cpu": "Test CPU", "cores": 2}, "versions": {"tensorflow": "x", "keras": "y"}})
+        "rows": [{"model": "m", "chapter": "08", "batch_size": 256, "precision": "float32", "pipeline": "tf.data",
+                  "images_per_s": 400, "images_per_s_range": [350, 420], "cpu_ms_per_image": 4.9,
+                  "training_mflop_per_image": 318.3, "gflop_per_s": 127.3, "epoch_s_45k": 112}],
+        "images_per_measurement": 4096, "repeats": 3, "threads": 2, "cpu_mhz": 2100.0,
+        "float32_peak_gflop_per_s": 268.8, "float32_flops_per_cycle_assumed": 64,
+        "created": "2026-01-01T00:00:00+00:00", "versions": {"tensorflow": "x", "keras": "y"},
+        "hardware": {"cpu": "Test CPU", "cores": 2, "cpu_flags": ["avx512f"]}})
     table = benchmark_markdown(tmp_path)
-    assert "| m | 256 | float32 | 400 | 350-420 | 112 |" in table
-    assert "median of 3 measurements of 30 steps" in table and "Test CPU, 2 cores" in table
+    assert "| m | 256 | float32 | tf.data | 400 | 350-420 | 4.9 | 318 | 127.3 |" in table
+    assert "median of 3 interleaved measurements of 4,096 images" in table
+    assert "Test CPU (avx512f), 2 cores" in table and "peak of these cores is about 269 GFLOP/s" in table
+
+
+def test_flops_of_a_known_network():
+    import keras
+
+    from cifar_lessons import flops
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 8*8 positions x 27 weights x 4 filters x 2
+    outputs = keras.layers.Dense(5)(keras.layers.Flatten()(x))  # 256 inputs x 5 outputs x 2
+    model = keras.Model(inputs, outputs)
+    assert flops.forward_flops(model) == 2 * 64 * 27 * 4 + 2 * 256 * 5
+    assert flops.training_flops(model) == 3 * flops.forward_flops(model)
+
+
+def test_profile_table_names_groups_and_step_time(tmp_path):
+    from cifar_lessons.benchmarks import profile_markdown
+
+    assert profile_markdown(tmp_path) == ""
+    results.write_json_atomic(tmp_path / "profile_11.json", {
+        "rows": [{"group": "3x3 convolutions", "layers": 6, "ms_per_step": 120.0, "share_of_layer_time": 0.45,
+                  "gflop_per_s": 300.0}, {"group": "GELU", "layers": 7, "ms_per_step": 90.0,
+                                          "share_of_layer_time": 0.34, "gflop_per_s": None}],
+        "batch_size": 1024, "precision": "mixed_bfloat16", "layers_ms_per_step": 265.0, "train_step_ms": 200.0,
+        "train_images_per_s": 5120, "repeats": 5, "threads": 2, "created": "2026-01-01T00:00:00+00:00",
+        "versions": {"tensorflow": "x", "keras": "y"}, "hardware": {"cpu": "Test CPU", "cores": 2}})
+    table = profile_markdown(tmp_path)
+    assert "| 3x3 convolutions | 6 | 120.0 | 45% | 300.0 |" in table and "| GELU | 7 | 90.0 | 34% | - |" in table
+    assert "whole training step" in table and "200.0 ms, 5120 images/s" in table
