@@ -191,7 +191,8 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
         facts.append(("Test accuracy", f"no recorded run yet: <code>{command}</code>"))
     items = "".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts)
     name = chapter.notebook.name
-    links = [f'<a class="md-button" href="{name}" download>Download the notebook</a>']
+    links = [f'<a class="md-button" href="{name}" download '
+             'title="code and text without outputs: run it to see them">Download the notebook</a>']
     repo_url, branch = _repository(config)
     if repo_url:
         path = f"{branch}/chapters/{name}"
@@ -658,9 +659,24 @@ def on_post_build(config, **kwargs):
         unused += [*site.glob("assets/javascripts/lunr/min/*"), site / "assets/javascripts/lunr/wordcut.js"]
     for path in unused:
         path.unlink(missing_ok=True)
+    strip_downloadable_notebooks(site)
     for label, before, after in _state["oversized"]:
         log.info(f"{label}: {before // 1000} KB is over {IMAGE_BUDGET // 1000} KB, re-encoded to {after // 1000} KB; "
                  "draw it smaller in the notebook")
+
+
+def strip_downloadable_notebooks(site: Path) -> None:
+    """The notebooks a reader downloads from the site keep code and prose, not outputs (Chapter 1).
+
+    A downloaded notebook is there to be run; its outputs (every figure again) are on the page above
+    and in the repository's copy, and would double the site's size.
+    """
+    for notebook in site.glob("chapters/*.ipynb"):
+        content = json.loads(notebook.read_text())
+        for cell in content.get("cells", []):
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        notebook.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n")
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):

@@ -248,6 +248,11 @@ def test_chapter_header_states_the_record_and_links_the_notebook(site, chapter):
                                                            match.group(0)))
     download = links["Download the notebook"]
     assert (site / "chapters" / download).is_file(), f"the download link {download} leads nowhere"
+    # The download is the notebook to run: every cell of the committed one, without its outputs.
+    downloaded = json.loads((site / "chapters" / download).read_text())
+    committed = json.loads(chapter.notebook.read_text())
+    assert [cell["source"] for cell in downloaded["cells"]] == [cell["source"] for cell in committed["cells"]]
+    assert not any(cell.get("outputs") for cell in downloaded["cells"]), "the downloaded notebook carries outputs"
     repo_url = mkdocs_config()["repo_url"].rstrip("/")
     assert links["View in the repository"] == f"{repo_url}/blob/main/chapters/{chapter.notebook.name}"
     assert links["Open in Colab"] == ("https://colab.research.google.com/github/"
