@@ -340,6 +340,32 @@ def chapter_verdict(chapter_id: str, results_dir: Path | None = None) -> dict:
     return {**compare_seeds(current, previous), "seeds": current["n"], "previous_seeds": previous["n"]}
 
 
+def verdict_sentence(chapter_id: str, results_dir: Path | None = None) -> str:
+    """What the seed study says of a chapter against the previous one, as one sentence for prose (Chapters 5-8).
+
+    Read from the records, so the chapters never state a direction the seeds do not support.
+    """
+    chapter = get_chapter(chapter_id)
+    previous = previous_training_chapter(chapter)
+    found = chapter_verdict(chapter_id, results_dir)
+    if found["gain"] is None:
+        return f"Chapter {chapter_id} has no recorded comparison with chapter {previous.id} yet."
+    points = f"{100 * found['gain']:+.1f} points"
+    def count(n):
+        return f"{n} seed{'' if n == 1 else 's'}"
+
+    seeds = (f"{count(found['seeds'])} of chapter {chapter_id} against {count(found['previous_seeds'])} "
+             f"of chapter {previous.id}")
+    if found["verdict"] in ("helps", "hurts", "within noise"):
+        meaning = {"helps": f"{chapter.technique} helped", "hurts": f"{chapter.technique} cost accuracy",
+                   "within noise": "the difference is within the noise between seeds"}[found["verdict"]]
+        return (f"Over {seeds}, the mean test accuracy moved by {points} "
+                f"(± {100 * found['standard_error']:.1f} standard error): {meaning} within this budget.")
+    return (f"With {seeds}, the test accuracy moved by {points}; with a single seed on one side a difference "
+            "of this size cannot be told from the noise between seeds, so the chapter claims no direction yet "
+            f"(`cifar-lessons study --chapters {previous.id} {chapter_id}` adds seeds).")
+
+
 def _accuracy_phrase(summary: dict) -> str:
     """'85.9% (one seed)' or '85.9 ± 0.4% (mean ± standard deviation of 3 seeds: 85.9, 86.2, 85.4)'."""
     if summary["n"] == 1:

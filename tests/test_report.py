@@ -173,6 +173,18 @@ def test_one_seed_on_either_side_gives_no_verdict(tmp_path):
     assert report.chapter_verdict("01", tmp_path)["verdict"] is None  # the first chapter has nothing to compare
 
 
+def test_verdict_sentence_claims_a_direction_only_with_seeds_on_both_sides(tmp_path):
+    write_runs(tmp_path, "05", {0: 0.80, 1: 0.82})
+    write_runs(tmp_path, "06", {0: 0.70})  # a big drop, but one seed
+    sentence = report.verdict_sentence("06", tmp_path)
+    assert "-11.0 points" in sentence and "claims no direction yet" in sentence
+    assert "cifar-lessons study --chapters 05 06" in sentence and "cost accuracy" not in sentence
+    write_runs(tmp_path, "06", {1: 0.71})
+    assert "cost accuracy within this budget" in report.verdict_sentence("06", tmp_path)
+    write_runs(tmp_path, "06", {0: 0.80, 1: 0.83})
+    assert "within the noise between seeds" in report.verdict_sentence("06", tmp_path)
+
+
 def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
     write_runs(tmp_path, "06", {0: 0.800, 1: 0.810, 2: 0.790})
     write_runs(tmp_path, "07", {0: 0.820, 1: 0.830, 2: 0.840})
