@@ -27,11 +27,12 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     bench = _load("benchmark.json", results_dir)
     if bench is None:
         return ""
-    lines = ["| Network | Batch | Precision | Input | Images/s | Range | CPU ms / image | MFLOP / image | GFLOP/s |",
+    lines = ["| Network | Batch | Precision | Input | Images/s | Range | CPU ms/img | MFLOP/img | GFLOP/s |",
              "|---|---:|---|---|---:|---:|---:|---:|---:|"]
     for row in bench["rows"]:
         low, high = row["images_per_s_range"]
-        lines.append(f"| {row['model']} | {row['batch_size']} | {row['precision']} | {row['pipeline']} "
+        precision = {"mixed_bfloat16": "bf16"}.get(row["precision"], row["precision"])
+        lines.append(f"| {row['model']} | {row['batch_size']} | {precision} | {row['pipeline']} "
                      f"| {row['images_per_s']} | {low}-{high} | {row['cpu_ms_per_image']} "
                      f"| {row['training_mflop_per_image']:.0f} | {row['gflop_per_s']} |")
     peak = bench.get("float32_peak_gflop_per_s")
@@ -40,8 +41,9 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
                  "cycle, assuming two AVX-512 FMA units); bfloat16 on AMX tiles can go past it." if peak else "")
     lines += ["", f"Training throughput: median of {bench['repeats']} interleaved measurements of "
               f"{bench['images_per_measurement']:,} images per row, TensorFlow's thread pools fixed at "
-              f"{bench['threads']}, measured by `scripts/benchmark.py` on {_machine(bench)}. CPU ms / image: "
-              "process CPU time per training image (both cores count). MFLOP / image: the arithmetic of one "
+              f"{bench['threads']}, measured by `scripts/benchmark.py` on {_machine(bench)}. bf16: Keras' "
+              "`mixed_bfloat16` policy. CPU ms/img: "
+              "process CPU time per training image (both cores count). MFLOP/img: the arithmetic of one "
               "image's training step (three forward passes of the convolutions and dense layers, "
               f"`cifar_lessons.flops`); GFLOP/s: images/s times that.{peak_text}"]
     return "\n".join(lines)

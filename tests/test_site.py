@@ -597,7 +597,7 @@ def test_notebook_layout(site, served, browser, width):
     size, the copy button covers no code, one cell's outputs read as one block, Rich tables are not double-spaced,
     and cell-tag chips are hidden."""
     problems = []
-    for chapter in (CHAPTERS[0], get_chapter("03"), get_chapter("11")):
+    for chapter in (CHAPTERS[0], get_chapter("11")):
         open_page(browser, f"{served}/chapters/{chapter.notebook.stem}.html", width=width, height=1000)
         found = browser.execute_script(LAYOUT_JS)
         where = f"chapter {chapter.id} at {width} px"
@@ -614,7 +614,7 @@ def test_notebook_layout(site, served, browser, width):
             problems.append(f"{where}: Rich table line height {max(found['rich']):.2f} em")
         if found["chips"]:
             problems.append(f"{where}: {found['chips']} cell-tag chips shown")
-        if chapter.id == "03" and not found["rich"]:
+        if chapter.id == "01" and not found["rich"]:
             problems.append(f"{where}: no model summary found (the check checked nothing)")
     assert not problems, "\n".join(problems)
 
