@@ -357,10 +357,11 @@ def verdict_sentence(chapter_id: str, results_dir: Path | None = None) -> str:
     seeds = (f"{count(found['seeds'])} of chapter {chapter_id} against {count(found['previous_seeds'])} "
              f"of chapter {previous.id}")
     if found["verdict"] in ("helps", "hurts", "within noise"):
-        meaning = {"helps": f"{chapter.technique} helped", "hurts": f"{chapter.technique} cost accuracy",
+        meaning = {"helps": f"{chapter.technique} helped within this budget",
+                   "hurts": f"{chapter.technique} cost accuracy within this budget",
                    "within noise": "the difference is within the noise between seeds"}[found["verdict"]]
         return (f"Over {seeds}, the mean test accuracy moved by {points} "
-                f"(± {100 * found['standard_error']:.1f} standard error): {meaning} within this budget.")
+                f"(± {100 * found['standard_error']:.1f} standard error): {meaning}.")
     return (f"With {seeds}, the test accuracy moved by {points}; with a single seed on one side a difference "
             "of this size cannot be told from the noise between seeds, so the chapter claims no direction yet "
             f"(`cifar-lessons study --chapters {previous.id} {chapter_id}` adds seeds).")
