@@ -13,20 +13,23 @@ from __future__ import annotations
 import math
 
 
-def forward_flops(model) -> int:
-    """Floating-point operations of one image's forward pass through the convolutions and dense layers."""
+def layer_flops(layer) -> int:
+    """Forward-pass operations of one image through one convolution or dense layer (0 for any other layer)."""
     from keras import layers
 
-    total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D):
-            positions = math.prod(layer.output.shape[1:-1])
-            weights_per_output = math.prod(layer.kernel_size) * layer.input.shape[-1] // layer.groups
-            total += 2 * positions * weights_per_output * layer.filters
-        elif isinstance(layer, layers.Dense):
-            positions = math.prod(layer.input.shape[1:-1])  # a Dense on a 4-D tensor acts per position
-            total += 2 * positions * layer.input.shape[-1] * layer.units
-    return int(total)
+    if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D):
+        positions = math.prod(layer.output.shape[1:-1])
+        weights_per_output = math.prod(layer.kernel_size) * layer.input.shape[-1] // layer.groups
+        return int(2 * positions * weights_per_output * layer.filters)
+    if isinstance(layer, layers.Dense):
+        positions = math.prod(layer.input.shape[1:-1])  # a Dense on a 4-D tensor acts per position
+        return int(2 * positions * layer.input.shape[-1] * layer.units)
+    return 0
+
+
+def forward_flops(model) -> int:
+    """Floating-point operations of one image's forward pass through the convolutions and dense layers."""
+    return sum(layer_flops(layer) for layer in model._flatten_layers(include_self=False, recursive=True))
 
 
 def training_flops(model) -> int:

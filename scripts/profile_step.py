@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import math
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from cifar_lessons import fast  # noqa: E402
+from cifar_lessons import fast, flops  # noqa: E402
 from cifar_lessons.chapters import get_chapter  # noqa: E402
 from cifar_lessons.results import default_results_dir, hardware_info, library_versions, write_json_atomic  # noqa: E402
 
@@ -102,8 +101,7 @@ def main() -> None:
         group["seconds"] += seconds
         group["layers"] += 1
         if isinstance(layer, layers.Conv2D):  # forward + both gradients: three times the forward operations
-            group["flops"] += 3 * 2 * math.prod(layer.output.shape[1:]) * math.prod(layer.kernel_size) \
-                * layer.input.shape[-1] * args.batch_size
+            group["flops"] += 3 * flops.layer_flops(layer) * args.batch_size
         print(f"{layer.name:<22} {1000 * seconds:8.1f} ms", flush=True)
     total = sum(group["seconds"] for group in groups.values())
     rows = [{"group": name, "layers": group["layers"], "ms_per_step": round(1000 * group["seconds"], 1),
