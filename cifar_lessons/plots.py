@@ -401,28 +401,41 @@ def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
     return fig
 
 
-def gains_and_costs(labels, gains, minutes, gaps):
+def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     """Per chapter: accuracy gain over the previous chapter, wall time and train-validation gap (Chapter 10).
 
-    ``gains`` may hold None for a chapter without a predecessor; ``gaps`` are fractions.
+    ``gains`` may hold None for a chapter without a predecessor; ``gain_errors`` (optional, None where
+    unknown) draws each gain's standard error as an error bar; ``gains``, ``gain_errors`` and ``gaps`` are
+    fractions. Sized for the text column, in colours that read on light and dark pages.
     """
     positions = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 3, figsize=(style.COLUMN_WIDTH * 1.2, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(style.COLUMN_WIDTH, 0.36 * len(labels) + 1.4), sharey=True,
+                             layout="constrained")
     panels = (
-        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the previous chapter (points)"),
-        (axes[1], list(minutes), "wall time (min)"),
-        (axes[2], [None if g is None else 100 * g for g in gaps],
-         "train - validation accuracy at the kept epoch (points)"),
+        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the\nprevious chapter (points)"),
+        (axes[1], list(minutes), "main run's\nwall time (min)"),
+        (axes[2], [None if g is None else 100 * g for g in gaps], "train - validation\ngap (points)"),
     )
+    errors = [None] * len(labels) if gain_errors is None else [None if e is None else 100 * e for e in gain_errors]
     for ax, values, xlabel in panels:
         drawn = [0.0 if v is None else v for v in values]  # a chapter without a value gets no bar and no label
-        bars = ax.barh(positions, drawn, color=["tab:red" if v < 0 else "tab:blue" for v in drawn])
-        ax.bar_label(bars, labels=["" if v is None else f"{v:.1f}" for v in values], fontsize=8, padding=2)
-        ax.axvline(0, color="black", linewidth=0.8)
+        ax.barh(positions, drawn, color=[MILESTONE_COLOR if v < 0 else SEED_COLOR for v in drawn])
+        spans = errors if ax is axes[0] else [None] * len(values)
+        for y, value, error in zip(positions, values, spans):
+            if value is None:
+                continue
+            end = value + (error or 0.0) if value >= 0 else value - (error or 0.0)  # the label clears the error bar
+            ax.annotate(f"{value:.1f}", (end, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
+                        ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
+        ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.2)
+        ax.margins(x=0.35)
+        ax.tick_params(axis="y", length=0)
+    rows = [i for i, (g, e) in enumerate(zip(gains, errors)) if g is not None and e is not None]
+    if rows:
+        axes[0].errorbar([100 * gains[i] for i in rows], positions[rows], xerr=[errors[i] for i in rows],
+                         fmt="none", ecolor=NEUTRAL_TEXT, elinewidth=1.2, capsize=3)
     axes[0].set_yticks(positions, labels)
     axes[0].invert_yaxis()
-    fig.tight_layout()
     return fig
