@@ -277,7 +277,9 @@ def _environment(record: dict) -> str:
     hardware, versions = record["hardware"], record["versions"]
     gpus = ", ".join(hardware["gpus"]) or "no GPU"
     precision = record.get("precision", record["config"]["precision"])  # records before "auto" lack the key
-    return (f"{hardware['cpu']}, {hardware['cores']} cores, {gpus}, {precision}; Python {versions['python']}, "
+    flags = hardware.get("cpu_flags")  # tells two hosts with one CPU name apart (older records lack it)
+    cpu = f"{hardware['cpu']} ({'flags ' + ' '.join(flags) if flags else 'CPU flags not recorded'})"
+    return (f"{cpu}, {hardware['cores']} cores, {gpus}, {precision}; Python {versions['python']}, "
             f"TensorFlow {versions['tensorflow']}, Keras {versions['keras']}; data {record['data']['name']} "
             f"(fingerprint {record['data']['fingerprint']})")
 
