@@ -13,23 +13,35 @@ def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_
     """Run a chapter notebook top to bottom with papermill, writing the executed copy to ``output`` (Chapter 1).
 
     ``quick`` and ``results_dir`` are injected into the cell tagged ``parameters``.
-    A failing cell raises papermill's PapermillExecutionError naming the cell.
+    A failing cell raises papermill's PapermillExecutionError naming the cell, and ``output`` is left as it
+    was: the run writes to a temporary file beside it, which replaces ``output`` only when every cell ran.
     """
+    import os
+    import tempfile
+
     import nbformat
     import papermill
 
     # Only non-default values are injected, so a full run leaves no extra cell in the notebook,
-    # and a cell injected by an earlier run is dropped first.
+    # and cells an earlier run injected (parameters, papermill's error banners) are dropped first.
     parameters = {"QUICK": True} if quick else {}
     if results_dir:
         parameters["RESULTS_DIR"] = str(results_dir)
     source = nbformat.read(notebook, as_version=4)
-    source.cells = [cell for cell in source.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
-    papermill.execute_notebook(source, str(output), parameters=parameters, kernel_name="python3",
-                               cwd=str(CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
-                               log_output=False)
-    strip_runtime_noise(Path(output))
-    return Path(output)
+    source.cells = [cell for cell in source.cells
+                    if not {"injected-parameters", "papermill-error-cell-tag"} & set(cell.metadata.get("tags", []))]
+    output = Path(output)
+    handle, partial = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".executing.ipynb", dir=output.parent)
+    os.close(handle)
+    try:
+        papermill.execute_notebook(source, partial, parameters=parameters, kernel_name="python3",
+                                   cwd=str(CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
+                                   log_output=False)
+        strip_runtime_noise(Path(partial))
+        os.replace(partial, output)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return output
 
 
 # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, CPU features) go to stderr whatever

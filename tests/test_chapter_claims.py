@@ -310,6 +310,20 @@ def _prose_settings():
         claim(mean_11 < goal, "missed the accuracy half of the goal"),
         claim(mean_11 < 0.94, "stays below the 94% that airbench94 reports"),  # airbench94's reported accuracy
     ]
+    # Chapter 9 studies chapter 8's network: its sizes, as the code builds it, and the reliability diagram's bins.
+    from cifar_lessons.analysis import reliability
+
+    network_8 = build_model(c8, images)
+    first = network_8.get_layer("stage1_conv1")
+    size = {stage: network_8.get_layer(f"stage{stage}_relu2").output.shape[1] for stage in (2, 3, 4)}
+    bins = inspect.signature(reliability).parameters["bins"].default
+    side = images.shape[1]
+    nine = [f"{first.filters} filters of {first.kernel_size[0]}x{first.kernel_size[1]} pixels x {channels} colour "
+            "channels", f"here {bins} bins of width {1 / bins:g}", f"(`stage3_relu2`, {size[3]}x{size[3]} positions)",
+            f"only {size[4]}x{size[4]}, too coarse to point at anything in a {side}x{side} image",
+            f"at {size[3]}x{size[3]} resolution", f"after the first convolution ({side}x{side}) and after stage 3 "
+            f"({size[3]}x{size[3]})", f"({size[2]}x{size[2]}) and `stage4_relu2` ({size[4]}x{size[4]})",
+            f"over a {size[4]}x{size[4]} grid"]
     return {
         "01": [f"last {c1.validation_size:,} images as validation"],
         "04": [f"shift of up to {translate:.0%} of the width", f"$[-{translate:g}H, {translate:g}H]"],
@@ -323,11 +337,12 @@ def _prose_settings():
         "08": [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
                f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
                f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs", f"epochs={c8.epochs}"],
+        "09": nine,
         "11": eleven,
     }
 
 
-@pytest.mark.parametrize("chapter_id", ["01", "04", "05", "06", "07", "08", "11"])
+@pytest.mark.parametrize("chapter_id", ["01", "04", "05", "06", "07", "08", "09", "11"])
 def test_prose_names_the_configured_settings(chapter_id):
     text = _markdown(chapter_id)
     missing = [phrase for phrase in _prose_settings()[chapter_id] if phrase not in text]

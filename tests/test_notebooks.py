@@ -143,3 +143,20 @@ def test_conclusion_shows_the_current_table():
     shown = _output_text(nbformat.read(get_chapter("10").notebook, as_version=4))
     assert accuracy_table_markdown() in shown, (
         "chapter 10 shows an old table; re-execute it: cifar-lessons notebooks 10")
+
+
+def test_a_failing_execution_leaves_the_notebook_as_it_was(tmp_path):
+    """Re-executing in place (`cifar-lessons notebooks`) must not replace a notebook's outputs with a failed run."""
+    import papermill
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    notebook = tmp_path / "chapter.ipynb"
+    cells = [new_code_cell("print('kept')", outputs=[new_output("stream", name="stdout", text="kept\n")]),
+             new_code_cell("raise RuntimeError('this cell fails')")]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                          "display_name": "Python 3"}}), notebook)
+    before = notebook.read_bytes()
+    with pytest.raises(papermill.PapermillExecutionError, match="this cell fails"):
+        execute_notebook(notebook, notebook, timeout=60, progress=False)
+    assert notebook.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["chapter.ipynb"]  # no temporary file left
