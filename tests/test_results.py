@@ -242,16 +242,20 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
 def test_table_names_the_machine_of_each_chapter(tmp_path):
     from cifar_lessons.report import accuracy_table_markdown
 
-    def environment(cpu):
-        return {"hardware": {"cpu": cpu, "cores": 2, "gpus": []}, "precision": "float32",
+    def environment(cpu, flags=None):
+        hardware = {"cpu": cpu, "cores": 2, "gpus": [], **({"cpu_flags": flags} if flags is not None else {})}
+        return {"hardware": hardware, "precision": "float32",
                 "versions": {"python": "3", "tensorflow": "2", "keras": "3"},
                 "data": {"name": "test data", "fingerprint": "f"}}
 
-    for chapter_id, cpu in [("01", "CPU A"), ("02", "CPU A"), ("03", "CPU B"), ("04", "CPU A")]:
-        write_run(tmp_path / chapter_id, make_record(get_chapter(chapter_id), **environment(cpu)))
+    runs = [("01", "CPU A", None), ("02", "CPU A", None), ("03", "CPU B", None), ("04", "CPU A", None),
+            ("05", "CPU A", ["avx2", "avx512_bf16"])]  # one CPU name, two hosts: the flags tell them apart
+    for chapter_id, cpu, flags in runs:
+        write_run(tmp_path / chapter_id, make_record(get_chapter(chapter_id), **environment(cpu, flags)))
     table = accuracy_table_markdown(tmp_path)
-    assert "- chapters 01, 02, 04: CPU A, 2 cores, no GPU, float32;" in table
-    assert "- chapter 03: CPU B, 2 cores, no GPU, float32;" in table
+    assert "- chapters 01, 02, 04: CPU A (CPU flags not recorded), 2 cores, no GPU, float32;" in table
+    assert "- chapter 03: CPU B (CPU flags not recorded), 2 cores, no GPU, float32;" in table
+    assert "- chapter 05: CPU A (flags avx2 avx512_bf16), 2 cores, no GPU, float32;" in table
 
 
 def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):

@@ -116,8 +116,7 @@ def test_figures_are_described(site):
 
 
 def test_long_source_listings_are_folded(site):
-    """A Code() listing (chapter 11 shows train_fast, about 95 lines) folds like a long output."""
-    folded_somewhere = False
+    """No page shows a Code() listing longer than LONG_LISTING_LINES unfolded."""
     for chapter in CHAPTERS:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
         for match in re.finditer(r'(<details class="nb-output"><summary>[^<]*</summary>)?<div class="highlight">'
@@ -125,8 +124,24 @@ def test_long_source_listings_are_folded(site):
             lines = match.group(2).rstrip("\n").count("\n") + 1
             assert lines <= LONG_LISTING_LINES or match.group(1), \
                 f"chapter {chapter.id}: a {lines}-line listing is not folded"
-            folded_somewhere |= bool(match.group(1) and "Source:" in match.group(1))
-    assert folded_somewhere, "no folded source listing on any page (chapter 11 shows train_fast)"
+
+
+def test_folding_hides_long_listings_and_outputs_and_keeps_short_ones():
+    """The page hook's folding, on a listing and an output of each length (the chapters may show none)."""
+    from cifar_lessons import site as hook
+
+    def block(lines, listing):
+        body = "\n".join(f"line {number}" for number in range(lines))
+        pre = f"<pre>{body}</pre>"
+        return f'<div class="jp-RenderedText" data-mime-type="text/plain">' + (
+            f'<div class="highlight">{pre}</div>' if listing else pre)
+
+    long_listing = hook._TEXT_OUTPUT.sub(hook._fold_long_output, block(LONG_LISTING_LINES + 10, listing=True))
+    assert f"<summary>Source: {LONG_LISTING_LINES + 10} lines (click to show)</summary>" in long_listing
+    short_listing = block(LONG_LISTING_LINES, listing=True)
+    assert hook._TEXT_OUTPUT.sub(hook._fold_long_output, short_listing) == short_listing
+    long_output = hook._TEXT_OUTPUT.sub(hook._fold_long_output, block(hook.LONG_OUTPUT_LINES + 1, listing=False))
+    assert f"<summary>Output: {hook.LONG_OUTPUT_LINES + 1} lines (click to show)</summary>" in long_output
 
 
 # ---------- Formulas: LaTeX in Markdown cells is MathML on the pages ----------
