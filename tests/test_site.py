@@ -133,7 +133,7 @@ def test_folding_hides_long_listings_and_outputs_and_keeps_short_ones():
     def block(lines, listing):
         body = "\n".join(f"line {number}" for number in range(lines))
         pre = f"<pre>{body}</pre>"
-        return f'<div class="jp-RenderedText" data-mime-type="text/plain">' + (
+        return '<div class="jp-RenderedText" data-mime-type="text/plain">' + (
             f'<div class="highlight">{pre}</div>' if listing else pre)
 
     long_listing = hook._TEXT_OUTPUT.sub(hook._fold_long_output, block(LONG_LISTING_LINES + 10, listing=True))
