@@ -79,6 +79,49 @@ def seed_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None) -
     return run_dir_for(chapter, results_dir) / f"seed{seed}"
 
 
+def control_config(chapter: Chapter, seed: int | None = None):
+    """The early-stopping control of a chapter that adds EarlyStopping: the previous training chapter's recipe
+    trained to this chapter's epoch ceiling, without the rule (Chapter 8).
+
+    With the same seed on the same machine it repeats the chapter's run epoch for epoch up to where the
+    rule stopped it, so its further epochs show what the stopping rule saved and what it cost.
+    """
+    from .chapters import previous_training_chapter
+
+    if not getattr(chapter.config, "early_stopping", False):
+        raise ValueError(f"chapter {chapter.id} adds no early stopping, so it has no control run")
+    previous = previous_training_chapter(chapter)
+    return dataclasses.replace(previous.config, epochs=chapter.config.epochs,
+                               seed=chapter.config.seed if seed is None else seed)
+
+
+def control_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None, quick: bool = False) -> Path:
+    """Folder of a chapter's early-stopping control run with ``seed``: ``results/NN/control/seedS`` (Chapter 8)."""
+    root = Path(results_dir or results.default_results_dir())
+    return (root / "quick" / f"{chapter.id}-control" if quick else root / chapter.id / "control") / f"seed{seed}"
+
+
+def control_status(chapter: Chapter, seed: int, results_dir: Path | None = None) -> dict:
+    """Whether the control run of ``chapter`` with ``seed`` is 'missing', 'malformed', 'stale' or 'ok' (Chapter 8)."""
+    return run_status(control_run_dir(chapter, seed, results_dir), control_config(chapter, seed))
+
+
+def run_control(chapter_id: str, seed: int | None = None, quick: bool = False, results_dir: Path | None = None,
+                data: Dataset | None = None, verbose: int | None = None) -> Run:
+    """Train (or resume) a chapter's early-stopping control run into ``results/NN/control/seedS`` (Chapter 8)."""
+    from .chapters import previous_training_chapter
+    from .training import train
+
+    chapter = get_chapter(chapter_id)
+    config = control_config(chapter, seed)
+    config = config.quick() if quick else config
+    run_dir = control_run_dir(chapter, config.seed, results_dir, quick=quick)
+    data = data or load_cifar10()
+    print(f"Chapter {chapter.id}'s control run: chapter {previous_training_chapter(chapter).id}'s recipe for "
+          f"{config.epochs} epochs without early stopping, config {config.hash}, on {data.describe()}", flush=True)
+    return train(config, data, run_dir, chapter=f"{chapter.id}-control", verbose=verbose)
+
+
 def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
                 results_dir: Path | None = None, data: Dataset | None = None,
                 verbose: int | None = None, seed: int | None = None) -> Run:

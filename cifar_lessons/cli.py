@@ -61,7 +61,15 @@ def cmd_train(args) -> int:
     if not chapter.trains:
         print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
         return 2
-    run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
+    if args.control:
+        from .book import run_control
+
+        if not getattr(chapter.config, "early_stopping", False):
+            print(f"Chapter {chapter.id} adds no early stopping, so it has no control run (try 08).", file=sys.stderr)
+            return 2
+        run = run_control(chapter.id, seed=args.seed, quick=args.quick, results_dir=args.results)
+    else:
+        run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
     record = run.record
     print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
           f"{record['epochs_run']} epochs in {record['wall_time_s'] / 60:.1f} min ({run.run_dir})")
@@ -218,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quick", action="store_true", help="one epoch on a tiny subset (smoke test)")
     train.add_argument("--seed", type=_seed_arg, default=None,
                        help="train with this seed instead of the chapter's (seed study: results/NN/seedS)")
+    train.add_argument("--control", action="store_true",
+                       help="the early-stopping control: the previous chapter's recipe to this chapter's epoch "
+                            "ceiling without the rule (results/NN/control/seedS; chapter 08)")
     evaluate = commands.add_parser("evaluate", help="re-measure a chapter's saved model on the test set")
     evaluate.add_argument("chapter", type=_chapter_arg)
     report = commands.add_parser("report", help="accuracy table across chapters (Markdown)")

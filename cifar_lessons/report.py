@@ -689,6 +689,74 @@ def early_stopping_text(chapter_id: str = "08", results_dir: Path | None = None)
     return "\n".join(lines)
 
 
+def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = None) -> list[dict]:
+    """Each recorded control run of a chapter with early stopping, set against the chapter's run of the same
+    seed: what the epochs after the stop gave and what the rule saved (Chapter 8).
+
+    Only control runs whose record matches the current code (``book.control_status``) and whose seed the
+    chapter also recorded count. Times compare only when both runs ran on one machine.
+    """
+    import re
+
+    from .book import control_run_dir, control_status, run_dir_for, seed_run_dir
+    from .results import HISTORY_FILE, read_json
+
+    chapter = get_chapter(chapter_id)
+    folder = run_dir_for(chapter, results_dir) / "control"
+    seeds = sorted(int(match.group(1)) for path in folder.glob("seed*/record.json")
+                   if (match := re.fullmatch(r"seed(\d+)", path.parent.name))) if folder.is_dir() else []
+    found = []
+    for seed in seeds:
+        control = control_status(chapter, seed, results_dir)
+        own = (chapter_status(chapter, results_dir) if seed == chapter.config.seed
+               else seed_run_status(chapter, seed, results_dir))
+        if control["status"] != "ok" or own["status"] != "ok":
+            continue
+        own_dir = run_dir_for(chapter, results_dir) if seed == chapter.config.seed else seed_run_dir(
+            chapter, seed, results_dir)
+        control_history = read_json(control_run_dir(chapter, seed, results_dir) / HISTORY_FILE)
+        own_history = read_json(own_dir / HISTORY_FILE)
+        record, control_record = own["record"], control["record"]
+        stop, val = record["epochs_run"], control_history["val_accuracy"]
+        best = max(range(len(val)), key=val.__getitem__)
+        same_machine = _machine(record) == _machine(control_record)
+        found.append({
+            "seed": seed, "stop_epoch": stop, "kept_epoch": record["best_epoch"], "ceiling": len(val),
+            "shared_epochs": shared_epochs(own_history, control_history), "same_machine": same_machine,
+            "control_val_at_stop": val[stop - 1], "control_val_last": val[-1],
+            "control_best_epoch": best + 1, "control_val_best": val[best],
+            "val_kept": own_history["val_accuracy"][record["best_epoch"] - 1],
+            "control_test_accuracy": control_record["test_accuracy"], "test_accuracy": record["test_accuracy"],
+            "control_wall_s": control_record["wall_time_s"], "wall_s": record["wall_time_s"],
+            "control_epoch_s": sum(control_history["epoch_time_s"]) / len(val),
+        })
+    return found
+
+
+def early_stopping_control_text(chapter_id: str = "08", results_dir: Path | None = None) -> str:
+    """The control runs as sentences: what the stopping rule saved and what it cost, seed by seed (Chapter 8)."""
+    controls = early_stopping_controls(chapter_id, results_dir)
+    if not controls:
+        return (f"No control run of chapter {chapter_id} is recorded yet (`cifar-lessons train {chapter_id} --control "
+                "--seed S`, on the machine that recorded that seed's run).")
+    lines = []
+    for c in controls:
+        saved = c["ceiling"] - c["stop_epoch"]
+        minutes = ((c["control_wall_s"] - c["wall_s"]) / 60 if c["same_machine"]
+                   else saved * c["control_epoch_s"] / 60)
+        how = "measured on one machine" if c["same_machine"] else "estimated from the control's epoch time"
+        lines.append(
+            f"Seed {c['seed']}: the control trained all {c['ceiling']} epochs and repeated the chapter's run for "
+            f"{c['shared_epochs']} of the {c['stop_epoch']} epochs it ran. After the stop, the control's validation "
+            f"accuracy went from {_pct(c['control_val_at_stop'])} to {_pct(c['control_val_last'])} at epoch "
+            f"{c['ceiling']} (its best, {_pct(c['control_val_best'])}, at epoch {c['control_best_epoch']}). Its "
+            f"last-epoch weights score {_pct(c['control_test_accuracy'])} on the test set against "
+            f"{_pct(c['test_accuracy'])} for the weights the rule kept: the rule saved {saved} epochs (about "
+            f"{minutes:.0f} min, {how}) for {100 * (c['test_accuracy'] - c['control_test_accuracy']):+.1f} test "
+            "points.")
+    return "\n".join(lines)
+
+
 def load_lr_sweep(results_dir: Path | None = None) -> dict | None:
     """The recorded learning-rate sweep of Chapter 5, or None if it has not been run."""
     from .results import read_json

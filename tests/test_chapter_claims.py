@@ -336,7 +336,7 @@ def _prose_settings():
                f"steps of {c7.epochs} epochs"],
         "08": [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
                f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
-               f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs", f"epochs={c8.epochs}"],
+               f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs"],
         "09": nine,
         "11": eleven,
     }

@@ -136,3 +136,28 @@ def test_quick_training_never_replaces_a_recorded_run(tmp_path, real_data, capsy
     assert "test accuracy" in capsys.readouterr().out
     assert (tmp_path / "01" / "record.json").read_text() == "placeholder"
     assert (tmp_path / "quick" / "01" / "record.json").is_file()
+
+
+def test_control_run_trains_the_previous_recipe_to_the_ceiling_without_the_rule(tmp_path, real_data):
+    """`train 08 --control --quick` runs chapter 7's recipe with chapter 8's ceiling and no EarlyStopping."""
+    from cifar_lessons import results
+    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.cli import main
+
+    assert main(["--results", str(tmp_path), "train", "08", "--control", "--quick", "--seed", "1"]) == 0
+    record = results.load_record(tmp_path / "quick" / "08-control" / "seed1")
+    chapter_7 = get_chapter("07").config
+    assert record["chapter"] == "08-control" and record["quick"] and record["seed"] == 1
+    assert record["config"]["early_stopping"] is False
+    assert {key: value for key, value in record["config"].items() if key not in ("epochs", "subset", "validation_size",
+                                                                                  "seed")} == {
+        key: value for key, value in chapter_7.to_dict().items() if key not in ("epochs", "subset", "validation_size",
+                                                                                "seed")}
+    assert not (tmp_path / "08").exists()  # a quick control never lands beside the chapter's results
+
+
+def test_control_run_of_a_chapter_without_early_stopping_is_refused(tmp_path, capsys):
+    from cifar_lessons.cli import main
+
+    assert main(["--results", str(tmp_path), "train", "07", "--control"]) == 2
+    assert "adds no early stopping" in capsys.readouterr().err

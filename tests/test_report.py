@@ -354,3 +354,50 @@ def test_study_rejects_analysis_chapters_and_negative_seeds(tmp_path, capsys):
         cli.main(["--results", str(tmp_path), "study", "--seeds", "-1"])
     assert exit_info.value.code == 2
     assert "'-1' is not a seed: use a whole number from 0" in capsys.readouterr().err
+
+
+# The early-stopping control run (chapter 8): chapter 7's recipe to chapter 8's ceiling without the rule.
+
+def _write_run_with_history(folder, record: dict, history: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / results.MODEL_FILE).write_bytes(b"stand-in model")
+    results.write_json_atomic(folder / results.HISTORY_FILE, history)
+    record = {**record, "files": {name: results.file_sha256(folder / name)
+                                  for name in (results.MODEL_FILE, results.HISTORY_FILE)}}
+    results.write_json_atomic(folder / results.RECORD_FILE, results.seal_record(record))
+
+
+def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
+    from cifar_lessons.book import control_config, control_run_dir
+
+    chapter = get_chapter("08")
+    assert "No control run" in report.early_stopping_control_text("08", tmp_path)
+
+    def history(val):
+        return {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val, "accuracy": val, "loss": val,
+                "val_loss": val, "epoch_time_s": [60.0] * len(val), "learning_rate": [1e-3] * len(val)}
+
+    shared = [0.50, 0.60, 0.70, 0.72]
+    _write_run_with_history(seed_run_dir(chapter, 1, tmp_path),
+                            fake_record(chapter, 1, 0.80, epochs_run=4, best_epoch=3, wall_time_s=240.0),
+                            history(shared))
+    write_runs(tmp_path, "08", {0: 0.81})  # the main run, which a seed run is compared with
+    control = control_config(chapter, 1)
+    record = {**fake_record(chapter, 1, 0.79, epochs_run=6, best_epoch=6, wall_time_s=400.0),
+              "chapter": "08-control", "config": control.to_dict(), "config_hash": control.hash,
+              "identity": _expected_identity(control)}
+    record["identity"] = {**record["identity"], "data": record["data"]["fingerprint"]}
+    _write_run_with_history(control_run_dir(chapter, 1, tmp_path), record, history(shared + [0.74, 0.73]))
+
+    (found,) = report.early_stopping_controls("08", tmp_path)
+    assert (found["seed"], found["shared_epochs"], found["stop_epoch"], found["ceiling"]) == (1, 4, 4, 6)
+    text = report.early_stopping_control_text("08", tmp_path)
+    assert "repeated the chapter's run for 4 of the 4 epochs" in text
+    assert "from 72.0% to 73.0% at epoch 6 (its best, 74.0%, at epoch 5)" in text
+    assert "score 79.0% on the test set against 80.0% for the weights the rule kept" in text
+    assert "saved 2 epochs (about 3 min, measured on one machine) for +1.0 test points" in text
+
+    # A control made with another recipe is left out, not compared.
+    stale = {**record, "config": {**control.to_dict(), "learning_rate": 0.01}}
+    _write_run_with_history(control_run_dir(chapter, 1, tmp_path), stale, history(shared + [0.74, 0.73]))
+    assert report.early_stopping_controls("08", tmp_path) == []
