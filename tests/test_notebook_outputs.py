@@ -16,7 +16,8 @@ import pytest
 from cifar_lessons.chapters import CHAPTERS_DIR, REPO_ROOT
 
 NOTEBOOKS = sorted(CHAPTERS_DIR.glob("*.ipynb"))
-RECORDS = sorted((REPO_ROOT / "results").rglob("*.json"))
+RECORDS = sorted(path for path in (REPO_ROOT / "results").rglob("*.json")
+                 if "checkpoint" not in path.parts)  # checkpoints are transient and never committed
 MAX_IMAGE_BYTES = 200 * 1024
 
 
