@@ -332,7 +332,7 @@ def _prose_settings():
         "06": [f"drop {100 * c6.dense_dropout_rate:.0f}%", f"chapter 5's {c5.epochs}-epoch budget",
                f"In a {c6.epochs}-epoch budget", f"On one seed and {c6.epochs} epochs",
                f"at {c6.epochs} epochs with a constant learning rate"],
-        "07": [f"a patience of {c7.reduce_lr_patience}", f"fewer of the {c7.epochs}", f"within {c7.epochs} epochs",
+        "07": [f"a patience of {c7.reduce_lr_patience}", f"fewer of the {c7.epochs}",
                f"steps of {c7.epochs} epochs"],
         "08": [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
                f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
