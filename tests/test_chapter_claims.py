@@ -200,6 +200,9 @@ def _prose_settings():
 
     from cifar_lessons.models import augmentation_block
 
+    import keras
+
+    adam = keras.optimizers.Adam()  # the defaults compile_model uses
     momentum = layers.BatchNormalization().momentum
     translate = inspect.signature(augmentation_block).parameters["translate"].default  # build_model's shift
     c1, c5, c6, c7, c8 = (get_chapter(chapter_id).config for chapter_id in ("01", "05", "06", "07", "08"))
@@ -325,7 +328,8 @@ def _prose_settings():
             f"({size[3]}x{size[3]})", f"({size[2]}x{size[2]}) and `stage4_relu2` ({size[4]}x{size[4]})",
             f"over a {size[4]}x{size[4]} grid"]
     return {
-        "01": [f"last {c1.validation_size:,} images as validation"],
+        "01": [f"last {c1.validation_size:,} images as validation",
+               f"$m$ (decay $\\beta_1$, {adam.beta_1:g} in Keras)", f"$v$ (decay $\\beta_2$, {adam.beta_2:g})"],
         "04": [f"shift of up to {translate:.0%} of the width", f"$[-{translate:g}H, {translate:g}H]"],
         "05": [f"momentum of {momentum:g}", f"$\\rho = {momentum:g}$", f"learning rate of {rate}",
                f"learning rate of {rate} for {c5.epochs} epochs", f"same pattern at {c5.epochs} epochs"],
