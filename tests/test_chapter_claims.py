@@ -196,11 +196,10 @@ def _markdown(chapter_id):
 def _prose_settings():
     import inspect
 
+    import keras
     from keras import layers
 
     from cifar_lessons.models import augmentation_block
-
-    import keras
 
     adam = keras.optimizers.Adam()  # the defaults compile_model uses
     momentum = layers.BatchNormalization().momentum
