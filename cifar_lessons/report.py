@@ -70,12 +70,17 @@ def seed_run_status(chapter, seed: int, results_dir: Path | None = None) -> dict
 
 def recorded_seeds(chapter, results_dir: Path | None = None) -> list[int]:
     """The seeds with a folder ``results/NN/seedS`` holding a record, in numeric order (Chapter 10)."""
+    from .book import run_dir_for
+
+    return _seed_folders(run_dir_for(chapter, results_dir))
+
+
+def _seed_folders(folder: Path) -> list[int]:
+    """The seeds S with a folder ``folder/seedS`` holding a record, in numeric order."""
     import re
 
     from . import results
-    from .book import run_dir_for
 
-    folder = run_dir_for(chapter, results_dir)
     found = [int(match.group(1)) for path in folder.glob("seed*/" + results.RECORD_FILE)
              if (match := re.fullmatch(r"seed(\d+)", path.parent.name))] if folder.is_dir() else []
     return sorted(found)
@@ -696,17 +701,12 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
     Only control runs whose record matches the current code (``book.control_status``) and whose seed the
     chapter also recorded count. Times compare only when both runs ran on one machine.
     """
-    import re
-
     from .book import control_run_dir, control_status, run_dir_for, seed_run_dir
     from .results import HISTORY_FILE, read_json
 
     chapter = get_chapter(chapter_id)
-    folder = run_dir_for(chapter, results_dir) / "control"
-    seeds = sorted(int(match.group(1)) for path in folder.glob("seed*/record.json")
-                   if (match := re.fullmatch(r"seed(\d+)", path.parent.name))) if folder.is_dir() else []
     found = []
-    for seed in seeds:
+    for seed in _seed_folders(run_dir_for(chapter, results_dir) / "control"):
         control = control_status(chapter, seed, results_dir)
         own = (chapter_status(chapter, results_dir) if seed == chapter.config.seed
                else seed_run_status(chapter, seed, results_dir))
