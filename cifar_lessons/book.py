@@ -79,6 +79,13 @@ def seed_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None) -
     return run_dir_for(chapter, results_dir) / f"seed{seed}"
 
 
+def run_dir_for_seed(chapter: Chapter, seed: int, results_dir: Path | None = None) -> Path:
+    """Folder of a chapter's run with ``seed``: the main one for the chapter's own seed, else ``seedS`` (Chapter 1)."""
+    if seed == chapter.config.seed:
+        return run_dir_for(chapter, results_dir)
+    return seed_run_dir(chapter, seed, results_dir)
+
+
 def control_config(chapter: Chapter, seed: int | None = None):
     """The early-stopping control of a chapter that adds EarlyStopping: the previous training chapter's recipe
     trained to this chapter's epoch ceiling, without the rule (Chapter 8).

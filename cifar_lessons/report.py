@@ -701,7 +701,7 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
     Only control runs whose record matches the current code (``book.control_status``) and whose seed the
     chapter also recorded count. Times compare only when both runs ran on one machine.
     """
-    from .book import control_run_dir, control_status, run_dir_for, seed_run_dir
+    from .book import control_run_dir, control_status, run_dir_for, run_dir_for_seed
     from .results import HISTORY_FILE, read_json
 
     chapter = get_chapter(chapter_id)
@@ -712,10 +712,8 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
                else seed_run_status(chapter, seed, results_dir))
         if control["status"] != "ok" or own["status"] != "ok":
             continue
-        own_dir = run_dir_for(chapter, results_dir) if seed == chapter.config.seed else seed_run_dir(
-            chapter, seed, results_dir)
         control_history = read_json(control_run_dir(chapter, seed, results_dir) / HISTORY_FILE)
-        own_history = read_json(own_dir / HISTORY_FILE)
+        own_history = read_json(run_dir_for_seed(chapter, seed, results_dir) / HISTORY_FILE)
         record, control_record = own["record"], control["record"]
         stop, val = record["epochs_run"], control_history["val_accuracy"]
         best = max(range(len(val)), key=val.__getitem__)
