@@ -221,6 +221,7 @@ def _prose_settings():
     from cifar_lessons.data import CLASS_NAMES, OFFICIAL_PER_CLASS
     from cifar_lessons.identities import SEEDS
     from cifar_lessons.models import build_model
+    from cifar_lessons.race import race_summary
 
     def claim(holds, phrase):  # a sentence about the records: expected in the prose only while the records agree
         return phrase if holds else f"[the records no longer support: {phrase}]"
@@ -243,12 +244,15 @@ def _prose_settings():
     high, low = 1 - smoothing + smoothing / classes, smoothing / classes
     official = OFFICIAL_PER_CLASS[0] * classes
     tta = {"flip": ["averages its predictions on the image and its mirror",
-                    "predicts on each image and on its mirror image"]}.get(c11.tta, [f"[no prose for tta={c11.tta}]"])
+                    "predicts on each image and on its mirror image"],
+           "airbench": [f"averages its logits over {words[views]} views",
+                        f"predicts on {words[views]} views of each image and averages their *logits*"],
+           }.get(c11.tta, [f"[no prose for tta={c11.tta}]"])
     code = "\n".join(cell.source for cell in nbformat.read(get_chapter("11").notebook, as_version=4).cells
                      if cell.cell_type == "code")
     goal = float(re.search(r"^ACCURACY_GOAL = ([0-9.]+)$", code, re.M).group(1))
 
-    root, race, seeds = results.default_results_dir(), fast.race_summary(), fast.seed_runs()
+    root, race, seeds = results.default_results_dir(), race_summary(), fast.seed_runs()
     target, mean_11 = race["target"], float(np.mean([record["test_accuracy"] for record in seeds.values()]))
     ratios = (race["ratio_cpu"], race["ratio_wall"])
 
@@ -293,7 +297,7 @@ def _prose_settings():
         f"take {c11.bias_learning_rate_boost:g} times larger steps",
         f"$K = {classes}$ classes and $\\varepsilon = {smoothing:g}$",
         f"= {high:g}$ for the true class and $\\varepsilon/K = {low:g}$", f"$\\beta = {c11.ema_momentum:g}$",
-        f"shifts of up to {c11.translate_pixels} pixels", f"({words[views]} views)",
+        f"shifts of up to {c11.translate_pixels} pixels",
         f"on {c11.quick().subset:,} images",
         # The race, the ablations, the verdict and what is missing: sentences about the committed records.
         f"(seed {partner['seed']} of its seed study)", f"first reaches {target:.0%}", overlap,

@@ -43,11 +43,11 @@ def test_mirror_and_shift_views_are_exact():
 
 
 def test_time_to_accuracy_sums_epochs_until_target():
-    from cifar_lessons import fast
+    from cifar_lessons import race
 
     history = {"epoch_time_s": [10.0, 20.0, 30.0], "val_accuracy": [0.5, 0.86, 0.9]}
-    assert fast.time_to_accuracy(history, 0.85) == 30.0
-    assert fast.time_to_accuracy(history, 0.95) is None
+    assert race.time_to_accuracy(history, 0.85) == 30.0
+    assert race.time_to_accuracy(history, 0.95) is None
 
 
 def _fake_record(path, seed, run_time, cpu_time, accuracy):
@@ -68,7 +68,7 @@ def _fake_record(path, seed, run_time, cpu_time, accuracy):
 
 
 def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
-    from cifar_lessons import fast
+    from cifar_lessons import race
 
     baseline = tmp_path / "08" / "seed2"
     _fake_record(baseline, 2, 999.0, 999.0, 0.86)
@@ -77,13 +77,13 @@ def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
         "val_accuracy": [0.7, 0.84, 0.851]})
     _fake_record(tmp_path / "11", 0, 150.0, 420.0, 0.93)
     _fake_record(tmp_path / "11" / "seed1", 1, 240.0, 480.0, 0.92)
-    (tmp_path / "11" / fast.RACE_FILE).write_text(json.dumps(
+    (tmp_path / "11" / race.RACE_FILE).write_text(json.dumps(
         {"target_val_accuracy": 0.85, "baseline_run": "08/seed2", "runs": ["11", "11/seed1"]}))
-    race = fast.race_summary(tmp_path)
-    assert race["baseline_wall_s"] == 300.0 and race["baseline_cpu_s"] == 600.0
-    assert race["ratio_wall"] == pytest.approx(240.0 / 300.0)  # the slowest run counts
-    assert race["ratio_cpu"] == pytest.approx(480.0 / 600.0)
-    assert len(race["hosts"]) == 1
+    summary = race.race_summary(tmp_path)
+    assert summary["baseline_wall_s"] == 300.0 and summary["baseline_cpu_s"] == 600.0
+    assert summary["ratio_wall"] == pytest.approx(240.0 / 300.0)  # the slowest run counts
+    assert summary["ratio_cpu"] == pytest.approx(480.0 / 600.0)
+    assert len(summary["hosts"]) == 1
 
 
 def test_quick_config_is_small_and_keeps_the_recipe():
