@@ -217,10 +217,11 @@ def _shift_layer(rows: int, cols: int, name: str) -> layers.Layer:
 def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
     """The saved model: raw 0-255 images in, class probabilities out, test-time augmentation inside (Chapter 11).
 
-    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both views shifted
-    one pixel up-left and down-right, padded with zeros. "airbench" is airbench94's test-time
-    augmentation: the same six views with reflected edges, their logits averaged with weights 1/4 for
-    the image and its mirror and 1/8 for each shifted view. It uses stock Keras layers only, so
+    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both of those shifted
+    one pixel up-left and down-right, padded with zeros, and averages the six probability vectors.
+    "airbench" is airbench94's test-time augmentation: the image and its mirror, and the image shifted
+    one pixel each way with reflected edges together with the mirror of each shifted view; their
+    logits are averaged with weights 1/4 for the image and its mirror and 1/8 for each other view. It uses stock Keras layers only, so
     ``keras.models.load_model`` needs nothing from this package.
     """
     inputs = keras.Input(shape=(32, 32, 3), name="image")
@@ -384,8 +385,8 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         final.save(model_tmp)
         # The race's clock stops here: trained, evaluated and saved.
         run_time, run_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        # Free ablations from the same run, outside the timed part: no test-time augmentation, or
-        # a mirror only; and the raw weights of the last epoch instead of their moving average.
+        # Free ablations from the same run, outside the timed part: every test-time augmentation
+        # (none included), and the raw weights of the last epoch instead of their moving average.
         analysis_started = time.perf_counter()
         variants = {}
         for tta in ("none", "flip", "flip_shift", "airbench"):
