@@ -221,8 +221,8 @@ def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
     one pixel up-left and down-right, padded with zeros, and averages the six probability vectors.
     "airbench" is airbench94's test-time augmentation: the image and its mirror, and the image shifted
     one pixel each way with reflected edges together with the mirror of each shifted view; their
-    logits are averaged with weights 1/4 for the image and its mirror and 1/8 for each other view. It uses stock Keras layers only, so
-    ``keras.models.load_model`` needs nothing from this package.
+    logits are averaged with weights 1/4 for the image and its mirror and 1/8 for each other view.
+    It uses stock Keras layers only, so ``keras.models.load_model`` needs nothing from this package.
     """
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     if config.tta == "airbench":
