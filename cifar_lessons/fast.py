@@ -148,9 +148,14 @@ class TrainingBatches(keras.utils.PyDataset):
         self.images, self.labels = images, labels
         self.batch_size, self.seed = config.batch_size, config.seed
         self.alternate_flips = config.flip and config.alternate_flips
-        self.steps_per_epoch = max(1, len(images) // config.batch_size)
+        self.steps_per_epoch = self.steps_for(len(images), config.batch_size)
         self.first_epoch_flips = np.random.default_rng([config.seed, 0]).random(len(images)) < 0.5
         self._order = (None, None)  # (epoch, order): the permutation of the epoch asked for last
+
+    @staticmethod
+    def steps_for(images: int, batch_size: int) -> int:
+        """Full batches in an epoch of ``images`` images: the steps of one epoch."""
+        return max(1, images // batch_size)
 
     @property
     def num_batches(self):
@@ -455,7 +460,11 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
         net = build_fast_net(config, images)
         model = training_model(config, net)
-        compile_fast(model, config, steps_per_epoch=1)
+        # The learning-rate schedule counts steps: those of CIFAR-10's training part, as train_fast's batches.
+        from .data import CLASS_NAMES, OFFICIAL_PER_CLASS
+
+        training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
+        compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
         identity = run_identity(config, model, net, precision, "")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
