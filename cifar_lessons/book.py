@@ -79,6 +79,13 @@ def seed_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None) -
     return run_dir_for(chapter, results_dir) / f"seed{seed}"
 
 
+def run_dir_for_seed(chapter: Chapter, seed: int, results_dir: Path | None = None) -> Path:
+    """Folder of a chapter's run with ``seed``: the main one for the chapter's own seed, else ``seedS`` (Chapter 1)."""
+    if seed == chapter.config.seed:
+        return run_dir_for(chapter, results_dir)
+    return seed_run_dir(chapter, seed, results_dir)
+
+
 def control_config(chapter: Chapter, seed: int | None = None):
     """The early-stopping control of a chapter that adds EarlyStopping: the previous training chapter's recipe
     trained to this chapter's epoch ceiling, without the rule (Chapter 8).
@@ -102,8 +109,11 @@ def control_run_dir(chapter: Chapter, seed: int, results_dir: Path | None = None
 
 
 def control_status(chapter: Chapter, seed: int, results_dir: Path | None = None) -> dict:
-    """Whether the control run of ``chapter`` with ``seed`` is 'missing', 'malformed', 'stale' or 'ok' (Chapter 8)."""
-    return run_status(control_run_dir(chapter, seed, results_dir), control_config(chapter, seed))
+    """Whether the control run of ``chapter`` with ``seed`` is 'missing', 'malformed', 'stale' or 'ok' (Chapter 8).
+
+    Its model file is not committed (like the seed runs'): the record and the history say what it did.
+    """
+    return run_status(control_run_dir(chapter, seed, results_dir), control_config(chapter, seed), require_model=False)
 
 
 def run_control(chapter_id: str, seed: int | None = None, quick: bool = False, results_dir: Path | None = None,

@@ -153,7 +153,7 @@ def cmd_book(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .book import chapter_status, run_chapter, run_dir_for, seed_run_dir
+    from .book import chapter_status, run_chapter, run_dir_for_seed
     from .data import load_cifar10
     from .report import chapter_gain, seed_run_status
 
@@ -169,7 +169,7 @@ def cmd_study(args) -> int:
             own = seed == chapter.config.seed
             status = chapter_status(chapter, args.results) if own else seed_run_status(chapter, seed, args.results)
             main = chapter_status(chapter, args.results)["record"]
-            folder = run_dir_for(chapter, args.results) if own else seed_run_dir(chapter, seed, args.results)
+            folder = run_dir_for_seed(chapter, seed, args.results)
             plan.append({"chapter": chapter, "seed": seed, "done": status["status"] == "ok",
                          "estimate_s": main["wall_time_s"] if main else None,
                          "resumes": (folder / "checkpoint").is_dir()})

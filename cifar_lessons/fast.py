@@ -91,13 +91,37 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     x = layers.Dense(10, use_bias=False, kernel_initializer=torch_style_initializer(), name="logits_unscaled")(x)
     outputs = layers.Rescaling(config.logit_scale, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, outputs, name="fast_net")
+    net = keras.Model(inputs, outputs, name="fast_net")
+    if config.identity_init:
+        for layer in net.layers:
+            if layer.name.startswith("block") and isinstance(layer, layers.Conv2D):
+                layer.kernel.assign(identity_kernel(layer.kernel.numpy()))
+    return net
+
+
+def identity_kernel(kernel: np.ndarray) -> np.ndarray:
+    """A 3x3 kernel whose first filters pass their input channel through unchanged (Chapter 11).
+
+    airbench's "dirac" initialization: filter i of a convolution with ``c_in`` input channels is
+    the identity on channel i for i < c_in (a 1 at the centre tap, 0 elsewhere), so a freshly built
+    block starts close to passing its input through; any further filters keep their random start.
+    """
+    rows, cols, channels_in, channels_out = kernel.shape
+    kernel = kernel.copy()
+    passed = min(channels_in, channels_out)
+    kernel[..., :passed] = 0.0
+    kernel[rows // 2, cols // 2, np.arange(passed), np.arange(passed)] = 1.0
+    return kernel
 
 
 def training_model(config: FastConfig, net: keras.Model) -> keras.Model:
-    """The network behind random flips and pixel shifts, which act only during training (Chapter 11)."""
+    """The network behind random flips and pixel shifts, which act only during training (Chapter 11).
+
+    With ``alternate_flips`` the mirroring happens in :class:`TrainingBatches` instead, which knows
+    the epoch and which image is which.
+    """
     steps = []
-    if config.flip:
+    if config.flip and not config.alternate_flips:
         steps.append(layers.RandomFlip("horizontal", seed=config.seed))
     if config.translate_pixels:
         shift = config.translate_pixels / 32
@@ -108,6 +132,51 @@ def training_model(config: FastConfig, net: keras.Model) -> keras.Model:
     return keras.Model(inputs, net(x), name="fast_train")
 
 
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled training batches; with ``alternate_flips``, each image mirrored on every other epoch (Chapter 11).
+
+    airbench's alternating flip: in the first epoch a random half of the images is mirrored, and
+    from then on every image switches orientation each epoch, so any two consecutive epochs show
+    each image both ways (random flips repeat an orientation half of the time). Batch ``step`` of
+    the whole run is a function of the seed and the step alone, so the batches do not depend on
+    when Keras asks for them. The stream never ends: ``fit`` is given ``steps_per_epoch``, and the
+    last incomplete batch of each epoch is dropped, as airbench does.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, config: FastConfig):
+        super().__init__()
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed = config.batch_size, config.seed
+        self.alternate_flips = config.flip and config.alternate_flips
+        self.steps_per_epoch = self.steps_for(len(images), config.batch_size)
+        self.first_epoch_flips = np.random.default_rng([config.seed, 0]).random(len(images)) < 0.5
+        self._order = (None, None)  # (epoch, order): the permutation of the epoch asked for last
+
+    @staticmethod
+    def steps_for(images: int, batch_size: int) -> int:
+        """Full batches in an epoch of ``images`` images: the steps of one epoch."""
+        return max(1, images // batch_size)
+
+    @property
+    def num_batches(self):
+        return None  # endless; fit's steps_per_epoch marks the epochs
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The order in which epoch ``epoch`` visits the images."""
+        if self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch + 1]).permutation(len(self.images)))
+        return self._order[1]
+
+    def __getitem__(self, step: int):
+        epoch, batch = divmod(int(step), self.steps_per_epoch)
+        index = self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
+        images = self.images[index]
+        if self.alternate_flips:
+            mirrored = self.first_epoch_flips[index] ^ bool(epoch % 2)
+            images = np.where(mirrored[:, None, None, None], images[:, :, ::-1], images)
+        return images, self.labels[index]
+
+
 def _flip_layer() -> layers.Layer:
     """A left-right mirror built from stock layers: a fixed permutation of the width axis."""
     reverse = np.eye(32, dtype=np.float32)[::-1]
@@ -115,6 +184,31 @@ def _flip_layer() -> layers.Layer:
     block = keras.Sequential([layers.Permute((1, 3, 2)), dense, layers.Permute((1, 3, 2))], name="mirror")
     block.build((None, 32, 32, 3))
     dense.set_weights([reverse])
+    return block
+
+
+def reflect_shift_matrix(step: int, size: int = 32) -> np.ndarray:
+    """Move a row of ``size`` pixels by ``step`` (+1 or -1), the vacated pixel filled by reflection.
+
+    Column j of the matrix says which input pixel output pixel j copies: it equals padding the row by
+    one pixel in "reflect" mode and cropping (airbench's test-time translation).
+    """
+    source = np.clip(np.arange(size) - step, -1, size)
+    source = np.where(source < 0, 1, np.where(source >= size, size - 2, source))
+    matrix = np.zeros((size, size), np.float32)
+    matrix[source, np.arange(size)] = 1.0
+    return matrix
+
+
+def _reflect_shift_layer(step: int, name: str) -> layers.Layer:
+    """Shift an image by ``step`` pixels down and right, reflecting at the edge, from stock layers."""
+    width = layers.Dense(32, use_bias=False, trainable=False, name=f"{name}_width")
+    height = layers.Dense(32, use_bias=False, trainable=False, name=f"{name}_height")
+    block = keras.Sequential([layers.Permute((1, 3, 2)), width, layers.Permute((1, 3, 2)),
+                              layers.Permute((3, 2, 1)), height, layers.Permute((3, 2, 1))], name=name)
+    block.build((None, 32, 32, 3))
+    width.set_weights([reflect_shift_matrix(step)])
+    height.set_weights([reflect_shift_matrix(step)])
     return block
 
 
@@ -128,11 +222,16 @@ def _shift_layer(rows: int, cols: int, name: str) -> layers.Layer:
 def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
     """The saved model: raw 0-255 images in, class probabilities out, test-time augmentation inside (Chapter 11).
 
-    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both views shifted
-    one pixel up-left and down-right. It uses stock Keras layers only, so ``keras.models.load_model``
-    needs nothing from this package.
+    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both of those shifted
+    one pixel up-left and down-right, padded with zeros, and averages the six probability vectors.
+    "airbench" is airbench94's test-time augmentation: the image and its mirror, and the image shifted
+    one pixel each way with reflected edges together with the mirror of each shifted view; their
+    logits are averaged with weights 1/4 for the image and its mirror and 1/8 for each other view.
+    It uses stock Keras layers only, so ``keras.models.load_model`` needs nothing from this package.
     """
     inputs = keras.Input(shape=(32, 32, 3), name="image")
+    if config.tta == "airbench":
+        return _airbench_inference_model(inputs, net)
     views = [inputs]
     if config.tta in ("flip", "flip_shift"):
         views.append(_flip_layer()(inputs))
@@ -146,6 +245,21 @@ def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
     outputs = (probabilities[0] if len(probabilities) == 1
                else layers.Average(dtype="float32", name="mean_probabilities")(probabilities))
     return keras.Model(inputs, outputs, name=f"fast_net_tta_{config.tta}")
+
+
+def _airbench_inference_model(inputs, net: keras.Model) -> keras.Model:
+    """Six views, logits averaged: 1/2 (image and mirror) + 1/4 each (both shifted, with mirrors)."""
+    mirror = _flip_layer()
+
+    def image_and_mirror(view, name):
+        return layers.Average(dtype="float32", name=f"{name}_logits")([net(view), net(mirror(view))])
+
+    shifted = [image_and_mirror(_reflect_shift_layer(step, f"shift_{name}")(inputs), name)
+               for step, name in ((1, "down_right"), (-1, "up_left"))]
+    logits = layers.Average(dtype="float32", name="mean_logits")(
+        [image_and_mirror(inputs, "centre"), layers.Average(dtype="float32", name="shifted_logits")(shifted)])
+    outputs = layers.Softmax(dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name="fast_net_tta_airbench")
 
 
 def learning_rate_schedule(config: FastConfig, steps_per_epoch: int):
@@ -250,17 +364,17 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         (x_train, y_train), (x_val, y_val), (x_test, y_test) = _splits(config, data)
         net = build_fast_net(config, x_train)
         model = training_model(config, net)
-        steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
-        compile_fast(model, config, steps_per_epoch)
+        one_hot = np.eye(10, dtype=np.float32)
+        batches = TrainingBatches(x_train, one_hot[y_train], config)
+        compile_fast(model, config, batches.steps_per_epoch)
         identity = run_identity(config, model, net, precision, data.fingerprint)
         history: dict = {}
-        one_hot = np.eye(10, dtype=np.float32)
         last_raw_weights = []  # the weights before the moving average replaces them, for the ablation
         keep_raw = keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: epoch == config.epochs - 1 and last_raw_weights.append(net.get_weights()))
         fit_started = time.perf_counter()
-        model.fit(x_train, one_hot[y_train], validation_data=(x_val, one_hot[y_val]),
-                  epochs=config.epochs, batch_size=config.batch_size, shuffle=True,
+        model.fit(batches, steps_per_epoch=batches.steps_per_epoch, validation_data=(x_val, one_hot[y_val]),
+                  epochs=config.epochs, shuffle=False,  # TrainingBatches shuffles every epoch itself
                   callbacks=[_EpochLog(work / results.HISTORY_FILE, history),
                              keras.callbacks.TerminateOnNaN(), keep_raw],
                   verbose=verbose)
@@ -276,11 +390,11 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         final.save(model_tmp)
         # The race's clock stops here: trained, evaluated and saved.
         run_time, run_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        # Free ablations from the same run, outside the timed part: no test-time augmentation, or
-        # a mirror only; and the raw weights of the last epoch instead of their moving average.
+        # Free ablations from the same run, outside the timed part: every test-time augmentation
+        # (none included), and the raw weights of the last epoch instead of their moving average.
         analysis_started = time.perf_counter()
         variants = {}
-        for tta in ("none", "flip", "flip_shift"):
+        for tta in ("none", "flip", "flip_shift", "airbench"):
             view = inference_model(dataclasses.replace(config, tta=tta), net)
             variants[f"tta_{tta}"] = _variant_scores(view, (x_val, y_val), (x_test, y_test))
         if config.ema_momentum is not None and last_raw_weights:
@@ -304,7 +418,8 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         "analysis_time_s": round(analysis_time, 1),
         "variants": variants,
         "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
-        "images_per_s": round(len(x_train) * len(history["epoch"]) / float(np.sum(history["epoch_time_s"])), 1),
+        "images_per_s": round(batches.steps_per_epoch * config.batch_size * len(history["epoch"])
+                              / float(np.sum(history["epoch_time_s"])), 1),
         "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
         "hardware": results.hardware_info(), "versions": results.library_versions(),
         "data": data.source, "code": results.code_identity(),
@@ -345,7 +460,11 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
         net = build_fast_net(config, images)
         model = training_model(config, net)
-        compile_fast(model, config, steps_per_epoch=1)
+        # The learning-rate schedule counts steps: those of CIFAR-10's training part, as train_fast's batches.
+        from .data import CLASS_NAMES, OFFICIAL_PER_CLASS
+
+        training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
+        compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
         identity = run_identity(config, model, net, precision, "")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -390,57 +509,6 @@ def _recompute_batch_norm_statistics(net: keras.Model, images: np.ndarray, batch
         layer.momentum = momentum
 
 
-# The race against chapter 8: which runs it compares, in results/11/race.json (Chapter 11).
-RACE_FILE = "race.json"
-
-
-def time_to_accuracy(history: dict, target: float, clock: str = "epoch_time_s") -> float | None:
-    """Seconds of training (summed ``clock`` per epoch) until validation accuracy first reaches ``target``."""
-    elapsed = 0.0
-    for seconds, accuracy in zip(history[clock], history["val_accuracy"]):
-        elapsed += seconds
-        if accuracy >= target:
-            return elapsed
-    return None
-
-
-def race_summary(results_dir: Path | None = None) -> dict:
-    """Chapter 8's time to its target against this chapter's whole runs, from the runs race.json names (Chapter 11).
-
-    Chapter 8's clock counts its training epochs only (not loading, building or evaluating), this
-    chapter's counts the whole run up to the saved, evaluated model, so the comparison favours
-    chapter 8. Both wall-clock and process CPU seconds are compared: CPU seconds barely change when
-    other programs share the machine, wall seconds do.
-    """
-    root = Path(results_dir or results.default_results_dir())
-    race = results.read_json(root / "11" / RACE_FILE)
-    target = race["target_val_accuracy"]
-    baseline_dir = root / race["baseline_run"]
-    baseline_record = results.load_record(baseline_dir)
-    baseline_history = results.read_json(baseline_dir / results.HISTORY_FILE)
-    runs = [results.load_record(root / path) for path in race["runs"]]
-    summary = {
-        "target": target, "baseline_run": race["baseline_run"], "runs": race["runs"],
-        "baseline_wall_s": time_to_accuracy(baseline_history, target, "epoch_time_s"),
-        "baseline_cpu_s": time_to_accuracy(baseline_history, target, "epoch_cpu_s"),
-        "baseline_test_accuracy": baseline_record["test_accuracy"],
-        "run_wall_s": [record["run_time_s"] for record in runs],
-        "run_cpu_s": [record["run_cpu_time_s"] for record in runs],
-        "test_accuracy": [record["test_accuracy"] for record in runs],
-        "hosts": sorted({_host(record) for record in [baseline_record, *runs]}),
-    }
-    for clock in ("wall", "cpu"):
-        if summary[f"baseline_{clock}_s"]:
-            summary[f"ratio_{clock}"] = max(summary[f"run_{clock}_s"]) / summary[f"baseline_{clock}_s"]
-    return summary
-
-
-def _host(record: dict) -> str:
-    """A host's name for comparing times: CPU model, cores and speed-relevant CPU flags."""
-    hardware = record["hardware"]
-    return f"{hardware['cpu']}, {hardware['cores']} cores, flags {' '.join(hardware.get('cpu_flags', []))}"
-
-
 def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
     """This chapter's records by seed, main run (results/11) and results/11/seedS, current recipe only (Chapter 11)."""
     from .chapters import get_chapter
@@ -462,8 +530,9 @@ def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
 
 def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
     """Test accuracy per seed of the variants every run measures on its own trained network (Chapter 11)."""
-    names = {"tta_flip": "full recipe (mirror TTA)", "tta_none": "no test-time augmentation",
-             "tta_flip_shift": "six views (mirror, zero-padded shifts)", "no_weight_average": "no weight averaging"}
+    names = {"tta_airbench": "full recipe (airbench's six views)", "tta_none": "no test-time augmentation",
+             "tta_flip": "mirror only", "tta_flip_shift": "six views, zero-padded and equally weighted",
+             "no_weight_average": "no weight averaging"}
     table: dict[str, list[float]] = {}
     for record in seed_runs(results_dir).values():
         for key, label in names.items():
@@ -472,43 +541,19 @@ def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
     return table
 
 
-def race_chart(results_dir: Path | None = None):
-    """Validation accuracy against training minutes, chapter 8's race run and this chapter's runs (Chapter 11)."""
-    import matplotlib.pyplot as plt
-
-    root = Path(results_dir or results.default_results_dir())
-    race = results.read_json(root / "11" / RACE_FILE)
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), sharey=True)
-    for ax, clock, label in ((axes[0], "epoch_time_s", "wall-clock minutes"),
-                             (axes[1], "epoch_cpu_s", "CPU minutes of the training process")):
-        for path, name, style in [(race["baseline_run"], "chapter 8", "-"),
-                                  *[(run, f"chapter 11 ({run})", "-") for run in race["runs"]]]:
-            history = results.read_json(root / path / results.HISTORY_FILE)
-            minutes = np.cumsum(history[clock]) / 60
-            ax.plot(minutes, history["val_accuracy"], style, marker=".", label=name)
-        ax.axhline(race["target_val_accuracy"], color="grey", linestyle=":", linewidth=1)
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("validation accuracy")
-    axes[0].set_ylim(0.5, 0.95)
-    # One legend above both panels, so it covers no curve.
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return fig
-
-
 def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
     """The recipe with one training-time technique removed at a time, for the ablation study (Chapter 11)."""
     config = config or FastConfig()
     replace = dataclasses.replace
     return {
         "no whitening (learned first layer)": replace(config, whiten_patch=0),
+        "no identity initialization": replace(config, identity_init=False),
         "no label smoothing": replace(config, label_smoothing=0.0),
         "no weight decay": replace(config, weight_decay=0.0),
         "no Nesterov momentum": replace(config, nesterov=False),
         "no warmup": replace(config, warmup_fraction=0.0),
         "no flip or shift augmentation": replace(config, flip=False, translate_pixels=0),
+        "random instead of alternating flips": replace(config, alternate_flips=False),
         "no weight averaging": replace(config, ema_momentum=None),
         "no bias learning-rate boost": replace(config, bias_learning_rate_boost=1.0),
     }

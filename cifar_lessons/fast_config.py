@@ -10,6 +10,11 @@ import dataclasses
 
 from . import results
 
+# Fields added after the first recorded runs, with the value that reproduces those runs. alternate_flips
+# is not one: the batches it came with (fast.TrainingBatches) also changed the shuffling and dropped each
+# epoch's last incomplete batch, so no value of it reproduces the earlier runs, and it is always hashed.
+ADDED_LATER = {"identity_init": False}
+
 
 @dataclasses.dataclass(frozen=True)
 class FastConfig:
@@ -19,8 +24,11 @@ class FastConfig:
     whiten_patch: int = 2  # 0: no whitening, a learned 2x2 convolution instead (the ablation)
     whiten_epsilon: float = 5e-4
     widths: tuple = (64, 256, 256)
-    batch_norm_momentum: float = 0.4  # Keras convention: running = momentum * running + (1 - momentum) * batch
+    # Keras convention: running = momentum * running + (1 - momentum) * batch. airbench94's
+    # BatchNorm(momentum=0.6) passes PyTorch 1 - 0.6, which weighs the running value 0.6.
+    batch_norm_momentum: float = 0.6
     logit_scale: float = 1 / 9
+    identity_init: bool = True  # each block convolution starts as the identity (airbench's dirac init)
     # Optimization: SGD with Nesterov momentum, warmup then cosine decay, decoupled weight decay.
     epochs: int = 10
     batch_size: int = 1024
@@ -35,8 +43,9 @@ class FastConfig:
     ema_momentum: float | None = 0.98  # None: no moving average of the weights
     # Data augmentation during training, and test-time augmentation in the saved model.
     flip: bool = True
+    alternate_flips: bool = True  # each image mirrored on every other epoch, not at random (airbench)
     translate_pixels: int = 2
-    tta: str = "flip"  # "none", "flip" or "flip_shift" (zero-padded one-pixel shifts)
+    tta: str = "airbench"  # "none", "flip", "flip_shift" (zero-padded shifts) or "airbench" (fast.inference_model)
     # Data and run.
     validation_size: int = 5000
     seed: int = 0
@@ -52,6 +61,7 @@ class FastConfig:
     def from_dict(cls, values: dict) -> FastConfig:
         """Rebuild a config from :meth:`to_dict` output (Chapter 11)."""
         known = {field.name for field in dataclasses.fields(cls)}
+        values = {**ADDED_LATER, **values}  # a record made before a field existed ran without it
         return cls(**{key: tuple(value) if isinstance(value, list) else value
                       for key, value in values.items() if key in known})
 
@@ -62,8 +72,14 @@ class FastConfig:
 
     @property
     def hash(self) -> str:
-        """Identity of this config; a record with another hash is stale (Chapter 11)."""
-        return results.config_hash(self.to_dict())
+        """Identity of this config; a record with another hash is stale (Chapter 11).
+
+        A field added after runs were recorded enters the hash only when it differs from the value
+        that reproduces those runs, so adding an option does not make every earlier record stale.
+        """
+        values = {key: value for key, value in self.to_dict().items()
+                  if not (key in ADDED_LATER and value == ADDED_LATER[key])}
+        return results.config_hash(values)
 
     def quick(self) -> FastConfig:
         """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 11)."""

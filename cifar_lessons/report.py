@@ -701,7 +701,7 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
     Only control runs whose record matches the current code (``book.control_status``) and whose seed the
     chapter also recorded count. Times compare only when both runs ran on one machine.
     """
-    from .book import control_run_dir, control_status, run_dir_for, seed_run_dir
+    from .book import control_run_dir, control_status, run_dir_for, run_dir_for_seed
     from .results import HISTORY_FILE, read_json
 
     chapter = get_chapter(chapter_id)
@@ -712,10 +712,8 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
                else seed_run_status(chapter, seed, results_dir))
         if control["status"] != "ok" or own["status"] != "ok":
             continue
-        own_dir = run_dir_for(chapter, results_dir) if seed == chapter.config.seed else seed_run_dir(
-            chapter, seed, results_dir)
         control_history = read_json(control_run_dir(chapter, seed, results_dir) / HISTORY_FILE)
-        own_history = read_json(own_dir / HISTORY_FILE)
+        own_history = read_json(run_dir_for_seed(chapter, seed, results_dir) / HISTORY_FILE)
         record, control_record = own["record"], control["record"]
         stop, val = record["epochs_run"], control_history["val_accuracy"]
         best = max(range(len(val)), key=val.__getitem__)
@@ -727,8 +725,9 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
             "control_best_epoch": best + 1, "control_val_best": val[best],
             "val_kept": own_history["val_accuracy"][record["best_epoch"] - 1],
             "control_test_accuracy": control_record["test_accuracy"], "test_accuracy": record["test_accuracy"],
-            "control_wall_s": control_record["wall_time_s"], "wall_s": record["wall_time_s"],
-            "control_epoch_s": sum(control_history["epoch_time_s"]) / len(val),
+            # What the rule saved: the control's own epochs after the stop, timed in one run (wall and CPU).
+            "saved_wall_s": sum(control_history["epoch_time_s"][stop:]),
+            "saved_cpu_s": sum(control_history["epoch_cpu_s"][stop:]) if "epoch_cpu_s" in control_history else None,
         })
     return found
 
@@ -742,18 +741,18 @@ def early_stopping_control_text(chapter_id: str = "08", results_dir: Path | None
     lines = []
     for c in controls:
         saved = c["ceiling"] - c["stop_epoch"]
-        minutes = ((c["control_wall_s"] - c["wall_s"]) / 60 if c["same_machine"]
-                   else saved * c["control_epoch_s"] / 60)
-        how = "measured on one machine" if c["same_machine"] else "estimated from the control's epoch time"
+        cpu = f", {c['saved_cpu_s'] / 60:.0f} CPU-min" if c["saved_cpu_s"] is not None else ""
+        how = f"the control's own epochs {c['stop_epoch'] + 1}-{c['ceiling']}: {c['saved_wall_s'] / 60:.0f} min{cpu}"
+        if not c["same_machine"]:
+            how += ", on another machine than the chapter's run"
         lines.append(
             f"Seed {c['seed']}: the control trained all {c['ceiling']} epochs and repeated the chapter's run for "
             f"{c['shared_epochs']} of the {c['stop_epoch']} epochs it ran. After the stop, the control's validation "
             f"accuracy went from {_pct(c['control_val_at_stop'])} to {_pct(c['control_val_last'])} at epoch "
             f"{c['ceiling']} (its best, {_pct(c['control_val_best'])}, at epoch {c['control_best_epoch']}). Its "
             f"last-epoch weights score {_pct(c['control_test_accuracy'])} on the test set against "
-            f"{_pct(c['test_accuracy'])} for the weights the rule kept: the rule saved {saved} epochs (about "
-            f"{minutes:.0f} min, {how}) for {100 * (c['test_accuracy'] - c['control_test_accuracy']):+.1f} test "
-            "points.")
+            f"{_pct(c['test_accuracy'])} for the weights the rule kept: the rule saved {saved} epochs ({how}) "
+            f"for {100 * (c['test_accuracy'] - c['control_test_accuracy']):+.1f} test points.")
     return "\n".join(lines)
 
 
@@ -1027,7 +1026,7 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
 
 def _race_sentence(results_dir: Path | None = None) -> str:
     """The race of chapter 11 against chapter 8 on one machine, as a sentence ('' if it was not run) (Chapter 10)."""
-    from .fast import RACE_FILE, race_summary
+    from .race import RACE_FILE, race_summary
     from .results import default_results_dir
 
     if not (Path(results_dir or default_results_dir()) / "11" / RACE_FILE).is_file():

@@ -3,7 +3,8 @@ and the run records, so the site cannot drift from the results; notebook pages a
 readable and linked.
 
 Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated content goes with
-``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->`` and ``<!-- benchmark-table -->``.
+``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->``, ``<!-- race-chart -->`` and
+``<!-- benchmark-table -->``.
 
 Each chapter page gets a header with the chapter's recorded numbers (the conclusion's: what it compares)
 and links to its notebook (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS
@@ -71,8 +72,6 @@ def results_chart_markdown(results_dir=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from cifar_lessons.plots import chapter_accuracies
     from cifar_lessons.report import comparison_rows
 
@@ -81,13 +80,42 @@ def results_chart_markdown(results_dir=None) -> str:
         return "*No chapter has a recorded run yet.*"
     figure = chapter_accuracies([f"{r['id']} {r['title']}" for r in rows], [r["values"] for r in rows],
                                 [r["milestone"] for r in rows])
+    return _figure_markdown(figure, "Test accuracy by chapter: each seed, mean ± one standard deviation, "
+                                    "and the milestone")
+
+
+def _figure_markdown(figure, alt: str) -> str:
+    """A matplotlib figure as an inline PNG for the ~700 px content column, closed afterwards (site)."""
+    import matplotlib.pyplot as plt
+
     width_px = 700  # CSS pixels: 7 inches at 100 px per inch, so 10-point text shows at about 14 px
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth(), transparent=True)  # sharp on HiDPI
     plt.close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode()
-    alt = "Test accuracy by chapter: each seed, mean ± one standard deviation, and the milestone"
     return f'![{alt}](data:image/png;base64,{encoded}){{ .results-chart width="{width_px}" }}'
+
+
+def race_chart_markdown(results_dir=None) -> str:
+    """Chapter 11's race against chapter 8 (validation accuracy against minutes, one machine) with its caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cifar_lessons import race, results
+
+    if not (Path(results_dir or results.default_results_dir()) / "11" / race.RACE_FILE).is_file():
+        return "*No race recorded yet (results/11/race.json).*"
+    summary = race.race_summary(results_dir)
+    figure = race.race_chart(results_dir)
+    chart = _figure_markdown(figure, "Validation accuracy against wall-clock and CPU minutes: chapter 8's race run "
+                                     "and chapter 11's runs")
+    hosts = summary["hosts"]
+    machines = (f"All ran on one machine: {hosts[0]}." if len(hosts) == 1 else
+                f"They ran on different machines ({'; '.join(hosts)}), so their times do not compare.")
+    return (f"{chart}\n\nChapter 8's race run is `results/{summary['baseline_run']}`; chapter 11's runs are "
+            + ", ".join(f"`results/{run}`" for run in summary["runs"])
+            + f". {machines} The dotted line is the {summary['target']:.0%} validation accuracy "
+            "that chapter 8's clock stops at; chapter 11's clock runs to its evaluated, saved model.")
 
 
 def on_config(config, **kwargs):
@@ -687,6 +715,7 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         "<!-- chapters-table -->": chapters_table_markdown,
         "<!-- results-table -->": accuracy_table_markdown,
         "<!-- results-chart -->": results_chart_markdown,
+        "<!-- race-chart -->": race_chart_markdown,
         "<!-- benchmark-table -->": lambda: benchmark_markdown()
         or "*Not measured yet: run `python scripts/benchmark.py` on an idle machine.*",
     }

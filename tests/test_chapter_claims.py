@@ -221,6 +221,7 @@ def _prose_settings():
     from cifar_lessons.data import CLASS_NAMES, OFFICIAL_PER_CLASS
     from cifar_lessons.identities import SEEDS
     from cifar_lessons.models import build_model
+    from cifar_lessons.race import race_summary
 
     def claim(holds, phrase):  # a sentence about the records: expected in the prose only while the records agree
         return phrase if holds else f"[the records no longer support: {phrase}]"
@@ -243,12 +244,15 @@ def _prose_settings():
     high, low = 1 - smoothing + smoothing / classes, smoothing / classes
     official = OFFICIAL_PER_CLASS[0] * classes
     tta = {"flip": ["averages its predictions on the image and its mirror",
-                    "predicts on each image and on its mirror image"]}.get(c11.tta, [f"[no prose for tta={c11.tta}]"])
+                    "predicts on each image and on its mirror image"],
+           "airbench": [f"averages its logits over {words[views]} views",
+                        f"predicts on {words[views]} views of each image and averages their *logits*"],
+           }.get(c11.tta, [f"[no prose for tta={c11.tta}]"])
     code = "\n".join(cell.source for cell in nbformat.read(get_chapter("11").notebook, as_version=4).cells
                      if cell.cell_type == "code")
     goal = float(re.search(r"^ACCURACY_GOAL = ([0-9.]+)$", code, re.M).group(1))
 
-    root, race, seeds = results.default_results_dir(), fast.race_summary(), fast.seed_runs()
+    root, race, seeds = results.default_results_dir(), race_summary(), fast.seed_runs()
     target, mean_11 = race["target"], float(np.mean([record["test_accuracy"] for record in seeds.values()]))
     ratios = (race["ratio_cpu"], race["ratio_wall"])
 
@@ -270,6 +274,17 @@ def _prose_settings():
         results.read_json(folder / results.HISTORY_FILE), "val_accuracy", target)
         for folder in [root / "08", *sorted((root / "08").glob("seed*"))]}
     partner_epochs = first_epochs.pop(partner["seed"])
+    # The race partner is chapter 8's training when it repeats chapter 8's run of its seed up to that run's stop.
+    from cifar_lessons.book import run_dir_for_seed
+
+    eight_dir = run_dir_for_seed(get_chapter("08"), partner["seed"])
+    eight_record, eight_history = results.load_record(eight_dir), results.read_json(eight_dir / results.HISTORY_FILE)
+    partner_history = results.read_json(root / race["baseline_run"] / results.HISTORY_FILE)
+    repeats = report.shared_epochs(eight_history, partner_history) == len(eight_history["epoch"])
+    # The race cell's estimate: chapter 8's fastest seed at the partner's CPU seconds per epoch.
+    fastest_cpu = (min(partner_epochs, *first_epochs.values())
+                   * np.mean(partner_history["epoch_cpu_s"][:partner_epochs]))
+    fastest_ratio = max(race["run_cpu_s"]) / fastest_cpu
     variants = len(seeds[c11.seed]["variants"]) - 1  # the saved model's own scores are not a variant
     eleven = [
         # The introduction, its table, and the seed study.
@@ -278,7 +293,8 @@ def _prose_settings():
         f"{words[len(c11.widths)]} blocks of {words[per_block]} convolutions ({', '.join(widths)} filters)",
         f"{c11.batch_size:,} images a step", f"learn {c11.bias_learning_rate_boost:g} times faster",
         f"targets of {high:g} / {low:g}", f"{c11.translate_pixels}-pixel shifts", *tta,
-        f"rests on the mean of {words[len(seeds)]} seeds",
+        claim(len(seeds) < len(SEEDS), "With fewer than three, the accuracy half of the goal is not yet judged"),
+        claim(len(seeds) < len(SEEDS), "The current recipe has fewer seeds than the goal asks for"),
         # Sections 1-5 and the training cell.
         f"every {patch}x{patch} patch",
         f"\\mathbb{{R}}^{{{whiten.filters // 2}}}$ ({patch} x {patch} pixels x {channels} channels)",
@@ -293,7 +309,7 @@ def _prose_settings():
         f"take {c11.bias_learning_rate_boost:g} times larger steps",
         f"$K = {classes}$ classes and $\\varepsilon = {smoothing:g}$",
         f"= {high:g}$ for the true class and $\\varepsilon/K = {low:g}$", f"$\\beta = {c11.ema_momentum:g}$",
-        f"shifts of up to {c11.translate_pixels} pixels", f"({words[views]} views)",
+        f"shifts of up to {c11.translate_pixels} pixels",
         f"on {c11.quick().subset:,} images",
         # The race, the ablations, the verdict and what is missing: sentences about the committed records.
         f"(seed {partner['seed']} of its seed study)", f"first reaches {target:.0%}", overlap,
@@ -301,13 +317,16 @@ def _prose_settings():
         f"with the {words[views]} views", claim(not fast.ablation_table(), "They have not been run yet"),
         f"trains on {official - c11.validation_size:,} images, holding {c11.validation_size:,} out for validation",
         f"airbench94 trains on all {official:,}",
-        claim(all(partner_epochs < epochs for epochs in first_epochs.values()),
-              f"seed {partner['seed']}, the race partner, does so in the fewest epochs"),
+        claim(any(epochs < partner_epochs for epochs in first_epochs.values()),
+              f"the race partner, seed {partner['seed']}, is not the fastest of them"),
+        claim(repeats, f"the control repeats chapter 8's seed-{partner['seed']} run epoch for epoch up to that "
+                       "run's stop"),
         claim(all(cpu_per_epoch(path) > cpu_per_epoch(race["baseline_run"]) for path in race["runs"]),
               "each epoch of the wider network costs more CPU time than one of chapter 8's"),
-        claim(min(race["test_accuracy"]) > race["baseline_test_accuracy"],
-              "gives every seed a higher test accuracy than chapter 8's race run"),
-        claim(1 < min(ratios) and max(ratios) < 1.1, "missed the time half of the goal by a few percent"),
+        claim(min(race["test_accuracy"]) > eight_record["test_accuracy"],
+              f"a higher test accuracy than chapter 8's seed-{partner['seed']} run"),
+        claim(max(ratios) <= 1, f"in less time than chapter 8's training needed to reach {target:.0%}"),
+        claim(0.9 < fastest_ratio < 1.1, "Against chapter 8's fastest seed the margin is small"),
         f"reach {target:.0%} validation accuracy",
         claim(mean_11 < goal, "missed the accuracy half of the goal"),
         claim(mean_11 < 0.94, "stays below the 94% that airbench94 reports"),  # airbench94's reported accuracy

@@ -43,11 +43,11 @@ def test_mirror_and_shift_views_are_exact():
 
 
 def test_time_to_accuracy_sums_epochs_until_target():
-    from cifar_lessons import fast
+    from cifar_lessons import race
 
     history = {"epoch_time_s": [10.0, 20.0, 30.0], "val_accuracy": [0.5, 0.86, 0.9]}
-    assert fast.time_to_accuracy(history, 0.85) == 30.0
-    assert fast.time_to_accuracy(history, 0.95) is None
+    assert race.time_to_accuracy(history, 0.85) == 30.0
+    assert race.time_to_accuracy(history, 0.95) is None
 
 
 def _fake_record(path, seed, run_time, cpu_time, accuracy):
@@ -68,7 +68,7 @@ def _fake_record(path, seed, run_time, cpu_time, accuracy):
 
 
 def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
-    from cifar_lessons import fast
+    from cifar_lessons import race
 
     baseline = tmp_path / "08" / "seed2"
     _fake_record(baseline, 2, 999.0, 999.0, 0.86)
@@ -77,13 +77,13 @@ def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
         "val_accuracy": [0.7, 0.84, 0.851]})
     _fake_record(tmp_path / "11", 0, 150.0, 420.0, 0.93)
     _fake_record(tmp_path / "11" / "seed1", 1, 240.0, 480.0, 0.92)
-    (tmp_path / "11" / fast.RACE_FILE).write_text(json.dumps(
+    (tmp_path / "11" / race.RACE_FILE).write_text(json.dumps(
         {"target_val_accuracy": 0.85, "baseline_run": "08/seed2", "runs": ["11", "11/seed1"]}))
-    race = fast.race_summary(tmp_path)
-    assert race["baseline_wall_s"] == 300.0 and race["baseline_cpu_s"] == 600.0
-    assert race["ratio_wall"] == pytest.approx(240.0 / 300.0)  # the slowest run counts
-    assert race["ratio_cpu"] == pytest.approx(480.0 / 600.0)
-    assert len(race["hosts"]) == 1
+    summary = race.race_summary(tmp_path)
+    assert summary["baseline_wall_s"] == 300.0 and summary["baseline_cpu_s"] == 600.0
+    assert summary["ratio_wall"] == pytest.approx(240.0 / 300.0)  # the slowest run counts
+    assert summary["ratio_cpu"] == pytest.approx(480.0 / 600.0)
+    assert len(summary["hosts"]) == 1
 
 
 def test_quick_config_is_small_and_keeps_the_recipe():
@@ -103,5 +103,94 @@ def test_ablation_removes_one_technique_each():
         changed = {key for key, value in config.to_dict().items() if value != base.to_dict()[key]}
         assert changed, name
         assert changed <= {"whiten_patch", "label_smoothing", "weight_decay", "nesterov", "warmup_fraction",
-                           "flip", "translate_pixels", "ema_momentum", "bias_learning_rate_boost"}, name
+                           "flip", "translate_pixels", "ema_momentum", "bias_learning_rate_boost",
+                           "identity_init", "alternate_flips"}, name
         assert len(changed) == 1 or changed == {"flip", "translate_pixels"}, name
+
+
+def test_reflect_shifts_match_numpy_reflect_padding():
+    """airbench's test-time shifts: pad one pixel by reflection, crop at a corner; the stock layers agree."""
+    from cifar_lessons import fast
+
+    images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    down_right = np.asarray(fast._reflect_shift_layer(1, "down_right")(images))
+    up_left = np.asarray(fast._reflect_shift_layer(-1, "up_left")(images))
+    np.testing.assert_array_equal(down_right, padded[:, :32, :32])
+    np.testing.assert_array_equal(up_left, padded[:, 2:, 2:])
+
+
+def test_airbench_tta_weights_its_six_views_as_airbench_does():
+    """Logits averaged: 1/4 image, 1/4 mirror, 1/8 each of the shifted image and shifted mirror, both ways."""
+    import keras
+    from keras import layers
+
+    from cifar_lessons import fast
+
+    inputs = keras.Input((32, 32, 3))
+    logits = layers.Dense(10, name="logits")(layers.Flatten()(layers.AveragePooling2D(4)(inputs)))
+    net = keras.Model(inputs, logits, name="fast_net")  # not mirror-invariant, so every view counts
+    images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    model = fast.inference_model(dataclasses.replace(FastConfig(), tta="airbench"), net)
+
+    def logits_of(view):
+        return np.asarray(net(view))
+
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    shifted = [padded[:, :32, :32], padded[:, 2:, 2:]]
+    expected = (0.25 * logits_of(images) + 0.25 * logits_of(images[:, :, ::-1])
+                + sum(0.125 * logits_of(view) + 0.125 * logits_of(view[:, :, ::-1]) for view in shifted))
+    expected = np.exp(expected - expected.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(model(images)), expected / expected.sum(axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_identity_init_passes_the_input_through():
+    """A block convolution with dirac init copies channel i to output i (the rest keep their random start)."""
+    from cifar_lessons import fast
+
+    kernel = np.random.default_rng(4).normal(size=(3, 3, 4, 6)).astype("float32")
+    identity = fast.identity_kernel(kernel)
+    image = np.random.default_rng(5).normal(size=(5, 5, 4))
+    centre = np.einsum("abi,abio->o", image[1:4, 1:4], identity)  # the output at pixel (2, 2)
+    np.testing.assert_allclose(centre[:4], image[2, 2])
+    np.testing.assert_array_equal(identity[..., 4:], kernel[..., 4:])
+
+
+def test_alternating_flips_show_every_image_both_ways_in_two_epochs():
+    """Epoch by epoch each image switches orientation; batches depend only on the seed and the step."""
+    from cifar_lessons import fast
+
+    count = 40
+    images = np.zeros((count, 32, 32, 3), np.uint8)
+    images[:, :, 0] = np.arange(count)[:, None, None] + 1  # left column marks the image; right column is 0
+    labels = np.arange(count)
+    config = dataclasses.replace(FastConfig(), batch_size=16, seed=7)
+    batches = fast.TrainingBatches(images, labels, config)
+    assert batches.steps_per_epoch == count // 16  # the incomplete last batch is dropped
+
+    def orientation(epoch):  # label -> mirrored?, for the images the epoch visited
+        seen = {}
+        for step in range(epoch * batches.steps_per_epoch, (epoch + 1) * batches.steps_per_epoch):
+            batch, batch_labels = batches[step]
+            seen.update(zip(batch_labels.tolist(), (batch[:, 0, 0, 0] == 0).tolist()))
+        return seen
+
+    first, second = orientation(0), orientation(1)
+    assert 0 < sum(first.values()) < len(first)  # a random part mirrored at first
+    assert all(second[label] != first[label] for label in first.keys() & second.keys())
+    again = fast.TrainingBatches(images, labels, config)
+    np.testing.assert_array_equal(again[5][0], batches[5][0])  # same step, same batch, whenever asked
+    no_alternation = fast.TrainingBatches(images, labels, dataclasses.replace(config, alternate_flips=False))
+    assert all(not (batch[:, 0, 0, 0] == 0).any() for batch, _ in (no_alternation[step] for step in range(4)))
+
+
+def test_configs_recorded_before_a_field_existed_keep_their_hash():
+    """A field added later enters the hash only when it differs from the value old runs had."""
+    from cifar_lessons.fast_config import ADDED_LATER
+
+    old = dataclasses.replace(FastConfig(), **ADDED_LATER)
+    recorded = {key: value for key, value in old.to_dict().items() if key not in ADDED_LATER}
+    assert FastConfig.from_dict(recorded) == old
+    assert old.hash == results.config_hash(recorded)
+    assert FastConfig().hash != old.hash

@@ -375,7 +375,8 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
 
     def history(val):
         return {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val, "accuracy": val, "loss": val,
-                "val_loss": val, "epoch_time_s": [60.0] * len(val), "learning_rate": [1e-3] * len(val)}
+                "val_loss": val, "epoch_time_s": [60.0] * len(val), "epoch_cpu_s": [90.0] * len(val),
+                "learning_rate": [1e-3] * len(val)}
 
     shared = [0.50, 0.60, 0.70, 0.72]
     _write_run_with_history(seed_run_dir(chapter, 1, tmp_path),
@@ -395,7 +396,8 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     assert "repeated the chapter's run for 4 of the 4 epochs" in text
     assert "from 72.0% to 73.0% at epoch 6 (its best, 74.0%, at epoch 5)" in text
     assert "score 79.0% on the test set against 80.0% for the weights the rule kept" in text
-    assert "saved 2 epochs (about 3 min, measured on one machine) for +1.0 test points" in text
+    # The time saved is the control's own epochs after the stop, both clocks, from one run.
+    assert "saved 2 epochs (the control's own epochs 5-6: 2 min, 3 CPU-min) for +1.0 test points" in text
 
     # A control made with another recipe is left out, not compared.
     stale = {**record, "config": {**control.to_dict(), "learning_rate": 0.01}}

@@ -314,8 +314,14 @@ def test_results_page_shows_the_recorded_numbers(site):
                          rf"[^%]*?\b{re.escape(main)}\b", text), \
             f"chapter {chapter.id}: mean {mean}% and main run {main} not on the results page"
         assert minutes in text and record["data"]["name"] in text
-    charts = re.findall(r'<img[^>]+src="(figures/results-\d+[.]png)"', (site / "results.html").read_text())
-    assert len(charts) == 1 and (site / charts[0]).is_file(), "the results page should show one chart"
+    page = (site / "results.html").read_text()
+    charts = re.findall(r'<img[^>]+src="(figures/results-\d+[.]png)"', page)
+    assert len(charts) == 2 and all((site / chart).is_file() for chart in charts), (
+        "the results page should show two charts: accuracy by chapter, and chapter 11's race")
+    from cifar_lessons.race import race_summary
+
+    race = race_summary()
+    assert f"results/{race['baseline_run']}" in text and all(f"results/{run}" in text for run in race["runs"])
 
 
 def test_home_page_lists_chapters_with_accuracy(site):
