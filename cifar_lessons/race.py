@@ -92,5 +92,6 @@ def race_chart(results_dir: Path | None = None):
     # One legend above both panels, so it covers no curve.
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.84))
+    rows = -(-len(labels) // 2)  # legend rows, two entries each
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 * rows - 0.02))
     return fig
