@@ -15,6 +15,11 @@ from . import results
 RACE_FILE = "race.json"  # which runs the race compares, in results/11 (Chapter 11)
 
 
+def race_path(results_dir: Path | None = None) -> Path:
+    """Where the race's file lives: ``results/11/race.json`` (Chapter 11)."""
+    return Path(results_dir or results.default_results_dir()) / "11" / RACE_FILE
+
+
 def time_to_accuracy(history: dict, target: float, clock: str = "epoch_time_s") -> float | None:
     """Seconds of training (summed ``clock`` per epoch) until validation accuracy first reaches ``target``."""
     elapsed = 0.0
@@ -34,7 +39,7 @@ def race_summary(results_dir: Path | None = None) -> dict:
     other programs share the machine, wall seconds do.
     """
     root = Path(results_dir or results.default_results_dir())
-    race = results.read_json(root / "11" / RACE_FILE)
+    race = results.read_json(race_path(results_dir))
     target = race["target_val_accuracy"]
     baseline_dir = root / race["baseline_run"]
     baseline_record = results.load_record(baseline_dir)
@@ -42,6 +47,7 @@ def race_summary(results_dir: Path | None = None) -> dict:
     runs = [results.load_record(root / path) for path in race["runs"]]
     summary = {
         "target": target, "baseline_run": race["baseline_run"], "runs": race["runs"],
+        "baseline_label": race.get("baseline_label", "chapter 8"),
         "baseline_wall_s": time_to_accuracy(baseline_history, target, "epoch_time_s"),
         "baseline_cpu_s": time_to_accuracy(baseline_history, target, "epoch_cpu_s"),
         "baseline_test_accuracy": baseline_record["test_accuracy"],
@@ -71,18 +77,16 @@ def race_chart(results_dir: Path | None = None):
     import matplotlib.pyplot as plt
 
     root = Path(results_dir or results.default_results_dir())
-    race = results.read_json(root / "11" / RACE_FILE)
-    baseline_label = race.get("baseline_label", "chapter 8")
     summary = race_summary(results_dir)
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), sharey=True)
     for ax, clock, label, key in ((axes[0], "epoch_time_s", "wall-clock minutes", "wall"),
                                   (axes[1], "epoch_cpu_s", "CPU minutes of the training process", "cpu")):
-        for path, name in [(race["baseline_run"], baseline_label),
-                           *[(run, f"chapter 11 ({run})") for run in race["runs"]]]:
+        for path, name in [(summary["baseline_run"], summary["baseline_label"]),
+                           *[(run, f"chapter 11 ({run})") for run in summary["runs"]]]:
             history = results.read_json(root / path / results.HISTORY_FILE)
             minutes = np.cumsum(history[clock]) / 60
             ax.plot(minutes, history["val_accuracy"], marker=".", label=name)
-        ax.axhline(race["target_val_accuracy"], color="grey", linestyle=":", linewidth=1)
+        ax.axhline(summary["target"], color="grey", linestyle=":", linewidth=1)
         reached = summary[f"baseline_{key}_s"] or 0.0
         ax.set_xlim(0, 1.15 * max(reached, *summary[f"run_{key}_s"]) / 60)
         ax.set_xlabel(label)

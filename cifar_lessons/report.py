@@ -1026,10 +1026,9 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
 
 def _race_sentence(results_dir: Path | None = None) -> str:
     """The race of chapter 11 against chapter 8 on one machine, as a sentence ('' if it was not run) (Chapter 10)."""
-    from .race import RACE_FILE, race_summary
-    from .results import default_results_dir
+    from .race import race_path, race_summary
 
-    if not (Path(results_dir or default_results_dir()) / "11" / RACE_FILE).is_file():
+    if not race_path(results_dir).is_file():
         return ""
     race = race_summary(results_dir)
     if "ratio_cpu" not in race:

@@ -101,9 +101,9 @@ def race_chart_markdown(results_dir=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    from cifar_lessons import race, results
+    from cifar_lessons import race
 
-    if not (Path(results_dir or results.default_results_dir()) / "11" / race.RACE_FILE).is_file():
+    if not race.race_path(results_dir).is_file():
         return "*No race recorded yet (results/11/race.json).*"
     summary = race.race_summary(results_dir)
     figure = race.race_chart(results_dir)
