@@ -351,8 +351,12 @@ def _splits(config: FastConfig, data: Dataset):
 
 
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
-               verbose: int = 2) -> dict:
-    """Train the going-further recipe, evaluate the saved (TTA) model on the test set, write a record (Chapter 11)."""
+               verbose: int = 2, free_variants: bool | None = None) -> dict:
+    """Train the going-further recipe, evaluate the saved (TTA) model on the test set, write a record (Chapter 11).
+
+    ``free_variants`` (default: every run but a quick one) also scores the other test-time augmentations and
+    the raw last-epoch weights on the same trained network, after the run's clock has stopped.
+    """
     from .training import resolve_precision
 
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -401,16 +405,11 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         analysis_started = time.perf_counter()
         # The saved model's own variant is scored above already.
         variants = {f"tta_{config.tta}": {"val_accuracy": val_accuracy, "test_accuracy": test_accuracy}}
-        for tta in ("none", "flip", "flip_shift", "airbench"):
-            if tta != config.tta:
-                view = inference_model(dataclasses.replace(config, tta=tta), net)
-                variants[f"tta_{tta}"] = _variant_scores(view, (x_val, y_val), (x_test, y_test))
-        if config.ema_momentum is not None and last_raw_weights:
-            averaged = net.get_weights()
-            net.set_weights(last_raw_weights[0])
-            variants["no_weight_average"] = _variant_scores(inference_model(config, net), (x_val, y_val),
-                                                            (x_test, y_test))
-            net.set_weights(averaged)
+        if free_variants is None:
+            free_variants = config.subset is None  # a quick run skips them: they cost more than its training
+        if free_variants:
+            variants.update(score_free_variants(config, net, last_raw_weights[0] if last_raw_weights else None,
+                                                (x_val, y_val), (x_test, y_test)))
         analysis_time = time.perf_counter() - analysis_started
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -500,6 +499,36 @@ def _variant_scores(model: keras.Model, validation: tuple, test: tuple) -> dict:
     return {"val_accuracy": _score(model, *validation)[1], "test_accuracy": _score(model, *test)[1]}
 
 
+# The test-time augmentations inference_model builds, and what each free variant of a run is called in prose.
+TTA_MODES = ("none", "flip", "flip_shift", "airbench")
+VARIANT_LABELS = {"tta_airbench": "full recipe (airbench's six views)", "tta_none": "no test-time augmentation",
+                  "tta_flip": "mirror only", "tta_flip_shift": "six views, zero-padded and equally weighted",
+                  "no_weight_average": "no weight averaging"}
+
+
+def score_free_variants(config: FastConfig, net: keras.Model, raw_weights: list | None,
+                        validation: tuple, test: tuple) -> dict:
+    """What a trained network scores with each other test-time augmentation, and with its raw weights (Chapter 11).
+
+    None of these changes training, so one run measures them all: every mode of ``TTA_MODES`` but the
+    config's own, and (when ``raw_weights``, the last epoch's weights before the moving average replaced
+    them, are given) the network with those weights.
+    """
+    variants = {}
+    for tta in TTA_MODES:
+        if tta != config.tta:
+            view = inference_model(dataclasses.replace(config, tta=tta), net)
+            variants[f"tta_{tta}"] = _variant_scores(view, validation, test)
+    if config.ema_momentum is not None and raw_weights is not None:
+        averaged = net.get_weights()
+        net.set_weights(raw_weights)
+        try:
+            variants["no_weight_average"] = _variant_scores(inference_model(config, net), validation, test)
+        finally:
+            net.set_weights(averaged)
+    return variants
+
+
 def _recompute_batch_norm_statistics(net: keras.Model, images: np.ndarray, batch_size: int) -> None:
     """Reset every BatchNormalization layer's running mean and variance from the training images."""
     norms = [layer for layer in net.layers if isinstance(layer, layers.BatchNormalization)]
@@ -538,22 +567,30 @@ def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
 
 def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
     """Test accuracy per seed of the variants every run measures on its own trained network (Chapter 11)."""
-    names = {"tta_airbench": "full recipe (airbench's six views)", "tta_none": "no test-time augmentation",
-             "tta_flip": "mirror only", "tta_flip_shift": "six views, zero-padded and equally weighted",
-             "no_weight_average": "no weight averaging"}
     table: dict[str, list[float]] = {}
     for record in seed_runs(results_dir).values():
-        for key, label in names.items():
+        for key, label in VARIANT_LABELS.items():
             if key in record.get("variants", {}):
                 table.setdefault(label, []).append(record["variants"][key]["test_accuracy"])
     return table
 
 
+# The ablation's budget: 4 of the recipe's 10 epochs, so that one run takes minutes instead of most of an hour
+# on a laptop CPU, and all of them fit in an afternoon. A shorter schedule is a screen, not the recipe.
+ABLATION_EPOCHS = 4
+FULL_RECIPE = "full recipe"
+
+
 def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
-    """The recipe with one training-time technique removed at a time, for the ablation study (Chapter 11)."""
-    config = config or FastConfig()
+    """The recipe at the ablation's budget, whole and with one training-time technique removed at a time (Chapter 11).
+
+    Weight averaging and test-time augmentation get no run of their own: they change nothing in training,
+    so the full recipe's run measures them on its own network (its free variants, ``ablation_table``).
+    """
+    config = config or dataclasses.replace(FastConfig(), epochs=ABLATION_EPOCHS)
     replace = dataclasses.replace
     return {
+        FULL_RECIPE: config,
         "no whitening (learned first layer)": replace(config, whiten_patch=0),
         "no identity initialization": replace(config, identity_init=False),
         "no label smoothing": replace(config, label_smoothing=0.0),
@@ -562,7 +599,6 @@ def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
         "no warmup": replace(config, warmup_fraction=0.0),
         "no flip or shift augmentation": replace(config, flip=False, translate_pixels=0),
         "random instead of alternating flips": replace(config, alternate_flips=False),
-        "no weight averaging": replace(config, ema_momentum=None),
         "no bias learning-rate boost": replace(config, bias_learning_rate_boost=1.0),
     }
 
@@ -576,15 +612,44 @@ def ablation_dir(name: str, seed: int, results_dir: Path | None = None) -> Path:
     return Path(results_dir or results.default_results_dir()) / "11" / "ablation" / _slug(name) / f"seed{seed}"
 
 
-def ablation_table(results_dir: Path | None = None) -> dict[str, list[float]]:
-    """Test accuracy per seed of each recorded ablation run of the current recipe (Chapter 11)."""
-    table: dict[str, list[float]] = {}
+def ablation_table(results_dir: Path | None = None) -> dict[str, list[dict]]:
+    """Each recorded ablation run of the current recipe: its seed, validation and test accuracy (Chapter 11).
+
+    The full recipe's runs also give the rows that need no run of their own: their free variants (weight
+    averaging, other test-time augmentations), each labelled as in ``VARIANT_LABELS``.
+    """
+    table: dict[str, list[dict]] = {}
     for name, base in ablation_configs().items():
         for seed in range(10):
             run_dir = ablation_dir(name, seed, results_dir)
             if not (run_dir / results.RECORD_FILE).is_file():
                 continue
             record = results.load_record(run_dir)
-            if record["config_hash"] == dataclasses.replace(base, seed=seed).hash and not record["quick"]:
-                table.setdefault(name, []).append(record["test_accuracy"])
+            if record["config_hash"] != dataclasses.replace(base, seed=seed).hash or record["quick"]:
+                continue
+            scores = [(name, {"val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]})]
+            if name == FULL_RECIPE:
+                scores += [(VARIANT_LABELS[key], values) for key, values in record.get("variants", {}).items()
+                           if key != f"tta_{base.tta}"]
+            for label, values in scores:
+                table.setdefault(label, []).append({"seed": seed, "val_accuracy": values["val_accuracy"],
+                                                    "test_accuracy": values["test_accuracy"]})
     return table
+
+
+def ablation_changes(table: dict[str, list[dict]]) -> list[dict]:
+    """Per technique: the mean change in validation and test accuracy against the full recipe (Chapter 11).
+
+    Each ablation run is set against the full recipe's run of the same seed (``table`` as from
+    ``ablation_table``); the rows come sorted by the validation change, the largest loss first.
+    """
+    full = {row["seed"]: row for row in table.get(FULL_RECIPE, [])}
+    changes = []
+    for name, rows in table.items():
+        paired = [row for row in rows if row["seed"] in full]
+        if name == FULL_RECIPE or not paired:
+            continue
+        changes.append({"technique": name, "seeds": [row["seed"] for row in paired],
+                        **{key: float(np.mean([row[key] - full[row["seed"]][key] for row in paired]))
+                           for key in ("val_accuracy", "test_accuracy")}})
+    return sorted(changes, key=lambda change: change["val_accuracy"])

@@ -439,3 +439,32 @@ def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     axes[0].set_yticks(positions, labels)
     axes[0].invert_yaxis()
     return fig
+
+
+def ablation_chart(labels, val_changes, test_changes, noise=None):
+    """Per removed technique: the change in validation and test accuracy against the full recipe (Chapter 11).
+
+    ``val_changes`` and ``test_changes`` are fractions (negative: the recipe lost accuracy without the
+    technique, so the technique helped). ``noise`` (a fraction, optional) shades ± that much around zero:
+    differences inside the band are within seed-to-seed noise.
+    """
+    positions = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 0.34 * len(labels) + 1.3), sharey=True,
+                             layout="constrained")
+    for ax, values, xlabel in ((axes[0], val_changes, "validation accuracy\nchange (points)"),
+                               (axes[1], test_changes, "test accuracy\nchange (points)")):
+        points = [100 * value for value in values]
+        if noise:
+            ax.axvspan(-100 * noise, 100 * noise, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
+        ax.barh(positions, points, color=[MILESTONE_COLOR if p < 0 else SEED_COLOR for p in points])
+        for y, value in zip(positions, points):
+            ax.annotate(f"{value:+.1f}", (value, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
+                        ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
+        ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.3)
+        ax.tick_params(axis="y", length=0)
+    axes[0].set_yticks(positions, labels)
+    axes[0].invert_yaxis()
+    return fig

@@ -314,7 +314,11 @@ def _prose_settings():
         # The race, the ablations, the verdict and what is missing: sentences about the committed records.
         f"(seed {partner['seed']} of its seed study)", f"first reaches {target:.0%}", overlap,
         f"{words[variants].capitalize()} variants come free with every run",
-        f"with the {words[views]} views", claim(not fast.ablation_table(), "They have not been run yet"),
+        f"with the {words[views]} views",
+        f"The {words[len(fast.ablation_configs())]} training runs (the full recipe and "
+        f"{words[len(fast.ablation_configs()) - 1]} removals) at this chapter's budget and over {words[len(SEEDS)]} "
+        "seeds", f"for {fast.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
+        f"what a technique buys in {fast.ABLATION_EPOCHS} epochs need not be what it buys in {c11.epochs}",
         f"trains on {official - c11.validation_size:,} images, holding {c11.validation_size:,} out for validation",
         f"airbench94 trains on all {official:,}",
         claim(any(epochs < partner_epochs for epochs in first_epochs.values()),

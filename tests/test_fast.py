@@ -99,12 +99,16 @@ def test_ablation_removes_one_technique_each():
     from cifar_lessons import fast
 
     base = FastConfig()
-    for name, config in fast.ablation_configs(base).items():
+    ablations = fast.ablation_configs(base)
+    assert ablations.pop(fast.FULL_RECIPE) == base
+    assert fast.ablation_configs()[fast.FULL_RECIPE].epochs == fast.ABLATION_EPOCHS < base.epochs
+    for name, config in ablations.items():
         changed = {key for key, value in config.to_dict().items() if value != base.to_dict()[key]}
         assert changed, name
+        # Weight averaging and test-time augmentation change nothing in training: free variants, no runs.
         assert changed <= {"whiten_patch", "label_smoothing", "weight_decay", "nesterov", "warmup_fraction",
-                           "flip", "translate_pixels", "ema_momentum", "bias_learning_rate_boost",
-                           "identity_init", "alternate_flips"}, name
+                           "flip", "translate_pixels", "bias_learning_rate_boost", "identity_init",
+                           "alternate_flips"}, name
         assert len(changed) == 1 or changed == {"flip", "translate_pixels"}, name
 
 
@@ -194,3 +198,71 @@ def test_configs_recorded_before_a_field_existed_keep_their_hash():
     assert FastConfig.from_dict(recorded) == old
     assert old.hash == results.config_hash(recorded)
     assert FastConfig().hash != old.hash
+
+
+def _ablation_record(path, config, val_accuracy, test_accuracy, variants=None, quick=False):
+    """A sealed record of an ablation run of ``config`` (no model file)."""
+    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": config.to_dict(),
+              "config_hash": config.hash, "seed": config.seed, "epochs_run": config.epochs, "best_epoch": 1,
+              "wall_time_s": 1.0, "images_per_s": 1.0,
+              "hardware": {"cpu": "CPU X", "cores": 2, "cpu_flags": []}, "versions": {},
+              "data": {"fingerprint": "f"}, "code": {}, "val_accuracy": val_accuracy, "val_loss": 0.5,
+              "test_accuracy": test_accuracy, "test_loss": 0.5, "created": "2026-01-01T00:00:00+00:00",
+              "quick": quick, "precision": "float32", "files": {}, "variants": variants or {},
+              "identity": {"config": config.hash, "architecture": "a", "augmentation": [], "optimizer": {},
+                           "loss": "l", "callbacks": {}, "precision": "float32", "data": "f"}}
+    path.mkdir(parents=True, exist_ok=True)
+    results.write_json_atomic(path / results.RECORD_FILE, results.seal_record(record))
+
+
+def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path):
+    from cifar_lessons import fast
+
+    configs = fast.ablation_configs()
+    full, warmup = configs[fast.FULL_RECIPE], configs["no warmup"]
+    own = f"tta_{full.tta}"
+    variants = {own: {"val_accuracy": 0.80, "test_accuracy": 0.79},
+                "tta_none": {"val_accuracy": 0.78, "test_accuracy": 0.76},
+                "no_weight_average": {"val_accuracy": 0.81, "test_accuracy": 0.77}}
+    _ablation_record(fast.ablation_dir(fast.FULL_RECIPE, 0, tmp_path), full, 0.80, 0.79, variants)
+    _ablation_record(fast.ablation_dir("no warmup", 0, tmp_path), warmup, 0.75, 0.78)
+    # Ignored: a run of another recipe (stale), a quick run, and a seed the full recipe has no run of.
+    _ablation_record(fast.ablation_dir("no label smoothing", 0, tmp_path),
+                     dataclasses.replace(configs["no label smoothing"], epochs=99), 0.1, 0.1)
+    _ablation_record(fast.ablation_dir("no weight decay", 0, tmp_path), configs["no weight decay"], 0.1, 0.1,
+                     quick=True)
+    _ablation_record(fast.ablation_dir("no warmup", 1, tmp_path), dataclasses.replace(warmup, seed=1), 0.1, 0.1)
+    table = fast.ablation_table(tmp_path)
+    assert set(table) == {fast.FULL_RECIPE, "no warmup", fast.VARIANT_LABELS["tta_none"],
+                          fast.VARIANT_LABELS["no_weight_average"]}
+    assert table[fast.FULL_RECIPE] == [{"seed": 0, "val_accuracy": 0.80, "test_accuracy": 0.79}]
+    changes = {row["technique"]: row for row in fast.ablation_changes(table)}
+    assert set(changes) == {"no warmup", fast.VARIANT_LABELS["tta_none"], fast.VARIANT_LABELS["no_weight_average"]}
+    assert changes["no warmup"]["seeds"] == [0]
+    assert changes["no warmup"]["val_accuracy"] == pytest.approx(-0.05)
+    assert changes["no warmup"]["test_accuracy"] == pytest.approx(-0.01)
+    assert [row["technique"] for row in fast.ablation_changes(table)][0] == "no warmup"  # largest loss first
+
+
+def test_free_variants_score_every_other_view_and_restore_the_weights():
+    import keras
+
+    from cifar_lessons import fast
+
+    config = FastConfig(widths=(8, 8, 8))
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (24, 32, 32, 3)).astype(np.uint8)
+    labels = np.arange(24) % 10
+    keras.utils.set_random_seed(0)
+    net = fast.build_fast_net(config, images)
+    trained = net.get_weights()
+    raw = [weight + rng.normal(0, 0.1, weight.shape).astype(weight.dtype) for weight in trained]
+    validation, test = (images[:12], labels[:12]), (images[12:], labels[12:])
+    variants = fast.score_free_variants(config, net, raw, validation, test)
+    assert set(variants) == {f"tta_{tta}" for tta in fast.TTA_MODES if tta != config.tta} | {"no_weight_average"}
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), trained))  # the averaged weights are back
+    # With the raw weights equal to the averaged ones, "no weight averaging" is the saved model itself.
+    same = fast.score_free_variants(config, net, trained, validation, test)["no_weight_average"]
+    assert same == fast._variant_scores(fast.inference_model(config, net), validation, test)
+    no_average = dataclasses.replace(config, ema_momentum=None)
+    assert "no_weight_average" not in fast.score_free_variants(no_average, net, raw, validation, test)
