@@ -654,3 +654,27 @@ def test_shared_offline_copy(shared_copy):
     assert np.bincount(data.y_test).tolist() == [1000] * 10
     assert data.source["name"] == "CIFAR-10 (JPEG re-encoding)"
     assert data.source["source_sha256"] == (shared_copy.parent / "SHA256SUMS").read_text().split()[0]
+
+
+def test_jpeg_reencoding_keeps_labels_and_names_its_images():
+    """The JPEG ladder's copies: same labels and shapes, images that changed, a source that says how."""
+    from cifar_lessons import recompress
+    from cifar_lessons.data import Dataset, fingerprint_arrays
+
+    x_train, y_train, x_test, y_test = synthetic_arrays()
+    # Smooth images (JPEG's use case), so that quality matters the way it does for photographs.
+    ramp = np.linspace(0, 255, 32, dtype=np.float64)
+    x_train = np.clip(x_train * 0.1 + ramp[None, :, None, None] * 0.9, 0, 255).astype(np.uint8)
+    source = {"name": "synthetic", "fingerprint": fingerprint_arrays(x_train, y_train, x_test, y_test)}
+    dataset = Dataset(x_train, y_train, x_test, y_test, CLASS_NAMES, source)
+    fine, coarse = recompress.reencoded(dataset, 90), recompress.reencoded(dataset, 20)
+    for copy in (fine, coarse):
+        assert copy.x_train.shape == x_train.shape and copy.x_train.dtype == np.uint8
+        assert copy.y_train is y_train and copy.y_test is y_test
+        assert copy.source["reencoded_from"] == dataset.fingerprint != copy.fingerprint
+        assert copy.fingerprint == fingerprint_arrays(copy.x_train, y_train, copy.x_test, y_test)
+    assert fine.source["jpeg_quality"] == 90 and "quality 90" in fine.source["name"]
+    assert fine.source["psnr_vs_source_db"] > coarse.source["psnr_vs_source_db"]
+    assert recompress.psnr(x_train, x_train) == float("inf")
+    with pytest.raises(ValueError, match="between 1 and 95"):
+        recompress.jpeg_roundtrip(x_train, 100)

@@ -1,0 +1,52 @@
+"""Re-encode a dataset as JPEG at a lower quality, to measure what JPEG loss costs (Chapter 11).
+
+The offline copy is already JPEG (quality about 75, chroma subsampled 4:2:0), and the official images are
+not available to compare with. What can be measured is the slope: train the same recipe on copies
+re-encoded at lower qualities and see how test accuracy falls as the images lose more detail
+(``scripts/jpeg_ladder.py``). Uses Pillow only; no Keras.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .data import Dataset, fingerprint_arrays
+
+
+def jpeg_roundtrip(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
+    """Each uint8 RGB image saved as JPEG at ``quality`` (1-95) and decoded again (Chapter 11)."""
+    from PIL import Image
+
+    if not 1 <= quality <= 95:
+        raise ValueError(f"JPEG quality must be between 1 and 95, not {quality}")
+    decoded = np.empty_like(images)
+    for index, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
+        with Image.open(buffer) as reloaded:
+            decoded[index] = np.asarray(reloaded.convert("RGB"))
+    return decoded
+
+
+def psnr(reference: np.ndarray, images: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of ``images`` against ``reference``, in dB (8-bit peak 255)."""
+    error = np.mean((reference.astype(np.float64) - images.astype(np.float64)) ** 2)
+    return float("inf") if error == 0 else float(10 * np.log10(255.0 ** 2 / error))
+
+
+def reencoded(dataset: Dataset, quality: int, subsampling: str = "4:2:0") -> Dataset:
+    """The dataset with every train and test image re-encoded as JPEG at ``quality`` (Chapter 11).
+
+    Labels and order are unchanged; the source names the quality, the data it came from, and its own
+    fingerprint, so a record trained on it says exactly which images it saw.
+    """
+    x_train = jpeg_roundtrip(dataset.x_train, quality, subsampling)
+    x_test = jpeg_roundtrip(dataset.x_test, quality, subsampling)
+    source = {**dataset.source, "name": f"{dataset.source['name']}, re-encoded as JPEG at quality {quality}",
+              "fingerprint": fingerprint_arrays(x_train, dataset.y_train, x_test, dataset.y_test),
+              "reencoded_from": dataset.fingerprint, "jpeg_quality": quality, "jpeg_subsampling": subsampling,
+              "psnr_vs_source_db": round(psnr(np.concatenate([dataset.x_train, dataset.x_test]),
+                                    np.concatenate([x_train, x_test])), 2)}
+    return Dataset(x_train, dataset.y_train, x_test, dataset.y_test, dataset.class_names, source)

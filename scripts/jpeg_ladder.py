@@ -1,0 +1,40 @@
+"""Chapter 11's JPEG ladder: the ablation's full recipe trained on the offline copy re-encoded at lower qualities.
+
+    python scripts/jpeg_ladder.py --qualities 50 30 --seeds 0     # runs what is missing, one log line per epoch
+
+The offline copy is JPEG already (quality about 75), and the official images are not here to compare with,
+so the cost of JPEG loss cannot be measured directly. This measures its slope instead: each run trains the
+ablation's full recipe (``fast.ablation_configs()[fast.FULL_RECIPE]``, same budget, same seed) on every
+train and test image saved again as JPEG at a lower quality. Its reference point is the ablation's own
+full-recipe run on the copy as it is. Records go to results/11/jpeg/qQ/seedS/ (model files not kept); their
+data source names the quality and the PSNR against the copy.
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from cifar_lessons import fast, recompress, results
+from cifar_lessons.data import load_cifar10
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--qualities", type=int, nargs="+", default=[50, 30])
+parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+args = parser.parse_args()
+data = load_cifar10()
+base = fast.ablation_configs()[fast.FULL_RECIPE]
+for quality in args.qualities:
+    copy = None
+    for seed in args.seeds:
+        config = dataclasses.replace(base, seed=seed)
+        run_dir = Path(results.default_results_dir()) / "11" / "jpeg" / f"q{quality}" / f"seed{seed}"
+        if (run_dir / results.RECORD_FILE).is_file() and results.load_record(run_dir)["config_hash"] == config.hash:
+            print(f"quality {quality}, seed {seed}: recorded, skipped", flush=True)
+            continue
+        copy = copy or recompress.reencoded(data, quality)
+        print(f"quality {quality}, seed {seed}: PSNR {copy.source['psnr_vs_source_db']} dB against the copy; "
+              f"training for {config.epochs} epochs", flush=True)
+        record = fast.train_fast(config, copy, run_dir, free_variants=False)
+        (run_dir / results.MODEL_FILE).unlink(missing_ok=True)
+        print(f"quality {quality}, seed {seed}: validation accuracy {record['val_accuracy']:.2%}, "
+              f"test accuracy {record['test_accuracy']:.2%}", flush=True)
