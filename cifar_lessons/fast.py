@@ -52,16 +52,16 @@ def torch_style_initializer() -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
 
 
-def conv_group(x, filters: int, momentum: float, name: str):
+def conv_group(x, filters: int, momentum: float, epsilon: float, name: str):
     """Convolution, max pooling, batch norm, GELU, then convolution, batch norm, GELU (Chapter 11)."""
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
                       name=f"{name}_conv1")(x)
     x = layers.MaxPooling2D(name=f"{name}_pool")(x)
-    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-5, scale=False, name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn1")(x)
     x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
                       name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(momentum=momentum, epsilon=1e-5, scale=False, name=f"{name}_bn2")(x)
+    x = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn2")(x)
     return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
@@ -73,9 +73,10 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     x = normalizer(inputs)
     if config.whiten_patch:
-        # The whitening filters come from 2,500 standardized training images (training statistics only).
-        sample = x_train[np.random.default_rng(config.seed).choice(len(x_train), min(2500, len(x_train)),
-                                                                     replace=False)].astype(np.float32)
+        # The whitening filters come from standardized training images (training statistics only).
+        rng = np.random.default_rng(config.seed)
+        sample = x_train[rng.choice(len(x_train), min(config.whiten_sample, len(x_train)), replace=False)]
+        sample = sample.astype(np.float32)
         pixels = x_train.reshape(-1, 3).astype(np.float64)
         standardized = (sample - pixels.mean(axis=0)) / np.sqrt(pixels.var(axis=0))
         kernel = whitening_kernel(standardized, config.whiten_patch, config.whiten_epsilon)
@@ -87,7 +88,7 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
         x = layers.Conv2D(24, 2, padding="valid", kernel_initializer=torch_style_initializer(), name="whiten")(x)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for index, filters in enumerate(config.widths, start=1):
-        x = conv_group(x, filters, config.batch_norm_momentum, name=f"block{index}")
+        x = conv_group(x, filters, config.batch_norm_momentum, config.batch_norm_epsilon, name=f"block{index}")
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     x = layers.Dense(10, use_bias=False, kernel_initializer=torch_style_initializer(), name="logits_unscaled")(x)
     outputs = layers.Rescaling(config.logit_scale, dtype="float32", name="logits")(x)
@@ -273,7 +274,8 @@ def learning_rate_schedule(config: FastConfig, steps_per_epoch: int):
     total = steps_per_epoch * config.epochs
     warmup = max(1, int(total * config.warmup_fraction))
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.peak_learning_rate * 0.1, decay_steps=max(1, total - warmup),
+        initial_learning_rate=config.peak_learning_rate * config.warmup_start_fraction,
+        decay_steps=max(1, total - warmup),
         alpha=config.final_learning_rate_fraction,
         warmup_target=config.peak_learning_rate, warmup_steps=warmup)
 
@@ -417,7 +419,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         raise RuntimeError("training diverged (the loss is not finite); lower peak_learning_rate")
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     record = {
-        "format": results.RECORD_FORMAT, "chapter": chapter, "recipe": "fast", "config": config.to_dict(),
+        "format": results.RECORD_FORMAT, "chapter": chapter, "recipe": "fast", "config": config.record_dict(),
         "config_hash": config.hash, "seed": config.seed, "epochs_run": len(history["epoch"]),
         "best_epoch": int(np.argmax(history["val_accuracy"])) + 1,
         "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "fit_time_s": round(fit_time, 1),

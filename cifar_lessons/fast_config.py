@@ -13,7 +13,7 @@ from . import results
 # Fields added after the first recorded runs, with the value that reproduces those runs. alternate_flips
 # is not one: the batches it came with (fast.TrainingBatches) also changed the shuffling and dropped each
 # epoch's last incomplete batch, so no value of it reproduces the earlier runs, and it is always hashed.
-ADDED_LATER = {"identity_init": False}
+ADDED_LATER = {"identity_init": False, "whiten_sample": 2500, "batch_norm_epsilon": 1e-5, "warmup_start_fraction": 0.1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +23,12 @@ class FastConfig:
     # Network: a whitening stem, then three blocks of two 3x3 convolutions each.
     whiten_patch: int = 2  # 0: no whitening, a learned 2x2 convolution instead (the ablation)
     whiten_epsilon: float = 5e-4
+    whiten_sample: int = 2500  # training images the whitening filters are computed from
     widths: tuple = (64, 256, 256)
     # Keras convention: running = momentum * running + (1 - momentum) * batch. airbench94's
     # BatchNorm(momentum=0.6) passes PyTorch 1 - 0.6, which weighs the running value 0.6.
     batch_norm_momentum: float = 0.6
+    batch_norm_epsilon: float = 1e-5  # Keras' default is 1e-3, PyTorch's 1e-5; airbench94 uses 1e-12
     logit_scale: float = 1 / 9
     identity_init: bool = True  # each block convolution starts as the identity (airbench's dirac init)
     # Optimization: SGD with Nesterov momentum, warmup then cosine decay, decoupled weight decay.
@@ -34,6 +36,7 @@ class FastConfig:
     batch_size: int = 1024
     peak_learning_rate: float = 1.5
     warmup_fraction: float = 0.2
+    warmup_start_fraction: float = 0.1  # the warmup starts at this fraction of the peak learning rate
     final_learning_rate_fraction: float = 0.05
     momentum: float = 0.85
     bias_learning_rate_boost: float = 64.0  # batch norm's shifts learn this many times faster (airbench)
@@ -70,16 +73,19 @@ class FastConfig:
         old, new = previous.to_dict(), self.to_dict()
         return {key: (old.get(key), new[key]) for key in new if old.get(key) != new[key]}
 
+    def record_dict(self) -> dict:
+        """The config as a run record stores it, the values its hash is computed from (Chapter 11).
+
+        A field added after runs were recorded is left out while it has the value that reproduces those
+        runs (``from_dict`` puts it back), so adding an option does not make every earlier record stale.
+        """
+        return {key: value for key, value in self.to_dict().items()
+                if not (key in ADDED_LATER and value == ADDED_LATER[key])}
+
     @property
     def hash(self) -> str:
-        """Identity of this config; a record with another hash is stale (Chapter 11).
-
-        A field added after runs were recorded enters the hash only when it differs from the value
-        that reproduces those runs, so adding an option does not make every earlier record stale.
-        """
-        values = {key: value for key, value in self.to_dict().items()
-                  if not (key in ADDED_LATER and value == ADDED_LATER[key])}
-        return results.config_hash(values)
+        """Identity of this config; a record with another hash is stale (Chapter 11)."""
+        return results.config_hash(self.record_dict())
 
     def quick(self) -> FastConfig:
         """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 11)."""

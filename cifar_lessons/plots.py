@@ -445,17 +445,19 @@ def ablation_chart(labels, val_changes, test_changes, noise=None):
     """Per removed technique: the change in validation and test accuracy against the full recipe (Chapter 11).
 
     ``val_changes`` and ``test_changes`` are fractions (negative: the recipe lost accuracy without the
-    technique, so the technique helped). ``noise`` (a fraction, optional) shades ± that much around zero:
-    differences inside the band are within seed-to-seed noise.
+    technique, so the technique helped). ``noise`` (optional: a fraction for both panels, or a pair for
+    validation and test) shades ± that much around zero: differences inside the band are within
+    seed-to-seed noise.
     """
     positions = np.arange(len(labels))
+    bands = (noise, noise) if noise is None or np.isscalar(noise) else tuple(noise)
     fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 0.34 * len(labels) + 1.3), sharey=True,
                              layout="constrained")
-    for ax, values, xlabel in ((axes[0], val_changes, "validation accuracy\nchange (points)"),
-                               (axes[1], test_changes, "test accuracy\nchange (points)")):
+    for ax, values, band, xlabel in ((axes[0], val_changes, bands[0], "validation accuracy\nchange (points)"),
+                                     (axes[1], test_changes, bands[1], "test accuracy\nchange (points)")):
         points = [100 * value for value in values]
-        if noise:
-            ax.axvspan(-100 * noise, 100 * noise, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
+        if band:
+            ax.axvspan(-100 * band, 100 * band, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
         ax.barh(positions, points, color=[MILESTONE_COLOR if p < 0 else SEED_COLOR for p in points])
         for y, value in zip(positions, points):
             ax.annotate(f"{value:+.1f}", (value, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",

@@ -286,6 +286,19 @@ def _prose_settings():
                    * np.mean(partner_history["epoch_cpu_s"][:partner_epochs]))
     fastest_ratio = max(race["run_cpu_s"]) / fastest_cpu
     variants = len(seeds[c11.seed]["variants"]) - 1  # the saved model's own scores are not a variant
+    # Seconds of each clock during which the other process ran: chapter 8's clock runs to about its target,
+    # a chapter-11 run's to its saved model; both processes ran on after their clocks stopped.
+    def shared(clock_start, clock_end, other_start, other_end):
+        return max(0.0, min(clock_end, other_end) - max(clock_start, other_start))
+
+    overlaps = []  # (share of the chapter-11 clock, share of chapter 8's clock)
+    for path, run_wall in zip(race["runs"], race["run_wall_s"]):
+        _, start, end = window(path)
+        overlaps.append((shared(start, start + run_wall, partner_start, partner_end) / run_wall,
+                         shared(partner_start, partner_start + race["baseline_wall_s"], start, end)
+                         / race["baseline_wall_s"]))
+    airbench_lr, airbench_decay = 11.5, 0.0153  # airbench94's rate and decay "per 1,024 examples"
+    kilostep = 1 + 1 / (1 - c11.momentum)  # airbench divides both by 1,024 times this
     eleven = [
         # The introduction, its table, and the seed study.
         f"at least {goal:.0%} test accuracy (mean of {words[len(SEEDS)]} seeds)",
@@ -315,10 +328,28 @@ def _prose_settings():
         f"(seed {partner['seed']} of its seed study)", f"first reaches {target:.0%}", overlap,
         f"{words[variants].capitalize()} variants come free with every run",
         f"with the {words[views]} views",
-        f"The {words[len(fast.ablation_configs())]} training runs (the full recipe and "
-        f"{words[len(fast.ablation_configs()) - 1]} removals) at this chapter's budget and over {words[len(SEEDS)]} "
-        "seeds", f"for {fast.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
+        f"The {words[len(fast.ablation_configs()) - 1]} removals at this chapter's budget and over "
+        f"{words[len(SEEDS)]} seeds", f"for {fast.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
         f"what a technique buys in {fast.ABLATION_EPOCHS} epochs need not be what it buys in {c11.epochs}",
+        f"runs the same switch for {fast.ABLATION_EPOCHS} epochs",
+        f"at {c11.epochs} epochs the one the {fast.ABLATION_EPOCHS}-epoch screen showed",
+        claim(all(eleven_share > eight_share for eleven_share, eight_share in overlaps),
+              "the shared minutes were a larger part of this chapter's clock than of chapter 8's"),
+        # Batch norm's conventions, the warmup's start, the whitening sample, and airbench94's rate and decay
+        # ("per 1,024 examples", Jordan 2024) converted to this recipe's: the prose's arithmetic, from the config.
+        f"this recipe uses $m = {c11.batch_norm_momentum:g}$",
+        f"airbench94's setting reads {1 - c11.batch_norm_momentum:g} there",
+        f"is $10^{{{round(np.log10(c11.batch_norm_epsilon))}}}$ (PyTorch's default",
+        f"here $10^{{{round(np.log10(c11.batch_norm_epsilon))}}}$",
+        f"from {c11.warmup_start_fraction:.0%} of its peak over the first {c11.warmup_fraction:.0%} of the steps",
+        f"(here the covariance of {c11.whiten_sample:,})",
+        claim(round(airbench_lr / kilostep, 2) == c11.peak_learning_rate,
+              f"(1 - {c11.momentum:g}))) = {c11.peak_learning_rate:g}$"),
+        f"$0.0153 / (1 + 1/(1 - {c11.momentum:g})) = {airbench_decay / kilostep:.4f}$",
+        f"$1/(1 - {c11.momentum:g}) = {1 / (1 - c11.momentum):.1f}$, about "
+        f"{airbench_decay / kilostep / (1 - c11.momentum):.3f}",
+        f"$\\lambda = {c11.weight_decay:g}$ at $\\eta = {c11.peak_learning_rate:g}$ takes "
+        f"$\\eta \\lambda = {c11.peak_learning_rate * c11.weight_decay:.4f}$",
         f"trains on {official - c11.validation_size:,} images, holding {c11.validation_size:,} out for validation",
         f"airbench94 trains on all {official:,}",
         claim(any(epochs < partner_epochs for epochs in first_epochs.values()),

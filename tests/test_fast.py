@@ -202,7 +202,7 @@ def test_configs_recorded_before_a_field_existed_keep_their_hash():
 
 def _ablation_record(path, config, val_accuracy, test_accuracy, variants=None, quick=False):
     """A sealed record of an ablation run of ``config`` (no model file)."""
-    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": config.to_dict(),
+    record = {"format": results.RECORD_FORMAT, "chapter": "11", "config": config.record_dict(),
               "config_hash": config.hash, "seed": config.seed, "epochs_run": config.epochs, "best_epoch": 1,
               "wall_time_s": 1.0, "images_per_s": 1.0,
               "hardware": {"cpu": "CPU X", "cores": 2, "cpu_flags": []}, "versions": {},
@@ -226,6 +226,9 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
                 "no_weight_average": {"val_accuracy": 0.81, "test_accuracy": 0.77}}
     _ablation_record(fast.ablation_dir(fast.FULL_RECIPE, 0, tmp_path), full, 0.80, 0.79, variants)
     _ablation_record(fast.ablation_dir("no warmup", 0, tmp_path), warmup, 0.75, 0.78)
+    # identity_init=False is the value runs had before the field existed: the record leaves it out of its config.
+    _ablation_record(fast.ablation_dir("no identity initialization", 0, tmp_path),
+                     configs["no identity initialization"], 0.79, 0.78)
     # Ignored: a run of another recipe (stale), a quick run, and a seed the full recipe has no run of.
     _ablation_record(fast.ablation_dir("no label smoothing", 0, tmp_path),
                      dataclasses.replace(configs["no label smoothing"], epochs=99), 0.1, 0.1)
@@ -233,11 +236,12 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
                      quick=True)
     _ablation_record(fast.ablation_dir("no warmup", 1, tmp_path), dataclasses.replace(warmup, seed=1), 0.1, 0.1)
     table = fast.ablation_table(tmp_path)
-    assert set(table) == {fast.FULL_RECIPE, "no warmup", fast.VARIANT_LABELS["tta_none"],
-                          fast.VARIANT_LABELS["no_weight_average"]}
+    assert set(table) == {fast.FULL_RECIPE, "no warmup", "no identity initialization",
+                          fast.VARIANT_LABELS["tta_none"], fast.VARIANT_LABELS["no_weight_average"]}
     assert table[fast.FULL_RECIPE] == [{"seed": 0, "val_accuracy": 0.80, "test_accuracy": 0.79}]
     changes = {row["technique"]: row for row in fast.ablation_changes(table)}
-    assert set(changes) == {"no warmup", fast.VARIANT_LABELS["tta_none"], fast.VARIANT_LABELS["no_weight_average"]}
+    assert set(changes) == {"no warmup", "no identity initialization", fast.VARIANT_LABELS["tta_none"],
+                            fast.VARIANT_LABELS["no_weight_average"]}
     assert changes["no warmup"]["seeds"] == [0]
     assert changes["no warmup"]["val_accuracy"] == pytest.approx(-0.05)
     assert changes["no warmup"]["test_accuracy"] == pytest.approx(-0.01)
