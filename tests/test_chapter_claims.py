@@ -346,7 +346,7 @@ def _prose_settings():
         claim(round(airbench_lr / kilostep, 2) == c11.peak_learning_rate,
               f"(1 - {c11.momentum:g}))) = {c11.peak_learning_rate:g}$"),
         f"$0.0153 / (1 + 1/(1 - {c11.momentum:g})) = {airbench_decay / kilostep:.4f}$",
-        f"$1/(1 - {c11.momentum:g}) = {1 / (1 - c11.momentum):.1f}$, about "
+        f"$1/(1 - {c11.momentum:g}) = {1 / (1 - c11.momentum):.1f}$ through the momentum, about "
         f"{airbench_decay / kilostep / (1 - c11.momentum):.3f}",
         f"$\\lambda = {c11.weight_decay:g}$ at $\\eta = {c11.peak_learning_rate:g}$ takes "
         f"$\\eta \\lambda = {c11.peak_learning_rate * c11.weight_decay:.4f}$",
