@@ -588,6 +588,8 @@ def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
 
     Weight averaging and test-time augmentation get no run of their own: they change nothing in training,
     so the full recipe's run measures them on its own network (its free variants, ``ablation_table``).
+    The order is the order the study runs them in: the ones expected to matter most first, so that a
+    screen stopped early has those.
     """
     config = config or dataclasses.replace(FastConfig(), epochs=ABLATION_EPOCHS)
     replace = dataclasses.replace
@@ -595,13 +597,13 @@ def ablation_configs(config: FastConfig | None = None) -> dict[str, FastConfig]:
         FULL_RECIPE: config,
         "no whitening (learned first layer)": replace(config, whiten_patch=0),
         "no identity initialization": replace(config, identity_init=False),
-        "no label smoothing": replace(config, label_smoothing=0.0),
-        "no weight decay": replace(config, weight_decay=0.0),
-        "no Nesterov momentum": replace(config, nesterov=False),
-        "no warmup": replace(config, warmup_fraction=0.0),
         "no flip or shift augmentation": replace(config, flip=False, translate_pixels=0),
-        "random instead of alternating flips": replace(config, alternate_flips=False),
+        "no label smoothing": replace(config, label_smoothing=0.0),
         "no bias learning-rate boost": replace(config, bias_learning_rate_boost=1.0),
+        "no weight decay": replace(config, weight_decay=0.0),
+        "no warmup": replace(config, warmup_fraction=0.0),
+        "random instead of alternating flips": replace(config, alternate_flips=False),
+        "no Nesterov momentum": replace(config, nesterov=False),
     }
 
 
