@@ -20,6 +20,7 @@ parser.add_argument("--seeds", type=int, nargs="+", default=[0])
 parser.add_argument("--only", nargs="*", default=None, help="technique names to run (default: all)")
 args = parser.parse_args()
 data = load_cifar10()
+failed = []
 for name, config in fast.ablation_configs().items():
     if args.only and name not in args.only:
         continue
@@ -30,7 +31,15 @@ for name, config in fast.ablation_configs().items():
             print(f"{name}, seed {seed}: recorded, skipped", flush=True)
             continue
         print(f"{name}, seed {seed}: training for {run_config.epochs} epochs", flush=True)
-        record = fast.train_fast(run_config, data, run_dir, free_variants=name == fast.FULL_RECIPE)
+        try:
+            record = fast.train_fast(run_config, data, run_dir, free_variants=name == fast.FULL_RECIPE)
+        except Exception as error:  # one failed run must not cost the rest of a long study: report, go on
+            failed.append(f"{name}, seed {seed}")
+            print(f"{name}, seed {seed}: FAILED ({type(error).__name__}: {error}); run the script again to retry",
+                  flush=True)
+            continue
         (run_dir / results.MODEL_FILE).unlink(missing_ok=True)
         print(f"{name}, seed {seed}: validation accuracy {record['val_accuracy']:.2%}, "
               f"test accuracy {record['test_accuracy']:.2%}", flush=True)
+if failed:
+    raise SystemExit(f"{len(failed)} run(s) failed: {'; '.join(failed)}")
