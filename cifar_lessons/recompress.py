@@ -9,6 +9,7 @@ re-encoded at lower qualities and see how test accuracy falls as the images lose
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -50,3 +51,39 @@ def reencoded(dataset: Dataset, quality: int, subsampling: str = "4:2:0") -> Dat
               "psnr_vs_source_db": round(psnr(np.concatenate([dataset.x_train, dataset.x_test]),
                                     np.concatenate([x_train, x_test])), 2)}
     return Dataset(x_train, dataset.y_train, x_test, dataset.y_test, dataset.class_names, source)
+
+
+def ladder_dir(quality: int, seed: int, results_dir: Path | None = None) -> Path:
+    """Where the JPEG ladder's run at ``quality`` with ``seed`` keeps its record: results/11/jpeg/qQ/seedS."""
+    from . import results
+
+    return Path(results_dir or results.default_results_dir()) / "11" / "jpeg" / f"q{quality}" / f"seed{seed}"
+
+
+def ladder_table(results_dir: Path | None = None) -> list[dict]:
+    """The JPEG ladder's recorded runs, top rung first: the copy itself, then each lower quality (Chapter 11).
+
+    The top rung is the ablation's full-recipe run (same config and budget, on the copy as it is); a
+    run counts only if its record is of that config and not a quick run.
+    """
+    import dataclasses
+
+    from . import fast, results
+
+    base = fast.ablation_configs()[fast.FULL_RECIPE]
+    root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
+    qualities = sorted((int(folder.name[1:]) for folder in root.glob("q*") if folder.name[1:].isdigit()), reverse=True)
+    rows = []
+    for quality in [None, *qualities]:
+        for seed in range(10):
+            run_dir = (fast.ablation_dir(fast.FULL_RECIPE, seed, results_dir) if quality is None
+                       else ladder_dir(quality, seed, results_dir))
+            if not (run_dir / results.RECORD_FILE).is_file():
+                continue
+            record = results.load_record(run_dir)
+            if record["config_hash"] != dataclasses.replace(base, seed=seed).hash or record["quick"]:
+                continue
+            rows.append({"quality": quality, "seed": seed, "data": record["data"].get("name"),
+                         "psnr_vs_copy_db": record["data"].get("psnr_vs_source_db"),
+                         "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]})
+    return rows

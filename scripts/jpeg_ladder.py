@@ -12,7 +12,6 @@ data source names the quality and the PSNR against the copy.
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from cifar_lessons import fast, recompress, results
 from cifar_lessons.data import load_cifar10
@@ -27,7 +26,7 @@ for quality in args.qualities:
     copy = None
     for seed in args.seeds:
         config = dataclasses.replace(base, seed=seed)
-        run_dir = Path(results.default_results_dir()) / "11" / "jpeg" / f"q{quality}" / f"seed{seed}"
+        run_dir = recompress.ladder_dir(quality, seed)
         if (run_dir / results.RECORD_FILE).is_file() and results.load_record(run_dir)["config_hash"] == config.hash:
             print(f"quality {quality}, seed {seed}: recorded, skipped", flush=True)
             continue

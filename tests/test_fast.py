@@ -270,3 +270,16 @@ def test_free_variants_score_every_other_view_and_restore_the_weights():
     assert same == fast._variant_scores(fast.inference_model(config, net), validation, test)
     no_average = dataclasses.replace(config, ema_momentum=None)
     assert "no_weight_average" not in fast.score_free_variants(no_average, net, raw, validation, test)
+
+
+def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
+    from cifar_lessons import fast, recompress
+
+    base = fast.ablation_configs()[fast.FULL_RECIPE]
+    _ablation_record(fast.ablation_dir(fast.FULL_RECIPE, 0, tmp_path), base, 0.85, 0.84)
+    _ablation_record(recompress.ladder_dir(50, 0, tmp_path), base, 0.83, 0.82)
+    _ablation_record(recompress.ladder_dir(30, 0, tmp_path), base, 0.80, 0.79)
+    _ablation_record(recompress.ladder_dir(10, 0, tmp_path), dataclasses.replace(base, epochs=99), 0.1, 0.1)  # stale
+    rows = recompress.ladder_table(tmp_path)
+    assert [row["quality"] for row in rows] == [None, 50, 30]
+    assert [row["test_accuracy"] for row in rows] == [0.84, 0.82, 0.79]
