@@ -567,16 +567,6 @@ def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
     return dict(sorted(found.items()))
 
 
-def free_ablation(results_dir: Path | None = None) -> dict[str, list[float]]:
-    """Test accuracy per seed of the variants every run measures on its own trained network (Chapter 11)."""
-    table: dict[str, list[float]] = {}
-    for record in seed_runs(results_dir).values():
-        for key, label in VARIANT_LABELS.items():
-            if key in record.get("variants", {}):
-                table.setdefault(label, []).append(record["variants"][key]["test_accuracy"])
-    return table
-
-
 # The ablation's budget: 3 of the recipe's 10 epochs, so that one run takes minutes instead of most of an hour
 # on a laptop CPU, and the whole screen fits in an afternoon. A shorter schedule is a screen, not the recipe.
 ABLATION_EPOCHS = 3
@@ -616,6 +606,36 @@ def ablation_dir(name: str, seed: int, results_dir: Path | None = None) -> Path:
     return Path(results_dir or results.default_results_dir()) / "11" / "ablation" / _slug(name) / f"seed{seed}"
 
 
+def current_record(run_dir: Path, config: FastConfig) -> dict | None:
+    """The record in ``run_dir`` if it is a full (not quick) run of ``config``, else None (Chapter 11)."""
+    if not (Path(run_dir) / results.RECORD_FILE).is_file():
+        return None
+    record = results.load_record(run_dir)
+    return record if record["config_hash"] == config.hash and not record["quick"] else None
+
+
+def train_unless_recorded(label: str, config: FastConfig, data: Dataset, run_dir: Path,
+                          free_variants: bool = False) -> dict | None:
+    """One run of a study (ablation, JPEG ladder): skipped if recorded, model file not kept (Chapter 11).
+
+    A failed run is reported and returns None, so one error does not cost the rest of a long study.
+    """
+    recorded = current_record(run_dir, config)
+    if recorded is not None:
+        print(f"{label}: recorded, skipped", flush=True)
+        return recorded
+    print(f"{label}: training for {config.epochs} epochs", flush=True)
+    try:
+        record = train_fast(config, data, run_dir, free_variants=free_variants)
+    except Exception as error:  # report and go on; running the study again retries it
+        print(f"{label}: FAILED ({type(error).__name__}: {error}); run the script again to retry", flush=True)
+        return None
+    (Path(run_dir) / results.MODEL_FILE).unlink(missing_ok=True)
+    print(f"{label}: validation accuracy {record['val_accuracy']:.2%}, test accuracy {record['test_accuracy']:.2%}",
+          flush=True)
+    return record
+
+
 def ablation_table(results_dir: Path | None = None) -> dict[str, list[dict]]:
     """Each recorded ablation run of the current recipe: its seed, validation and test accuracy (Chapter 11).
 
@@ -625,11 +645,8 @@ def ablation_table(results_dir: Path | None = None) -> dict[str, list[dict]]:
     table: dict[str, list[dict]] = {}
     for name, base in ablation_configs().items():
         for seed in range(10):
-            run_dir = ablation_dir(name, seed, results_dir)
-            if not (run_dir / results.RECORD_FILE).is_file():
-                continue
-            record = results.load_record(run_dir)
-            if record["config_hash"] != dataclasses.replace(base, seed=seed).hash or record["quick"]:
+            record = current_record(ablation_dir(name, seed, results_dir), dataclasses.replace(base, seed=seed))
+            if record is None:
                 continue
             scores = [(name, {"val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]})]
             if name == FULL_RECIPE:

@@ -401,6 +401,27 @@ def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
     return fig
 
 
+def _signed_bars(ax, positions, values, xlabel, label_format, errors=None, margin=0.3):
+    """Horizontal bars, negative ones in the milestone colour, each labelled with its value (Chapters 10-11).
+
+    A value of None gets no bar and no label; ``errors`` (None where unknown) moves a label past its error bar.
+    """
+    drawn = [0.0 if v is None else v for v in values]
+    ax.barh(positions, drawn, color=[MILESTONE_COLOR if v < 0 else SEED_COLOR for v in drawn])
+    for y, value, error in zip(positions, values, errors or [None] * len(values)):
+        if value is None:
+            continue
+        end = value + (error or 0.0) if value >= 0 else value - (error or 0.0)  # the label clears the error bar
+        ax.annotate(label_format.format(value), (end, y), xytext=(3 if value >= 0 else -3, 0),
+                    textcoords="offset points", ha="left" if value >= 0 else "right", va="center", fontsize=8,
+                    color=NEUTRAL_TEXT)
+    ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=margin)
+    ax.tick_params(axis="y", length=0)
+
+
 def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     """Per chapter: accuracy gain over the previous chapter, wall time and train-validation gap (Chapter 10).
 
@@ -418,20 +439,8 @@ def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     )
     errors = [None] * len(labels) if gain_errors is None else [None if e is None else 100 * e for e in gain_errors]
     for ax, values, xlabel in panels:
-        drawn = [0.0 if v is None else v for v in values]  # a chapter without a value gets no bar and no label
-        ax.barh(positions, drawn, color=[MILESTONE_COLOR if v < 0 else SEED_COLOR for v in drawn])
         spans = errors if ax is axes[0] else [None] * len(values)
-        for y, value, error in zip(positions, values, spans):
-            if value is None:
-                continue
-            end = value + (error or 0.0) if value >= 0 else value - (error or 0.0)  # the label clears the error bar
-            ax.annotate(f"{value:.1f}", (end, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
-                        ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
-        ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.35)
-        ax.tick_params(axis="y", length=0)
+        _signed_bars(ax, positions, values, xlabel, "{:.1f}", spans, margin=0.35)
     rows = [i for i, (g, e) in enumerate(zip(gains, errors)) if g is not None and e is not None]
     if rows:
         axes[0].errorbar([100 * gains[i] for i in rows], positions[rows], xerr=[errors[i] for i in rows],
@@ -455,18 +464,9 @@ def ablation_chart(labels, val_changes, test_changes, noise=None):
                              layout="constrained")
     for ax, values, band, xlabel in ((axes[0], val_changes, bands[0], "validation accuracy\nchange (points)"),
                                      (axes[1], test_changes, bands[1], "test accuracy\nchange (points)")):
-        points = [100 * value for value in values]
         if band:
             ax.axvspan(-100 * band, 100 * band, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
-        ax.barh(positions, points, color=[MILESTONE_COLOR if p < 0 else SEED_COLOR for p in points])
-        for y, value in zip(positions, points):
-            ax.annotate(f"{value:+.1f}", (value, y), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
-                        ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
-        ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-        ax.margins(x=0.3)
-        ax.tick_params(axis="y", length=0)
+        _signed_bars(ax, positions, [100 * value for value in values], xlabel, "{:+.1f}", margin=0.3)
     axes[0].set_yticks(positions, labels)
     axes[0].invert_yaxis()
     return fig

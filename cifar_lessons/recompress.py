@@ -78,10 +78,8 @@ def ladder_table(results_dir: Path | None = None) -> list[dict]:
         for seed in range(10):
             run_dir = (fast.ablation_dir(fast.FULL_RECIPE, seed, results_dir) if quality is None
                        else ladder_dir(quality, seed, results_dir))
-            if not (run_dir / results.RECORD_FILE).is_file():
-                continue
-            record = results.load_record(run_dir)
-            if record["config_hash"] != dataclasses.replace(base, seed=seed).hash or record["quick"]:
+            record = fast.current_record(run_dir, dataclasses.replace(base, seed=seed))
+            if record is None:
                 continue
             rows.append({"quality": quality, "seed": seed, "data": record["data"].get("name"),
                          "psnr_vs_copy_db": record["data"].get("psnr_vs_source_db"),

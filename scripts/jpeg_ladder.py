@@ -13,7 +13,7 @@ data source names the quality and the PSNR against the copy.
 import argparse
 import dataclasses
 
-from cifar_lessons import fast, recompress, results
+from cifar_lessons import fast, recompress
 from cifar_lessons.data import load_cifar10
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,18 +22,16 @@ parser.add_argument("--seeds", type=int, nargs="+", default=[0])
 args = parser.parse_args()
 data = load_cifar10()
 base = fast.ablation_configs()[fast.FULL_RECIPE]
+failed = []
 for quality in args.qualities:
     copy = None
     for seed in args.seeds:
-        config = dataclasses.replace(base, seed=seed)
-        run_dir = recompress.ladder_dir(quality, seed)
-        if (run_dir / results.RECORD_FILE).is_file() and results.load_record(run_dir)["config_hash"] == config.hash:
-            print(f"quality {quality}, seed {seed}: recorded, skipped", flush=True)
-            continue
-        copy = copy or recompress.reencoded(data, quality)
-        print(f"quality {quality}, seed {seed}: PSNR {copy.source['psnr_vs_source_db']} dB against the copy; "
-              f"training for {config.epochs} epochs", flush=True)
-        record = fast.train_fast(config, copy, run_dir, free_variants=False)
-        (run_dir / results.MODEL_FILE).unlink(missing_ok=True)
-        print(f"quality {quality}, seed {seed}: validation accuracy {record['val_accuracy']:.2%}, "
-              f"test accuracy {record['test_accuracy']:.2%}", flush=True)
+        config, run_dir = dataclasses.replace(base, seed=seed), recompress.ladder_dir(quality, seed)
+        if fast.current_record(run_dir, config) is None and copy is None:
+            copy = recompress.reencoded(data, quality)  # re-encoded once per quality, only when a run needs it
+            print(f"quality {quality}: PSNR {copy.source['psnr_vs_source_db']} dB against the copy", flush=True)
+        label = f"quality {quality}, seed {seed}"
+        if fast.train_unless_recorded(label, config, copy or data, run_dir) is None:
+            failed.append(label)
+if failed:
+    raise SystemExit(f"{len(failed)} run(s) failed: {'; '.join(failed)}")
