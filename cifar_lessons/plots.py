@@ -408,13 +408,18 @@ def _signed_bars(ax, positions, values, xlabel, label_format, errors=None, margi
     """
     drawn = [0.0 if v is None else v for v in values]
     ax.barh(positions, drawn, color=[MILESTONE_COLOR if v < 0 else SEED_COLOR for v in drawn])
+    longest = max(abs(v) for v in drawn) if drawn else 0.0
     for y, value, error in zip(positions, values, errors or [None] * len(values)):
         if value is None:
             continue
-        end = value + (error or 0.0) if value >= 0 else value - (error or 0.0)  # the label clears the error bar
-        ax.annotate(label_format.format(value), (end, y), xytext=(3 if value >= 0 else -3, 0),
-                    textcoords="offset points", ha="left" if value >= 0 else "right", va="center", fontsize=8,
-                    color=NEUTRAL_TEXT)
+        sign = 1 if value >= 0 else -1
+        if error is None and abs(value) > 0.6 * longest:  # a long bar carries its label inside, clear of the ticks
+            ax.annotate(label_format.format(value), (value, y), xytext=(-3 * sign, 0), textcoords="offset points",
+                        ha="right" if value >= 0 else "left", va="center", fontsize=8, color="white")
+            continue
+        end = value + sign * (error or 0.0)  # the label clears the error bar
+        ax.annotate(label_format.format(value), (end, y), xytext=(3 * sign, 0), textcoords="offset points",
+                    ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
     ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.grid(axis="x", alpha=0.3)

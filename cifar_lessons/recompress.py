@@ -53,35 +53,62 @@ def reencoded(dataset: Dataset, quality: int, subsampling: str = "4:2:0") -> Dat
     return Dataset(x_train, dataset.y_train, x_test, dataset.y_test, dataset.class_names, source)
 
 
-def ladder_dir(quality: int, seed: int, results_dir: Path | None = None) -> Path:
-    """Where the JPEG ladder's run at ``quality`` with ``seed`` keeps its record: results/11/jpeg/qQ/seedS."""
+# The ladder's two budgets: the ablation screen's short schedule (every rung, one seed), and the recipe's own,
+# whose top rung is the chapter's seed run on the copy itself (Chapter 11).
+BUDGETS = ("screen", "full")
+
+
+def _check_budget(budget: str) -> None:
+    if budget not in BUDGETS:
+        raise ValueError(f"the JPEG ladder's budget is one of {', '.join(BUDGETS)}, not {budget!r}")
+
+
+def ladder_dir(quality: int, seed: int, results_dir: Path | None = None, budget: str = "screen") -> Path:
+    """Where the JPEG ladder's run keeps its record: results/11/jpeg/qQ/seedS, or jpeg/full/qQ/seedS (Chapter 11)."""
     from . import results
 
-    return Path(results_dir or results.default_results_dir()) / "11" / "jpeg" / f"q{quality}" / f"seed{seed}"
+    _check_budget(budget)
+    root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
+    return (root / "full" if budget == "full" else root) / f"q{quality}" / f"seed{seed}"
 
 
-def ladder_table(results_dir: Path | None = None) -> list[dict]:
-    """The JPEG ladder's recorded runs, top rung first: the copy itself, then each lower quality (Chapter 11).
+def ladder_config(budget: str = "screen"):
+    """The recipe a ladder run trains: the ablation's full recipe (screen) or the chapter's own (full) (Chapter 11)."""
+    from . import fast
+    from .chapters import get_chapter
 
-    The top rung is the ablation's full-recipe run (same config and budget, on the copy as it is); a
-    run counts only if its record is of that config and not a quick run.
+    _check_budget(budget)
+    return get_chapter("11").config if budget == "full" else fast.ablation_configs()[fast.FULL_RECIPE]
+
+
+def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> list[dict]:
+    """The JPEG ladder's recorded runs at one budget, top rung first: the copy itself, then each lower quality.
+
+    The top rung is the same config on the copy as it is: the ablation's full-recipe run for the screen,
+    the chapter's own seed runs for the full budget. A run counts only if its record is of that config
+    and not a quick run (Chapter 11).
     """
     import dataclasses
 
-    from . import fast, results
+    from . import fast
 
-    base = fast.ablation_configs()[fast.FULL_RECIPE]
-    root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
+    base = ladder_config(budget)
+    root = ladder_dir(0, 0, results_dir, budget).parent.parent
     qualities = sorted((int(folder.name[1:]) for folder in root.glob("q*") if folder.name[1:].isdigit()), reverse=True)
+    seed_records = fast.seed_runs(results_dir) if budget == "full" else {}
     rows = []
     for quality in [None, *qualities]:
         for seed in range(10):
-            run_dir = (fast.ablation_dir(fast.FULL_RECIPE, seed, results_dir) if quality is None
-                       else ladder_dir(quality, seed, results_dir))
-            record = fast.current_record(run_dir, dataclasses.replace(base, seed=seed))
+            config = dataclasses.replace(base, seed=seed)
+            if quality is None and budget == "full":
+                record = seed_records.get(seed)
+            else:
+                run_dir = (fast.ablation_dir(fast.FULL_RECIPE, seed, results_dir) if quality is None
+                           else ladder_dir(quality, seed, results_dir, budget))
+                record = fast.current_record(run_dir, config)
             if record is None:
                 continue
-            rows.append({"quality": quality, "seed": seed, "data": record["data"].get("name"),
+            rows.append({"quality": quality, "seed": seed, "epochs": config.epochs, "data": record["data"].get("name"),
                          "psnr_vs_copy_db": record["data"].get("psnr_vs_source_db"),
                          "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]})
     return rows

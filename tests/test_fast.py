@@ -283,3 +283,20 @@ def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
     rows = recompress.ladder_table(tmp_path)
     assert [row["quality"] for row in rows] == [None, 50, 30]
     assert [row["test_accuracy"] for row in rows] == [0.84, 0.82, 0.79]
+
+
+def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_path):
+    from cifar_lessons import fast, recompress
+    from cifar_lessons.chapters import get_chapter
+
+    recipe = get_chapter("11").config
+    _ablation_record(tmp_path / "11", recipe, 0.90, 0.89)  # the chapter's own seed-0 run
+    _ablation_record(recompress.ladder_dir(50, 0, tmp_path, budget="full"), recipe, 0.88, 0.87)
+    # A screen-budget run at the same quality is a different rung of a different ladder.
+    _ablation_record(recompress.ladder_dir(50, 0, tmp_path), fast.ablation_configs()[fast.FULL_RECIPE], 0.7, 0.7)
+    rows = recompress.ladder_table(tmp_path, budget="full")
+    assert [(row["quality"], row["test_accuracy"], row["epochs"]) for row in rows] == [
+        (None, 0.89, recipe.epochs), (50, 0.87, recipe.epochs)]
+    assert recompress.ladder_dir(50, 0, tmp_path, budget="full") != recompress.ladder_dir(50, 0, tmp_path)
+    with pytest.raises(ValueError, match="budget is one of screen, full"):
+        recompress.ladder_dir(50, 0, tmp_path, budget="long")
