@@ -297,6 +297,17 @@ def _prose_settings():
         overlaps.append((shared(start, start + run_wall, partner_start, partner_end) / run_wall,
                          shared(partner_start, partner_start + race["baseline_wall_s"], start, end)
                          / race["baseline_wall_s"]))
+    # The ablation screen, read as the notebook's cell reads it: each change against the band of the seeds.
+    changes = {change["technique"]: change["val_accuracy"] for change in fast.ablation_changes(fast.ablation_table())}
+    band = 2 * np.sqrt(2) * np.std([record["val_accuracy"] for record in seeds.values()], ddof=1)
+    averaged = fast.VARIANT_LABELS["no_weight_average"]
+    removals = {name: change for name, change in changes.items() if name not in set(fast.VARIANT_LABELS.values())}
+    identity = "no identity initialization"
+    others_outside = [change for name, change in removals.items() if name != identity and change < -band]
+    steps_per_epoch = (official - c11.validation_size) // c11.batch_size  # TrainingBatches drops the last one
+    horizon, screen_steps = 1 / (1 - c11.ema_momentum), fast.ABLATION_EPOCHS * steps_per_epoch
+    average_gains = [record["variants"][f"tta_{c11.tta}"]["val_accuracy"]
+                     - record["variants"]["no_weight_average"]["val_accuracy"] for record in seeds.values()]
     airbench_lr, airbench_decay = 11.5, 0.0153  # airbench94's rate and decay "per 1,024 examples"
     kilostep = 1 + 1 / (1 - c11.momentum)  # airbench divides both by 1,024 times this
     eleven = [
@@ -332,6 +343,25 @@ def _prose_settings():
         f"what a technique buys in {fast.ABLATION_EPOCHS} epochs need not be what it buys in {c11.epochs}",
         f"runs the same switch for {fast.ABLATION_EPOCHS} epochs",
         f"at {c11.epochs} epochs the one the {fast.ABLATION_EPOCHS}-epoch screen showed",
+        # Reading the screen.
+        claim(min(removals, key=removals.get) == identity and removals[identity] < -5 * band,
+              "Removing the identity initialization costs far more than any other removal"),
+        f"learn much less in {words[fast.ABLATION_EPOCHS]} epochs", f"little in {words[fast.ABLATION_EPOCHS]} epochs",
+        claim(bool(others_outside) and min(others_outside) >= -0.015,
+              "Each of the other removals outside the band costs at most about a point"),
+        claim(all(abs(changes[name]) <= band for name in ("no flip or shift augmentation", "no label smoothing",
+                                                           "no warmup")),
+              "Removing flips and shifts, label smoothing or warmup changes the validation accuracy by less than "
+              "the band"),
+        f"whether they pay at {words[c11.epochs]}",
+        claim(changes[averaged] > band, "scored higher with the raw weights than with their moving average"),
+        f"$1/(1 - \\beta) = {horizon:.0f}$ steps",
+        claim(horizon / screen_steps > 0.25, f"a large share of the screen's {screen_steps} steps"),
+        claim(horizon / (c11.epochs * steps_per_epoch) < 0.15,
+              f"(of the recipe's {c11.epochs * steps_per_epoch}, a small one)"),
+        claim(len(average_gains) == len(SEEDS) and all(0 < gain < 0.002 for gain in average_gains),
+              "on each seed run the averaged weights score higher on validation than the raw ones, by less than a "
+              "fifth of a point"),
         claim(all(eleven_share > eight_share for eleven_share, eight_share in overlaps),
               "the shared minutes were a larger part of this chapter's clock than of chapter 8's"),
         # Batch norm's conventions, the warmup's start, the whitening sample, and airbench94's rate and decay
