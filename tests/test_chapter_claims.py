@@ -308,6 +308,17 @@ def _prose_settings():
     horizon, screen_steps = 1 / (1 - c11.ema_momentum), fast.ABLATION_EPOCHS * steps_per_epoch
     average_gains = [record["variants"][f"tta_{c11.tta}"]["val_accuracy"]
                      - record["variants"]["no_weight_average"]["val_accuracy"] for record in seeds.values()]
+    # The JPEG ladder, read as its cell prints it: each rung against the copy itself, same seed and budget.
+    from cifar_lessons import recompress
+
+    def rung_costs(budget):  # quality: (validation change, test change, PSNR against the copy), seed 0
+        rows = {row["quality"]: row for row in recompress.ladder_table(budget=budget) if row["seed"] == 0}
+        return {quality: (row["val_accuracy"] - rows[None]["val_accuracy"],
+                          row["test_accuracy"] - rows[None]["test_accuracy"], row["psnr_vs_copy_db"])
+                for quality, row in rows.items() if quality is not None}
+
+    screen_rungs, full_rungs = rung_costs("screen"), rung_costs("full")
+    extrapolated = mean_11 - full_rungs[50][1]
     airbench_lr, airbench_decay = 11.5, 0.0153  # airbench94's rate and decay "per 1,024 examples"
     kilostep = 1 + 1 / (1 - c11.momentum)  # airbench divides both by 1,024 times this
     eleven = [
@@ -362,6 +373,23 @@ def _prose_settings():
         claim(len(average_gains) == len(SEEDS) and all(0 < gain < 0.002 for gain in average_gains),
               "on each seed run the averaged weights score higher on validation than the raw ones, by less than a "
               "fifth of a point"),
+        # Reading the ladder.
+        claim(all(val < -band for val, _, _ in [*screen_rungs.values(), *full_rungs.values()])
+              and screen_rungs[30][0] < screen_rungs[50][0],
+              "Every rung cost more than the band, and the lower quality cost more"),
+        claim(0.7 < screen_rungs[50][2] - screen_rungs[30][2] < 1.5
+              and 1.6 < screen_rungs[30][0] / screen_rungs[50][0] < 2,
+              "quality 30 adds about a decibel more distortion than quality 50 and costs nearly twice as much"),
+        claim(abs(full_rungs[50][0] - screen_rungs[50][0]) < 0.005,
+              "At the recipe's own budget quality 50 costs about as much as in the screen"),
+        f"{full_rungs[50][2]:.1f} dB against the copy, where the copy is about 30 dB",  # 30 dB: the copy's README
+        claim(0.015 < -full_rungs[50][1] < 0.025, "puts this recipe about two points higher on the original images"),
+        claim(0.91 < extrapolated < goal, f"between the 91% floor and the {goal:.0%} goal"),
+        claim(0.4 < -full_rungs[50][1] / (0.94 - mean_11) < 0.65,
+              "accounts for about half of the gap to airbench94's 94%"),
+        claim(0.015 < -full_rungs[50][1] < 0.025 and extrapolated < goal,
+              "the copy's own encoding would cost this recipe about two points, which would leave it short of the "
+              "goal"),
         claim(all(eleven_share > eight_share for eleven_share, eight_share in overlaps),
               "the shared minutes were a larger part of this chapter's clock than of chapter 8's"),
         # Batch norm's conventions, the warmup's start, the whitening sample, and airbench94's rate and decay
