@@ -6,6 +6,8 @@ the site's text column, transparent backgrounds and grey ink that read in light 
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -465,13 +467,13 @@ def ablation_chart(labels, val_changes, test_changes, noise=None):
     """
     positions = np.arange(len(labels))
     bands = (noise, noise) if noise is None or np.isscalar(noise) else tuple(noise)
-    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 0.34 * len(labels) + 1.3), sharey=True,
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 0.38 * len(labels) + 1.3), sharey=True,
                              layout="constrained")
     for ax, values, band, xlabel in ((axes[0], val_changes, bands[0], "validation accuracy\nchange (points)"),
                                      (axes[1], test_changes, bands[1], "test accuracy\nchange (points)")):
         if band:
             ax.axvspan(-100 * band, 100 * band, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
         _signed_bars(ax, positions, [100 * value for value in values], xlabel, "{:+.1f}", margin=0.3)
-    axes[0].set_yticks(positions, labels)
+    axes[0].set_yticks(positions, [textwrap.fill(label, 28) for label in labels])  # a long label takes two lines
     axes[0].invert_yaxis()
     return fig
