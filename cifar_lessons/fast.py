@@ -658,6 +658,25 @@ def ablation_table(results_dir: Path | None = None) -> dict[str, list[dict]]:
     return table
 
 
+def ablation_band(table: dict[str, list[dict]], seed_records: dict[int, dict] | None = None) -> dict | None:
+    """How far two single runs differ by chance: 2 x sqrt(2) x one run's standard deviation, per split (Chapter 11).
+
+    From the screen's own full-recipe runs when three seeds or more are recorded (the removals' budget),
+    else from the chapter's seed runs at the recipe's budget (``seed_records``, as from ``seed_runs``),
+    else None. Two runs differ by chance with sqrt(2) times one run's standard deviation; the band is
+    twice that, about a 95% range.
+    """
+    screen = table.get(FULL_RECIPE, [])
+    if len(screen) >= 3:
+        rows, source = screen, f"the screen's {len(screen)} full-recipe seeds"
+    elif seed_records and len(seed_records) >= 3:
+        rows, source = list(seed_records.values()), f"the recipe's {len(seed_records)} seed runs at its own budget"
+    else:
+        return None
+    return {"source": source, **{key: float(2 * np.sqrt(2) * np.std([row[key] for row in rows], ddof=1))
+                                 for key in ("val_accuracy", "test_accuracy")}}
+
+
 def ablation_changes(table: dict[str, list[dict]]) -> list[dict]:
     """Per technique: the mean change in validation and test accuracy against the full recipe (Chapter 11).
 

@@ -300,3 +300,18 @@ def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_pat
     assert recompress.ladder_dir(50, 0, tmp_path, budget="full") != recompress.ladder_dir(50, 0, tmp_path)
     with pytest.raises(ValueError, match="budget is one of screen, full"):
         recompress.ladder_dir(50, 0, tmp_path, budget="long")
+
+
+def test_ablation_band_prefers_the_screens_own_seeds():
+    from cifar_lessons import fast
+
+    seeds = {seed: {"val_accuracy": 0.90 + 0.001 * seed, "test_accuracy": 0.89} for seed in range(3)}
+    two = {fast.FULL_RECIPE: [{"seed": s, "val_accuracy": v, "test_accuracy": 0.8} for s, v in ((0, 0.80), (1, 0.82))]}
+    band = fast.ablation_band(two, seeds)  # two screen seeds are not enough: the recipe's seeds give the band
+    assert band["source"].startswith("the recipe's 3 seed runs")
+    assert band["val_accuracy"] == pytest.approx(2 * np.sqrt(2) * 0.001) and band["test_accuracy"] == 0
+    three = {fast.FULL_RECIPE: [*two[fast.FULL_RECIPE], {"seed": 2, "val_accuracy": 0.84, "test_accuracy": 0.8}]}
+    band = fast.ablation_band(three, seeds)
+    assert band["source"] == "the screen's 3 full-recipe seeds"
+    assert band["val_accuracy"] == pytest.approx(2 * np.sqrt(2) * 0.02)
+    assert fast.ablation_band({}, {}) is None
