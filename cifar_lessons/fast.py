@@ -677,19 +677,27 @@ def ablation_band(table: dict[str, list[dict]], seed_records: dict[int, dict] | 
                                  for key in ("val_accuracy", "test_accuracy")}}
 
 
-def ablation_changes(table: dict[str, list[dict]]) -> list[dict]:
+def ablation_changes(table: dict[str, list[dict]], band: dict | None = None) -> list[dict]:
     """Per technique: the mean change in validation and test accuracy against the full recipe (Chapter 11).
 
     Each ablation run is set against the full recipe's run of the same seed (``table`` as from
-    ``ablation_table``); the rows come sorted by the validation change, the largest loss first.
+    ``ablation_table``); the rows come sorted by the validation change, the largest loss first. With
+    ``band`` (from ``ablation_band``, for one run against one run), each removal's row also gets the band
+    of its own comparison, ``val_band`` and ``test_band``: the mean of n paired seeds varies sqrt(n) times
+    less. The free variants get None: they are one network scored two ways, not two runs.
     """
     full = {row["seed"]: row for row in table.get(FULL_RECIPE, [])}
+    same_run = set(VARIANT_LABELS.values())
     changes = []
     for name, rows in table.items():
         paired = [row for row in rows if row["seed"] in full]
         if name == FULL_RECIPE or not paired:
             continue
-        changes.append({"technique": name, "seeds": [row["seed"] for row in paired],
-                        **{key: float(np.mean([row[key] - full[row["seed"]][key] for row in paired]))
-                           for key in ("val_accuracy", "test_accuracy")}})
+        change = {"technique": name, "seeds": [row["seed"] for row in paired], "same_run": name in same_run,
+                  **{key: float(np.mean([row[key] - full[row["seed"]][key] for row in paired]))
+                     for key in ("val_accuracy", "test_accuracy")}}
+        for split in ("val", "test"):
+            change[f"{split}_band"] = (None if band is None or name in same_run
+                                       else band[f"{split}_accuracy"] / np.sqrt(len(paired)))
+        changes.append(change)
     return sorted(changes, key=lambda change: change["val_accuracy"])

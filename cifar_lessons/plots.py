@@ -415,9 +415,10 @@ def _signed_bars(ax, positions, values, xlabel, label_format, errors=None, margi
         if value is None:
             continue
         sign = 1 if value >= 0 else -1
-        if error is None and abs(value) > 0.6 * longest:  # a long bar carries its label inside, clear of the ticks
-            ax.annotate(label_format.format(value), (value, y), xytext=(-3 * sign, 0), textcoords="offset points",
-                        ha="right" if value >= 0 else "left", va="center", fontsize=8, color="white")
+        if abs(value) > 0.6 * longest:  # a long bar carries its label inside, clear of the ticks and its error bar
+            ax.annotate(label_format.format(value), (value - sign * (error or 0.0), y), xytext=(-3 * sign, 0),
+                        textcoords="offset points", ha="right" if value >= 0 else "left", va="center", fontsize=8,
+                        color="white")
             continue
         end = value + sign * (error or 0.0)  # the label clears the error bar
         ax.annotate(label_format.format(value), (end, y), xytext=(3 * sign, 0), textcoords="offset points",
@@ -457,23 +458,26 @@ def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     return fig
 
 
-def ablation_chart(labels, val_changes, test_changes, noise=None):
+def ablation_chart(labels, val_changes, test_changes, val_bands=None, test_bands=None):
     """Per removed technique: the change in validation and test accuracy against the full recipe (Chapter 11).
 
     ``val_changes`` and ``test_changes`` are fractions (negative: the recipe lost accuracy without the
-    technique, so the technique helped). ``noise`` (optional: a fraction for both panels, or a pair for
-    validation and test) shades ± that much around zero: differences inside the band are within
-    seed-to-seed noise.
+    technique, so the technique helped). ``val_bands`` and ``test_bands`` (optional, per row, None where
+    there is none) draw each change's chance range as an error bar: a bar whose range crosses zero is
+    within seed-to-seed noise.
     """
     positions = np.arange(len(labels))
-    bands = (noise, noise) if noise is None or np.isscalar(noise) else tuple(noise)
     fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 0.38 * len(labels) + 1.3), sharey=True,
                              layout="constrained")
-    for ax, values, band, xlabel in ((axes[0], val_changes, bands[0], "validation accuracy\nchange (points)"),
-                                     (axes[1], test_changes, bands[1], "test accuracy\nchange (points)")):
-        if band:
-            ax.axvspan(-100 * band, 100 * band, color=NEUTRAL_TEXT, alpha=0.15, linewidth=0)
-        _signed_bars(ax, positions, [100 * value for value in values], xlabel, "{:+.1f}", margin=0.3)
+    for ax, values, bands, xlabel in ((axes[0], val_changes, val_bands, "validation accuracy\nchange (points)"),
+                                      (axes[1], test_changes, test_bands, "test accuracy\nchange (points)")):
+        points = [100 * value for value in values]
+        spans = [None if band is None else 100 * band for band in (bands or [None] * len(values))]
+        _signed_bars(ax, positions, points, xlabel, "{:+.1f}", spans, margin=0.3)
+        rows = [row for row, span in enumerate(spans) if span is not None]
+        if rows:
+            ax.errorbar([points[row] for row in rows], positions[rows], xerr=[spans[row] for row in rows],
+                        fmt="none", ecolor=NEUTRAL_TEXT, elinewidth=1.2, capsize=3)
     axes[0].set_yticks(positions, [textwrap.fill(label, 28) for label in labels])  # a long label takes two lines
     axes[0].invert_yaxis()
     return fig

@@ -315,3 +315,19 @@ def test_ablation_band_prefers_the_screens_own_seeds():
     assert band["source"] == "the screen's 3 full-recipe seeds"
     assert band["val_accuracy"] == pytest.approx(2 * np.sqrt(2) * 0.02)
     assert fast.ablation_band({}, {}) is None
+
+
+def test_each_removal_gets_the_band_of_its_own_comparison():
+    from cifar_lessons import fast
+
+    rows = lambda values: [{"seed": seed, "val_accuracy": v, "test_accuracy": v} for seed, v in enumerate(values)]  # noqa: E731
+    table = {fast.FULL_RECIPE: rows([0.80, 0.81, 0.82, 0.83]), "no warmup": rows([0.79]),
+             "no label smoothing": rows([0.78, 0.79, 0.80, 0.81]), fast.VARIANT_LABELS["tta_none"]: rows([0.7] * 4)}
+    band = {"val_accuracy": 0.02, "test_accuracy": 0.04}
+    changes = {change["technique"]: change for change in fast.ablation_changes(table, band)}
+    assert changes["no warmup"]["val_band"] == pytest.approx(0.02)  # one run against one run
+    assert changes["no label smoothing"]["test_band"] == pytest.approx(0.04 / 2)  # four paired seeds: half as wide
+    assert changes["no label smoothing"]["val_accuracy"] == pytest.approx(-0.02)
+    none = changes[fast.VARIANT_LABELS["tta_none"]]
+    assert none["same_run"] and none["val_band"] is None and none["test_band"] is None
+    assert fast.ablation_changes(table)[0]["val_band"] is None  # no band given, none drawn
