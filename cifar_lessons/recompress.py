@@ -65,11 +65,16 @@ def _check_budget(budget: str) -> None:
 
 def ladder_dir(quality: int, seed: int, results_dir: Path | None = None, budget: str = "screen") -> Path:
     """Where the JPEG ladder's run keeps its record: results/11/jpeg/qQ/seedS, or jpeg/full/qQ/seedS (Chapter 11)."""
+    return _ladder_root(results_dir, budget) / f"q{quality}" / f"seed{seed}"
+
+
+def _ladder_root(results_dir: Path | None, budget: str) -> Path:
+    """The folder holding one budget's rungs: results/11/jpeg, or results/11/jpeg/full (Chapter 11)."""
     from . import results
 
     _check_budget(budget)
     root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
-    return (root / "full" if budget == "full" else root) / f"q{quality}" / f"seed{seed}"
+    return root / "full" if budget == "full" else root
 
 
 def ladder_config(budget: str = "screen"):
@@ -86,17 +91,18 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
 
     The top rung is the same config on the copy as it is: the ablation's full-recipe run for the screen,
     the chapter's own seed runs for the full budget. A run counts only if its record is of that config
-    and not a quick run (Chapter 11).
+    and not a quick run. A lower rung's ``val_change`` and ``test_change`` are against the copy itself,
+    same seed and budget (None for the copy, or where its run is missing) (Chapter 11).
     """
     import dataclasses
 
     from . import fast
 
     base = ladder_config(budget)
-    root = ladder_dir(0, 0, results_dir, budget).parent.parent
+    root = _ladder_root(results_dir, budget)
     qualities = sorted((int(folder.name[1:]) for folder in root.glob("q*") if folder.name[1:].isdigit()), reverse=True)
     seed_records = fast.seed_runs(results_dir) if budget == "full" else {}
-    rows = []
+    rows, copies = [], {}
     for quality in [None, *qualities]:
         for seed in range(10):
             config = dataclasses.replace(base, seed=seed)
@@ -108,7 +114,14 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
                 record = fast.current_record(run_dir, config)
             if record is None:
                 continue
-            rows.append({"quality": quality, "seed": seed, "epochs": config.epochs, "data": record["data"].get("name"),
-                         "psnr_vs_copy_db": record["data"].get("psnr_vs_source_db"),
-                         "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]})
+            row = {"quality": quality, "seed": seed, "epochs": config.epochs, "data": record["data"].get("name"),
+                   "psnr_vs_copy_db": record["data"].get("psnr_vs_source_db"),
+                   "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"]}
+            if quality is None:
+                copies[seed] = row
+            reference = None if quality is None else copies.get(seed)
+            for split in ("val", "test"):
+                row[f"{split}_change"] = (None if reference is None
+                                          else row[f"{split}_accuracy"] - reference[f"{split}_accuracy"])
+            rows.append(row)
     return rows

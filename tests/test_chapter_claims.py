@@ -317,10 +317,8 @@ def _prose_settings():
     from cifar_lessons import recompress
 
     def rung_costs(budget):  # quality: (validation change, test change, PSNR against the copy), seed 0
-        rows = {row["quality"]: row for row in recompress.ladder_table(budget=budget) if row["seed"] == 0}
-        return {quality: (row["val_accuracy"] - rows[None]["val_accuracy"],
-                          row["test_accuracy"] - rows[None]["test_accuracy"], row["psnr_vs_copy_db"])
-                for quality, row in rows.items() if quality is not None}
+        return {row["quality"]: (row["val_change"], row["test_change"], row["psnr_vs_copy_db"])
+                for row in recompress.ladder_table(budget=budget) if row["seed"] == 0 and row["val_change"] is not None}
 
     screen_rungs, full_rungs = rung_costs("screen"), rung_costs("full")
 

@@ -283,6 +283,8 @@ def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
     rows = recompress.ladder_table(tmp_path)
     assert [row["quality"] for row in rows] == [None, 50, 30]
     assert [row["test_accuracy"] for row in rows] == [0.84, 0.82, 0.79]
+    assert [row["test_change"] for row in rows] == [None, pytest.approx(-0.02), pytest.approx(-0.05)]
+    assert rows[2]["val_change"] == pytest.approx(-0.05)
 
 
 def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_path):
