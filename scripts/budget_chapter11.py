@@ -8,24 +8,19 @@ is given more time. Records go to results/11/budget/epochsE/seedS/ (model files 
 """
 
 import argparse
-import dataclasses
 
-from cifar_lessons import fast
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons import budget, fast
 from cifar_lessons.data import load_cifar10
-from cifar_lessons.results import default_results_dir
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, nargs="+", default=[20])
 parser.add_argument("--seeds", type=int, nargs="+", default=[0])
 args = parser.parse_args()
 data = load_cifar10()
-recipe = get_chapter("11").config
 failed = []
 for epochs in args.epochs:
     for seed in args.seeds:
-        config = dataclasses.replace(recipe, epochs=epochs, seed=seed)
-        run_dir = default_results_dir() / "11" / "budget" / f"epochs{epochs}" / f"seed{seed}"
+        config, run_dir = budget.budget_config(epochs, seed), budget.budget_dir(epochs, seed)
         label = f"{epochs} epochs, seed {seed}"
         if fast.train_unless_recorded(label, config, data, run_dir) is None:
             failed.append(label)

@@ -333,3 +333,21 @@ def test_each_removal_gets_the_band_of_its_own_comparison():
     none = changes[fast.VARIANT_LABELS["tta_none"]]
     assert none["same_run"] and none["val_band"] is None and none["test_band"] is None
     assert fast.ablation_changes(table)[0]["val_band"] is None  # no band given, none drawn
+
+
+def test_budget_table_counts_only_the_recipe_with_its_folders_epochs(tmp_path):
+    from cifar_lessons import budget
+    from cifar_lessons.chapters import get_chapter
+
+    recipe = get_chapter("11").config
+    _ablation_record(tmp_path / "11", recipe, 0.90, 0.89)  # the chapter's own seed-0 run
+    _ablation_record(budget.budget_dir(20, 0, tmp_path), budget.budget_config(20, 0), 0.92, 0.91)
+    _ablation_record(budget.budget_dir(13, 1, tmp_path), budget.budget_config(13, 1), 0.91, 0.90)
+    # A run in the wrong folder, and one that changed more than the epochs, are not budget runs.
+    _ablation_record(budget.budget_dir(30, 0, tmp_path), budget.budget_config(20, 0), 0.5, 0.5)
+    _ablation_record(budget.budget_dir(15, 0, tmp_path),
+                     dataclasses.replace(budget.budget_config(15, 0), label_smoothing=0.0), 0.5, 0.5)
+    rows = budget.budget_table(tmp_path)
+    assert [(row["epochs"], row["seed"], row["test_accuracy"]) for row in rows] == [
+        (recipe.epochs, 0, 0.89), (13, 1, 0.90), (20, 0, 0.91)]
+    assert budget.budget_config(20, 0).changes_from(recipe) == {"epochs": (recipe.epochs, 20)}

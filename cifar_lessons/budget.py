@@ -1,0 +1,47 @@
+"""Chapter 11's recipe at longer budgets: what it reaches on the copy without the race's time limit (Chapter 11).
+
+A budget run is the chapter's recipe with one change, the number of epochs (the warmup and the decay stretch
+with it); ``scripts/budget_chapter11.py`` trains them. Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from . import results
+
+
+def budget_dir(epochs: int, seed: int, results_dir: Path | None = None) -> Path:
+    """Where a budget run keeps its record: results/11/budget/epochsE/seedS (Chapter 11)."""
+    return Path(results_dir or results.default_results_dir()) / "11" / "budget" / f"epochs{epochs}" / f"seed{seed}"
+
+
+def budget_config(epochs: int, seed: int):
+    """The chapter's recipe trained for ``epochs`` epochs with ``seed``, nothing else changed (Chapter 11)."""
+    from .chapters import get_chapter
+
+    return dataclasses.replace(get_chapter("11").config, epochs=epochs, seed=seed)
+
+
+def budget_table(results_dir: Path | None = None) -> list[dict]:
+    """One row per recorded run, fewest epochs first: the chapter's seed runs, then each longer budget.
+
+    A budget run counts only if its record is of :func:`budget_config` for its folder's epochs and seed and
+    not a quick run. Each row has the epochs, seed, validation and test accuracy, the run's process CPU
+    seconds (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
+    """
+    from . import fast
+    from .race import host_name
+
+    root = Path(results_dir or results.default_results_dir()) / "11" / "budget"
+    records = list(fast.seed_runs(results_dir).values())
+    for folder in sorted(root.glob("epochs*/seed*")):
+        epochs, seed = folder.parent.name[len("epochs"):], folder.name[len("seed"):]
+        if epochs.isdigit() and seed.isdigit():
+            record = fast.current_record(folder, budget_config(int(epochs), int(seed)))
+            records += [] if record is None else [record]
+    rows = [{"epochs": record["config"]["epochs"], "seed": record["seed"],
+             "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"],
+             "run_cpu_time_s": record.get("run_cpu_time_s"), "host": host_name(record)} for record in records]
+    return sorted(rows, key=lambda row: (row["epochs"], row["seed"]))
