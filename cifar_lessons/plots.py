@@ -481,3 +481,38 @@ def ablation_chart(labels, val_changes, test_changes, val_bands=None, test_bands
     axes[0].set_yticks(positions, [textwrap.fill(label, 28) for label in labels])  # a long label takes two lines
     axes[0].invert_yaxis()
     return fig
+
+
+def budget_chart(epochs, test_accuracies, lines: dict, race_epochs: int | None = None):
+    """Test accuracy of each run against its number of epochs, with horizontal reference lines (Chapter 11).
+
+    ``epochs`` and ``test_accuracies`` (fractions) hold one entry per run; each budget's mean is marked
+    with a bar across its dots. ``lines`` maps a label to an accuracy (the floor, the goal). ``race_epochs``
+    marks the budget the race holds the recipe to.
+    """
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.2), layout="constrained")
+    epochs, points = np.asarray(epochs), 100 * np.asarray(test_accuracies)
+    for budget in np.unique(epochs):
+        runs = points[epochs == budget]
+        spread = 0.15 * (np.arange(len(runs)) - (len(runs) - 1) / 2)  # runs of one budget side by side
+        ax.scatter(budget + spread, runs, color=SEED_COLOR, zorder=3,
+                   label="one run (seed)" if budget == epochs.min() else None)
+        mean = runs.mean()
+        ax.hlines(mean, budget - 0.4, budget + 0.4, color=SEED_COLOR, linewidth=2, zorder=2)
+        ax.annotate(f"{mean:.1f}%", (budget + 0.45, mean), va="center", fontsize=9, color=NEUTRAL_TEXT)
+    for label, accuracy in lines.items():
+        ax.axhline(100 * accuracy, color=MILESTONE_COLOR, linestyle="--", linewidth=1)
+        ax.annotate(label, (1.0, 100 * accuracy), xycoords=("axes fraction", "data"), xytext=(-2, 3),
+                    textcoords="offset points", ha="right", fontsize=9, color=MILESTONE_COLOR)
+    if race_epochs is not None:
+        ax.axvline(race_epochs, color=NEUTRAL_TEXT, linestyle=":", linewidth=1)
+        ax.annotate("the race's budget", (race_epochs, 0.98), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                    textcoords="offset points", va="top", fontsize=9, color=NEUTRAL_TEXT)
+    ax.set_xticks(np.unique(epochs))
+    ax.set_xlim(epochs.min() - 1, epochs.max() + 2.5)
+    ax.set_ylim(top=max([*points, *(100 * value for value in lines.values())]) + 0.5)  # room for the labels
+    ax.set_xlabel("epochs (the schedule stretched to fit)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
