@@ -29,19 +29,27 @@ from .data import Dataset
 from .fast_config import FastConfig
 
 
-def whitening_kernel(images: np.ndarray, patch: int = 2, epsilon: float = 5e-4) -> np.ndarray:
-    """Conv filters that whiten ``patch x patch`` image patches, from the data's covariance (Chapter 11).
+def whitening_kernel(
+    images: np.ndarray, patch: int = 2, epsilon: float = 5e-4
+) -> np.ndarray:
+    """Conv filters that whiten ``patch x patch`` image patches, from the data's
+    covariance (Chapter 11).
 
-    Each eigenvector v of the patch covariance becomes a filter v / sqrt(lambda + epsilon), so the
-    filter outputs are uncorrelated with unit variance; the negated filters are added so a ReLU-like
-    activation after the layer keeps both signs. ``images`` are float images already standardized.
+    Each eigenvector v of the patch covariance becomes a filter
+    v / sqrt(lambda + epsilon), so the filter outputs are uncorrelated with unit
+    variance; the negated filters are added so a ReLU-like activation after the layer
+    keeps both signs. ``images`` are float images already standardized.
     """
-    patches = np.lib.stride_tricks.sliding_window_view(images, (patch, patch), axis=(1, 2))
-    patches = patches.reshape(-1, images.shape[-1] * patch * patch).astype(np.float64)  # (N, C*p*p)
+    patches = np.lib.stride_tricks.sliding_window_view(
+        images, (patch, patch), axis=(1, 2)
+    )
+    # One row per patch: (N, C*p*p).
+    patches = patches.reshape(-1, images.shape[-1] * patch * patch).astype(np.float64)
     covariance = np.cov(patches, rowvar=False)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     filters = eigenvectors / np.sqrt(eigenvalues + epsilon)  # columns: one filter each
-    # sliding_window_view orders a patch as (channel, row, col); Keras kernels are (row, col, channel, out).
+    # sliding_window_view orders a patch as (channel, row, col); Keras kernels are
+    # (row, col, channel, out).
     channels = images.shape[-1]
     kernel = filters.T.reshape(-1, channels, patch, patch).transpose(2, 3, 1, 0)
     return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
@@ -53,15 +61,33 @@ def torch_style_initializer() -> keras.initializers.Initializer:
 
 
 def conv_group(x, filters: int, momentum: float, epsilon: float, name: str):
-    """Convolution, max pooling, batch norm, GELU, then convolution, batch norm, GELU (Chapter 11)."""
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
-                      name=f"{name}_conv1")(x)
+    """Convolution, max pooling, batch norm, GELU, then convolution, batch norm, GELU
+    (Chapter 11).
+    """
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=torch_style_initializer(),
+        name=f"{name}_conv1",
+    )(x)
     x = layers.MaxPooling2D(name=f"{name}_pool")(x)
-    x = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(
+        momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn1"
+    )(x)
     x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=torch_style_initializer(),
-                      name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn2")(x)
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=torch_style_initializer(),
+        name=f"{name}_conv2",
+    )(x)
+    x = layers.BatchNormalization(
+        momentum=momentum, epsilon=epsilon, scale=False, name=f"{name}_bn2"
+    )(x)
     return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
@@ -73,24 +99,54 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     x = normalizer(inputs)
     if config.whiten_patch:
-        # The whitening filters come from standardized training images (training statistics only).
+        # The whitening filters come from standardized training images (training
+        # statistics only).
         rng = np.random.default_rng(config.seed)
-        sample = x_train[rng.choice(len(x_train), min(config.whiten_sample, len(x_train)), replace=False)]
+        sample = x_train[
+            rng.choice(
+                len(x_train), min(config.whiten_sample, len(x_train)), replace=False
+            )
+        ]
         sample = sample.astype(np.float32)
         pixels = x_train.reshape(-1, 3).astype(np.float64)
         standardized = (sample - pixels.mean(axis=0)) / np.sqrt(pixels.var(axis=0))
-        kernel = whitening_kernel(standardized, config.whiten_patch, config.whiten_epsilon)
-        whiten = layers.Conv2D(kernel.shape[-1], config.whiten_patch, padding="valid", use_bias=True,
-                               trainable=False, name="whiten")
+        kernel = whitening_kernel(
+            standardized, config.whiten_patch, config.whiten_epsilon
+        )
+        whiten = layers.Conv2D(
+            kernel.shape[-1],
+            config.whiten_patch,
+            padding="valid",
+            use_bias=True,
+            trainable=False,
+            name="whiten",
+        )
         x = whiten(x)
         whiten.set_weights([kernel, np.zeros(kernel.shape[-1], np.float32)])
     else:  # the ablation: an ordinary learned 2x2 convolution of the same size
-        x = layers.Conv2D(24, 2, padding="valid", kernel_initializer=torch_style_initializer(), name="whiten")(x)
+        x = layers.Conv2D(
+            24,
+            2,
+            padding="valid",
+            kernel_initializer=torch_style_initializer(),
+            name="whiten",
+        )(x)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for index, filters in enumerate(config.widths, start=1):
-        x = conv_group(x, filters, config.batch_norm_momentum, config.batch_norm_epsilon, name=f"block{index}")
+        x = conv_group(
+            x,
+            filters,
+            config.batch_norm_momentum,
+            config.batch_norm_epsilon,
+            name=f"block{index}",
+        )
     x = layers.GlobalMaxPooling2D(name="pool")(x)
-    x = layers.Dense(10, use_bias=False, kernel_initializer=torch_style_initializer(), name="logits_unscaled")(x)
+    x = layers.Dense(
+        10,
+        use_bias=False,
+        kernel_initializer=torch_style_initializer(),
+        name="logits_unscaled",
+    )(x)
     outputs = layers.Rescaling(config.logit_scale, dtype="float32", name="logits")(x)
     net = keras.Model(inputs, outputs, name="fast_net")
     if config.identity_init:
@@ -101,11 +157,13 @@ def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
 
 
 def identity_kernel(kernel: np.ndarray) -> np.ndarray:
-    """A 3x3 kernel whose first filters pass their input channel through unchanged (Chapter 11).
+    """A 3x3 kernel whose first filters pass their input channel through unchanged
+    (Chapter 11).
 
-    airbench's "dirac" initialization: filter i of a convolution with ``c_in`` input channels is
-    the identity on channel i for i < c_in (a 1 at the centre tap, 0 elsewhere), so a freshly built
-    block starts close to passing its input through; any further filters keep their random start.
+    airbench's "dirac" initialization: filter i of a convolution with ``c_in`` input
+    channels is the identity on channel i for i < c_in (a 1 at the centre tap, 0
+    elsewhere), so a freshly built block starts close to passing its input through; any
+    further filters keep their random start.
     """
     rows, cols, channels_in, channels_out = kernel.shape
     kernel = kernel.copy()
@@ -134,14 +192,16 @@ def training_model(config: FastConfig, net: keras.Model) -> keras.Model:
 
 
 class TrainingBatches(keras.utils.PyDataset):
-    """Shuffled training batches; with ``alternate_flips``, each image mirrored on every other epoch (Chapter 11).
+    """Shuffled training batches; with ``alternate_flips``, each image mirrored on every
+    other epoch (Chapter 11).
 
-    airbench's alternating flip: in the first epoch a random half of the images is mirrored, and
-    from then on every image switches orientation each epoch, so any two consecutive epochs show
-    each image both ways (random flips repeat an orientation half of the time). Batch ``step`` of
-    the whole run is a function of the seed and the step alone, so the batches do not depend on
-    when Keras asks for them. The stream never ends: ``fit`` is given ``steps_per_epoch``, and the
-    last incomplete batch of each epoch is dropped, as airbench does.
+    airbench's alternating flip: in the first epoch a random half of the images is
+    mirrored, and from then on every image switches orientation each epoch, so any two
+    consecutive epochs show each image both ways (random flips repeat an orientation
+    half of the time). Batch ``step`` of the whole run is a function of the seed and the
+    step alone, so the batches do not depend on when Keras asks for them. The stream
+    never ends: ``fit`` is given ``steps_per_epoch``, and the last incomplete batch of
+    each epoch is dropped, as airbench does.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, config: FastConfig):
@@ -150,8 +210,11 @@ class TrainingBatches(keras.utils.PyDataset):
         self.batch_size, self.seed = config.batch_size, config.seed
         self.alternate_flips = config.flip and config.alternate_flips
         self.steps_per_epoch = self.steps_for(len(images), config.batch_size)
-        self.first_epoch_flips = np.random.default_rng([config.seed, 0]).random(len(images)) < 0.5
-        self._order = (None, None)  # (epoch, order): the permutation of the epoch asked for last
+        self.first_epoch_flips = (
+            np.random.default_rng([config.seed, 0]).random(len(images)) < 0.5
+        )
+        # (epoch, order): the permutation of the epoch asked for last
+        self._order = (None, None)
 
     @staticmethod
     def steps_for(images: int, batch_size: int) -> int:
@@ -165,7 +228,12 @@ class TrainingBatches(keras.utils.PyDataset):
     def order(self, epoch: int) -> np.ndarray:
         """The order in which epoch ``epoch`` visits the images."""
         if self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch + 1]).permutation(len(self.images)))
+            self._order = (
+                epoch,
+                np.random.default_rng([self.seed, epoch + 1]).permutation(
+                    len(self.images)
+                ),
+            )
         return self._order[1]
 
     def __getitem__(self, step: int):
@@ -202,10 +270,12 @@ def _flip_layer() -> layers.Layer:
 
 
 def reflect_shift_matrix(step: int, size: int = 32) -> np.ndarray:
-    """Move a row of ``size`` pixels by ``step`` (+1 or -1), the vacated pixel filled by reflection.
+    """Move a row of ``size`` pixels by ``step`` (+1 or -1), the vacated pixel filled by
+    reflection.
 
-    Column j of the matrix says which input pixel output pixel j copies: it equals padding the row by
-    one pixel in "reflect" mode and cropping (airbench's test-time translation).
+    Column j of the matrix says which input pixel output pixel j copies: it equals
+    padding the row by one pixel in "reflect" mode and cropping (airbench's test-time
+    translation).
     """
     source = np.clip(np.arange(size) - step, -1, size)
     source = np.where(source < 0, 1, np.where(source >= size, size - 2, source))
@@ -227,14 +297,16 @@ def _shift_layer(rows: int, cols: int, name: str) -> layers.Layer:
 
 
 def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
-    """The saved model: raw 0-255 images in, class probabilities out, test-time augmentation inside (Chapter 11).
+    """The saved model: raw 0-255 images in, class probabilities out, test-time
+    augmentation inside (Chapter 11).
 
-    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both of those shifted
-    one pixel up-left and down-right, padded with zeros, and averages the six probability vectors.
-    "airbench" is airbench94's test-time augmentation: the image and its mirror, and the image shifted
-    one pixel each way with reflected edges together with the mirror of each shifted view; their
-    logits are averaged with weights 1/4 for the image and its mirror and 1/8 for each other view.
-    It uses stock Keras layers only, so ``keras.models.load_model`` needs nothing from this package.
+    "flip" averages the predictions on the image and its mirror; "flip_shift" adds both
+    of those shifted one pixel up-left and down-right, padded with zeros, and averages
+    the six probability vectors. "airbench" is airbench94's test-time augmentation: the
+    image and its mirror, and the image shifted one pixel each way with reflected edges
+    together with the mirror of each shifted view; their logits are averaged with
+    weights 1/4 for the image and its mirror and 1/8 for each other view. It uses stock
+    Keras layers only, so ``keras.models.load_model`` needs nothing from this package.
     """
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     if config.tta == "airbench":
@@ -246,31 +318,49 @@ def inference_model(config: FastConfig, net: keras.Model) -> keras.Model:
         views += [_shift_layer(rows, cols, name=f"shift_{name}_{index}")(view)
                   for rows, cols, name in ((-1, -1, "up_left"), (1, 1, "down_right"))
                   for index, view in enumerate(views[:2])]
-    # Named layers: auto-numbered names depend on what the process built before, and would change the identity.
-    probabilities = [layers.Softmax(dtype="float32", name=f"view{index}_probabilities")(net(view))
-                     for index, view in enumerate(views)]
-    outputs = (probabilities[0] if len(probabilities) == 1
-               else layers.Average(dtype="float32", name="mean_probabilities")(probabilities))
+    # Named layers: auto-numbered names depend on what the process built before, and
+    # would change the identity.
+    probabilities = [
+        layers.Softmax(dtype="float32", name=f"view{index}_probabilities")(net(view))
+        for index, view in enumerate(views)
+    ]
+    outputs = (
+        probabilities[0]
+        if len(probabilities) == 1
+        else layers.Average(dtype="float32", name="mean_probabilities")(probabilities)
+    )
     return keras.Model(inputs, outputs, name=f"fast_net_tta_{config.tta}")
 
 
 def _airbench_inference_model(inputs, net: keras.Model) -> keras.Model:
-    """Six views, logits averaged: 1/2 (image and mirror) + 1/4 each (both shifted, with mirrors)."""
+    """Six views, logits averaged: 1/2 (image and mirror) + 1/4 each (both shifted, with
+    mirrors).
+    """
     mirror = _flip_layer()
 
     def image_and_mirror(view, name):
-        return layers.Average(dtype="float32", name=f"{name}_logits")([net(view), net(mirror(view))])
+        return layers.Average(dtype="float32", name=f"{name}_logits")(
+            [net(view), net(mirror(view))]
+        )
 
-    shifted = [image_and_mirror(_reflect_shift_layer(step, f"shift_{name}")(inputs), name)
-               for step, name in ((1, "down_right"), (-1, "up_left"))]
+    shifted = [
+        image_and_mirror(_reflect_shift_layer(step, f"shift_{name}")(inputs), name)
+        for step, name in ((1, "down_right"), (-1, "up_left"))
+    ]
     logits = layers.Average(dtype="float32", name="mean_logits")(
-        [image_and_mirror(inputs, "centre"), layers.Average(dtype="float32", name="shifted_logits")(shifted)])
+        [
+            image_and_mirror(inputs, "centre"),
+            layers.Average(dtype="float32", name="shifted_logits")(shifted),
+        ]
+    )
     outputs = layers.Softmax(dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, outputs, name="fast_net_tta_airbench")
 
 
 def learning_rate_schedule(config: FastConfig, steps_per_epoch: int):
-    """Linear warmup to the peak, then cosine decay to a small fraction of it (Chapter 11)."""
+    """Linear warmup to the peak, then cosine decay to a small fraction of it
+    (Chapter 11).
+    """
     total = steps_per_epoch * config.epochs
     warmup = max(1, int(total * config.warmup_fraction))
     return keras.optimizers.schedules.CosineDecay(
@@ -281,11 +371,13 @@ def learning_rate_schedule(config: FastConfig, steps_per_epoch: int):
 
 
 class BiasBoostSGD(keras.optimizers.SGD):
-    """SGD in which batch norm's shifts (its ``beta`` variables) take ``bias_boost`` times larger steps (Chapter 11).
+    """SGD in which batch norm's shifts (its ``beta`` variables) take ``bias_boost``
+    times larger steps (Chapter 11).
 
-    With batch norm after every convolution, a filter's scale does not matter, only its direction, and
-    the shifts are the only parameters that set where each GELU bends; airbench gives them a 64 times
-    larger learning rate. The optimizer is not part of the saved model, which stays stock Keras.
+    With batch norm after every convolution, a filter's scale does not matter, only its
+    direction, and the shifts are the only parameters that set where each GELU bends;
+    airbench gives them a 64 times larger learning rate. The optimizer is not part of
+    the saved model, which stays stock Keras.
     """
 
     def __init__(self, bias_boost: float = 1.0, **kwargs):
@@ -294,8 +386,11 @@ class BiasBoostSGD(keras.optimizers.SGD):
 
     def build(self, variables):
         super().build(variables)
-        # Which variables are shifts, by position (inside the update the TF backend passes its own variables).
-        self._boosted = [variable.path.split("/")[-1] == "beta" for variable in variables]
+        # Which variables are shifts, by position (inside the update the TF backend
+        # passes its own variables).
+        self._boosted = [
+            variable.path.split("/")[-1] == "beta" for variable in variables
+        ]
 
     def update_step(self, gradient, variable, learning_rate):
         if self._boosted[self._get_variable_index(variable)]:
@@ -307,16 +402,25 @@ class BiasBoostSGD(keras.optimizers.SGD):
 
 
 def compile_fast(model: keras.Model, config: FastConfig, steps_per_epoch: int) -> None:
-    """SGD with Nesterov momentum, weight decay, an optional weight average, label smoothing (Chapter 11)."""
+    """SGD with Nesterov momentum, weight decay, an optional weight average, label
+    smoothing (Chapter 11).
+    """
     optimizer = BiasBoostSGD(
         bias_boost=config.bias_learning_rate_boost,
-        learning_rate=learning_rate_schedule(config, steps_per_epoch), momentum=config.momentum,
-        nesterov=config.nesterov, weight_decay=config.weight_decay or None,
-        use_ema=config.ema_momentum is not None, ema_momentum=config.ema_momentum or 0.99)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=config.label_smoothing),
-                  metrics=["accuracy"])
+        learning_rate=learning_rate_schedule(config, steps_per_epoch),
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay or None,
+        use_ema=config.ema_momentum is not None,
+        ema_momentum=config.ema_momentum or 0.99,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        ),
+        metrics=["accuracy"],
+    )
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -354,17 +458,20 @@ def _splits(config: FastConfig, data: Dataset):
 
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
                verbose: int = 2, free_variants: bool | None = None) -> dict:
-    """Train the going-further recipe, evaluate the saved (TTA) model on the test set, write a record (Chapter 11).
+    """Train the going-further recipe, evaluate the saved (TTA) model on the test set,
+    write a record (Chapter 11).
 
-    ``free_variants`` (default: every run but a quick one) also scores the other test-time augmentations and
-    the raw last-epoch weights on the same trained network, after the run's clock has stopped.
+    ``free_variants`` (default: every run but a quick one) also scores the other
+    test-time augmentations and the raw last-epoch weights on the same trained network,
+    after the run's clock has stopped.
     """
     from .training import resolve_precision
 
     started, cpu_started = time.perf_counter(), time.process_time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Runs are short (minutes): an interrupted run starts over rather than resuming mid-schedule.
+    # Runs are short (minutes): an interrupted run starts over rather than resuming
+    # mid-schedule.
     work = run_dir / "checkpoint"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -381,68 +488,124 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         compile_fast(model, config, batches.steps_per_epoch)
         identity = run_identity(config, model, net, precision, data.fingerprint)
         history: dict = {}
-        last_raw_weights = []  # the weights before the moving average replaces them, for the ablation
+        # The weights before the moving average replaces them, for the ablation.
+        last_raw_weights = []
         keep_raw = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: epoch == config.epochs - 1 and last_raw_weights.append(net.get_weights()))
+            on_epoch_end=lambda epoch, logs: (
+                epoch == config.epochs - 1
+                and last_raw_weights.append(net.get_weights())
+            )
+        )
         fit_started = time.perf_counter()
-        model.fit(batches, steps_per_epoch=batches.steps_per_epoch, validation_data=(x_val, one_hot[y_val]),
-                  epochs=config.epochs, shuffle=False,  # TrainingBatches shuffles every epoch itself
-                  callbacks=[_EpochLog(work / results.HISTORY_FILE, history),
-                             keras.callbacks.TerminateOnNaN(), keep_raw],
-                  verbose=verbose)
+        model.fit(
+            batches,
+            steps_per_epoch=batches.steps_per_epoch,
+            validation_data=(x_val, one_hot[y_val]),
+            epochs=config.epochs,
+            shuffle=False,  # TrainingBatches shuffles every epoch itself
+            callbacks=[
+                _EpochLog(work / results.HISTORY_FILE, history),
+                keras.callbacks.TerminateOnNaN(),
+                keep_raw,
+            ],
+            verbose=verbose,
+        )
         fit_time = time.perf_counter() - fit_started
         if config.ema_momentum is not None:
-            # The moving-average weights replace the raw ones at the end of fit; re-estimate the
-            # batch-norm statistics for them with one pass over the training images (no weight updates).
+            # The moving-average weights replace the raw ones at the end of fit;
+            # re-estimate the batch-norm statistics for them with one pass over the
+            # training images (no weight updates).
             _recompute_batch_norm_statistics(net, x_train, config.batch_size)
-        final = inference_model(config, net)  # saved uncompiled: no optimizer state in the file
+        # Saved uncompiled: no optimizer state in the file.
+        final = inference_model(config, net)
         test_loss, test_accuracy = _score(final, x_test, y_test)
         val_loss, val_accuracy = _score(final, x_val, y_val)
         model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
         final.save(model_tmp)
         # The race's clock stops here: trained, evaluated and saved.
-        run_time, run_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        # Free ablations from the same run, outside the timed part: every test-time augmentation
-        # (none included), and the raw weights of the last epoch instead of their moving average.
+        run_time, run_cpu = (
+            time.perf_counter() - started,
+            time.process_time() - cpu_started,
+        )
+        # Free ablations from the same run, outside the timed part: every test-time
+        # augmentation (none included), and the raw weights of the last epoch instead
+        # of their moving average.
         analysis_started = time.perf_counter()
         # The saved model's own variant is scored above already.
-        variants = {f"tta_{config.tta}": {"val_accuracy": val_accuracy, "test_accuracy": test_accuracy}}
+        variants = {
+            f"tta_{config.tta}": {
+                "val_accuracy": val_accuracy,
+                "test_accuracy": test_accuracy,
+            }
+        }
         if free_variants is None:
-            free_variants = config.subset is None  # a quick run skips them: they cost more than its training
+            # A quick run skips them: they cost more than its training.
+            free_variants = config.subset is None
         if free_variants:
-            variants.update(score_free_variants(config, net, last_raw_weights[0] if last_raw_weights else None,
-                                                (x_val, y_val), (x_test, y_test)))
+            variants.update(
+                score_free_variants(
+                    config,
+                    net,
+                    last_raw_weights[0] if last_raw_weights else None,
+                    (x_val, y_val),
+                    (x_test, y_test),
+                )
+            )
         analysis_time = time.perf_counter() - analysis_started
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if not np.all(np.isfinite(history.get("loss", [np.nan]))):
-        raise RuntimeError("training diverged (the loss is not finite); lower peak_learning_rate")
+        raise RuntimeError(
+            "training diverged (the loss is not finite); lower peak_learning_rate"
+        )
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     record = {
-        "format": results.RECORD_FORMAT, "chapter": chapter, "recipe": "fast", "config": config.record_dict(),
-        "config_hash": config.hash, "seed": config.seed, "epochs_run": len(history["epoch"]),
+        "format": results.RECORD_FORMAT,
+        "chapter": chapter,
+        "recipe": "fast",
+        "config": config.record_dict(),
+        "config_hash": config.hash,
+        "seed": config.seed,
+        "epochs_run": len(history["epoch"]),
         "best_epoch": int(np.argmax(history["val_accuracy"])) + 1,
-        "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "fit_time_s": round(fit_time, 1),
-        "run_time_s": round(run_time, 1), "run_cpu_time_s": round(run_cpu, 1),
+        "wall_time_s": round(wall, 1),
+        "cpu_time_s": round(cpu, 1),
+        "fit_time_s": round(fit_time, 1),
+        "run_time_s": round(run_time, 1),
+        "run_cpu_time_s": round(run_cpu, 1),
         "analysis_time_s": round(analysis_time, 1),
         "variants": variants,
         "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
-        "images_per_s": round(batches.steps_per_epoch * config.batch_size * len(history["epoch"])
-                              / float(np.sum(history["epoch_time_s"])), 1),
-        "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
-        "hardware": results.hardware_info(), "versions": results.library_versions(),
-        "data": data.source, "code": results.code_identity(),
-        "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
+        "images_per_s": round(
+            batches.steps_per_epoch * config.batch_size * len(history["epoch"])
+            / float(np.sum(history["epoch_time_s"])),
+            1,
+        ),
+        "train_images": len(x_train),
+        "val_images": len(x_val),
+        "test_images": len(x_test),
+        "hardware": results.hardware_info(),
+        "versions": results.library_versions(),
+        "data": data.source,
+        "code": results.code_identity(),
+        "val_accuracy": float(val_accuracy),
+        "val_loss": float(val_loss),
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": bool(config.subset), "precision": precision,
-        "parameters": int(net.count_params()), "identity": identity,
+        "quick": bool(config.subset),
+        "precision": precision,
+        "parameters": int(net.count_params()),
+        "identity": identity,
     }
-    # Model and history first, the record last: a record means the run is complete, and names their checksums.
+    # Model and history first, the record last: a record means the run is complete,
+    # and names their checksums.
     model_tmp.replace(run_dir / results.MODEL_FILE)
     results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
-    record["files"] = {name: results.file_sha256(run_dir / name) for name in (results.MODEL_FILE,
-                                                                             results.HISTORY_FILE)}
+    record["files"] = {
+        name: results.file_sha256(run_dir / name)
+        for name in (results.MODEL_FILE, results.HISTORY_FILE)
+    }
     record = results.seal_record(record)
     results.validate_record(record, run_dir / results.RECORD_FILE)
     results.write_json_atomic(run_dir / results.RECORD_FILE, record)
@@ -658,23 +821,35 @@ def ablation_table(results_dir: Path | None = None) -> dict[str, list[dict]]:
     return table
 
 
-def ablation_band(table: dict[str, list[dict]], seed_records: dict[int, dict] | None = None) -> dict | None:
-    """How far two single runs differ by chance: 2 x sqrt(2) x one run's standard deviation, per split (Chapter 11).
+def ablation_band(
+    table: dict[str, list[dict]], seed_records: dict[int, dict] | None = None
+) -> dict | None:
+    """How far two single runs differ by chance: 2 x sqrt(2) x one run's standard
+    deviation, per split (Chapter 11).
 
-    From the screen's own full-recipe runs when three seeds or more are recorded (the removals' budget),
-    else from the chapter's seed runs at the recipe's budget (``seed_records``, as from ``seed_runs``),
-    else None. Two runs differ by chance with sqrt(2) times one run's standard deviation; the band is
-    twice that, about a 95% range.
+    From the screen's own full-recipe runs when three seeds or more are recorded (the
+    removals' budget), else from the chapter's seed runs at the recipe's budget
+    (``seed_records``, as from ``seed_runs``), else None. Two runs differ by chance with
+    sqrt(2) times one run's standard deviation; the band is twice that, about a 95%
+    range.
     """
     screen = table.get(FULL_RECIPE, [])
     if len(screen) >= 3:
         rows, source = screen, f"the screen's {len(screen)} full-recipe seeds"
     elif seed_records and len(seed_records) >= 3:
-        rows, source = list(seed_records.values()), f"the recipe's {len(seed_records)} seed runs at its own budget"
+        rows, source = (
+            list(seed_records.values()),
+            f"the recipe's {len(seed_records)} seed runs at its own budget",
+        )
     else:
         return None
-    return {"source": source, **{key: float(2 * np.sqrt(2) * np.std([row[key] for row in rows], ddof=1))
-                                 for key in ("val_accuracy", "test_accuracy")}}
+    return {
+        "source": source,
+        **{
+            key: float(2 * np.sqrt(2) * np.std([row[key] for row in rows], ddof=1))
+            for key in ("val_accuracy", "test_accuracy")
+        },
+    }
 
 
 def ablation_changes(table: dict[str, list[dict]], band: dict | None = None) -> list[dict]:
