@@ -22,7 +22,9 @@ def conv_block(x, filters, stage, index):
 
 
 def conv_stage(x, filters, stage, config):
-    """``config.convs_per_stage`` convolution blocks, then 2x2 max pooling that halves the image (Chapter 1)."""
+    """``config.convs_per_stage`` convolution blocks, then 2x2 max pooling that halves
+    the image (Chapter 1).
+    """
     block = conv_bn_block if config.batch_norm else conv_block  # Chapter 5
     for index in range(1, config.convs_per_stage + 1):
         x = block(x, filters, stage, index)
@@ -33,26 +35,34 @@ def conv_stage(x, filters, stage, config):
 
 
 def dense_block(x, units):
-    """A fully connected layer with a ReLU: the classifier's hidden layer (Chapter 1)."""
+    """A fully connected layer with a ReLU: the classifier's hidden layer
+    (Chapter 1).
+    """
     x = layers.Dense(units, name="dense")(x)
     return layers.Activation("relu", name="dense_relu")(x)
 
 
 def classifier(x, config, num_classes=10):
-    """Flatten the feature maps, one hidden dense layer, then a softmax over the classes (Chapter 1)."""
+    """Flatten the feature maps, one hidden dense layer, then a softmax over the
+    classes (Chapter 1).
+    """
     x = layers.Flatten(name="flatten")(x)
     block = dense_bn_block if config.batch_norm else dense_block  # Chapter 5
     x = block(x, config.dense_units)
     if config.dense_dropout_rate:  # Chapter 6
         x = classifier_dropout(x, config.dense_dropout_rate)
     # The softmax stays in float32 so that mixed precision stays numerically safe.
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)
 
 
 def build_model(config, x_train):
-    """The CNN a config describes: input layers, convolution stages, classifier (Chapter 1).
+    """The CNN a config describes: input layers, convolution stages, classifier
+    (Chapter 1).
 
-    ``x_train`` is the training split; only the normalization layer (Chapter 2) reads it.
+    ``x_train`` is the training split; only the normalization layer (Chapter 2)
+    reads it.
     """
     inputs = keras.Input(shape=(32, 32, 3), name="image")  # raw 0-255 pixels
     x = inputs
@@ -67,36 +77,50 @@ def build_model(config, x_train):
 
 
 def normalization_layer(x_train):
-    """Per-channel standardization with the mean and variance of the training images only (Chapter 2)."""
+    """Per-channel standardization with the mean and variance of the training images
+    only (Chapter 2).
+    """
     pixels = x_train.reshape(-1, 3).astype(np.float64)
-    return layers.Normalization(axis=-1, mean=pixels.mean(axis=0), variance=pixels.var(axis=0),
-                                name="normalize")
+    return layers.Normalization(
+        axis=-1, mean=pixels.mean(axis=0), variance=pixels.var(axis=0), name="normalize"
+    )
 
 
 def augmentation_block(flip=True, translate=0.1, seed=0):
-    """Random horizontal flips and shifts of up to ``translate`` of the size, in training only (Chapter 4)."""
+    """Random horizontal flips and shifts of up to ``translate`` of the size, in
+    training only (Chapter 4).
+    """
     steps = []
     if flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed))
     if translate:
-        steps.append(layers.RandomTranslation(translate, translate, fill_mode="reflect", seed=seed))
+        steps.append(
+            layers.RandomTranslation(
+                translate, translate, fill_mode="reflect", seed=seed
+            )
+        )
     return keras.Sequential(steps, name="augment")
 
 
 def conv_bn_block(x, filters, stage, index):
     """A 3x3 convolution without bias, batch normalization, then a ReLU (Chapter 5)."""
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"stage{stage}_conv{index}")(x)
+    x = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, name=f"stage{stage}_conv{index}"
+    )(x)
     x = layers.BatchNormalization(name=f"stage{stage}_bn{index}")(x)
     return layers.Activation("relu", name=f"stage{stage}_relu{index}")(x)
 
 
 def dense_bn_block(x, units):
-    """The classifier's hidden layer without bias, batch normalization, then a ReLU (Chapter 5)."""
+    """The classifier's hidden layer without bias, batch normalization, then a ReLU
+    (Chapter 5).
+    """
     x = layers.Dense(units, use_bias=False, name="dense")(x)
     x = layers.BatchNormalization(name="dense_bn")(x)
     return layers.Activation("relu", name="dense_relu")(x)
 
 
 def classifier_dropout(x, rate):
-    """Dropout on the hidden dense layer's output, active in training only (Chapter 6)."""
+    """Dropout on the hidden dense layer's output, active in training only
+    (Chapter 6)."""
     return layers.Dropout(rate, name="dense_dropout")(x)

@@ -48,25 +48,38 @@ class Run:
 
 
 def compile_model(model, config):
-    """Adam on the cross-entropy of the integer labels, reporting accuracy (Chapter 1)."""
+    """Adam on the cross-entropy of the integer labels, reporting accuracy
+    (Chapter 1).
+    """
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
 def fit_model(model, config, splits, callbacks, initial_epoch=0, verbose="auto"):
-    """Train on the training split in shuffled batches, scoring the validation split after every epoch (Chapter 1).
+    """Train on the training split in shuffled batches, scoring the validation split
+    after every epoch (Chapter 1).
 
-    ``initial_epoch`` is the number of epochs already trained: a resumed run continues after them.
+    ``initial_epoch`` is the number of epochs already trained: a resumed run continues
+    after them.
     """
     x_train, y_train = splits["train"]
-    return model.fit(x_train, y_train, validation_data=splits["val"], epochs=config.epochs,
-                     initial_epoch=initial_epoch, batch_size=config.batch_size, shuffle=True,
-                     callbacks=callbacks, verbose=verbose)
+    return model.fit(
+        x_train,
+        y_train,
+        validation_data=splits["val"],
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
 
 
 def chapter_callbacks(config):
-    """The callbacks a config switches on, both watching the validation loss (Chapters 7 and 8)."""
+    """The callbacks a config switches on, both watching the validation loss
+    (Chapters 7 and 8)."""
     callbacks = []
     if config.reduce_lr:
         callbacks.append(reduce_lr_callback(config))
@@ -76,18 +89,26 @@ def chapter_callbacks(config):
 
 
 def reduce_lr_callback(config):
-    """Multiply the learning rate by ``reduce_lr_factor`` after ``reduce_lr_patience`` epochs without a lower
-    validation loss, down to 1e-5 (Chapter 7)."""
+    """Multiply the learning rate by ``reduce_lr_factor`` after ``reduce_lr_patience``
+    epochs without a lower validation loss, down to 1e-5 (Chapter 7)."""
     return keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss", factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
-        min_lr=1e-5, verbose=1)
+        monitor="val_loss",
+        factor=config.reduce_lr_factor,
+        patience=config.reduce_lr_patience,
+        min_lr=1e-5,
+        verbose=1,
+    )
 
 
 def early_stopping_callback(config):
-    """Stop after ``early_stopping_patience`` epochs without a lower validation loss and keep the best
-    epoch's weights (Chapter 8)."""
+    """Stop after ``early_stopping_patience`` epochs without a lower validation loss
+    and keep the best epoch's weights (Chapter 8)."""
     return keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True, verbose=1)
+        monitor="val_loss",
+        patience=config.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=1,
+    )
 
 
 def prepare_data(config: TrainConfig, data: Dataset) -> dict:
