@@ -28,20 +28,28 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     """One row per recorded run, fewest epochs first: the chapter's seed runs, then each longer budget.
 
     A budget run counts only if its record is of :func:`budget_config` for its folder's epochs and seed and
-    not a quick run. Each row has the epochs, seed, validation and test accuracy, the run's process CPU
-    seconds (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
+    not a quick run. Each row has the epochs, seed, validation and test accuracy, the accuracy on the
+    (augmented) training batches of the last epoch, from the run's history, the run's process CPU seconds
+    (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
     """
     from . import fast
+    from .book import run_dir_for_seed
+    from .chapters import get_chapter
     from .race import host_name
 
     root = Path(results_dir or results.default_results_dir()) / "11" / "budget"
-    records = list(fast.seed_runs(results_dir).values())
+    runs = [(record, run_dir_for_seed(get_chapter("11"), seed, results_dir))
+            for seed, record in fast.seed_runs(results_dir).items()]
     for folder in sorted(root.glob("epochs*/seed*")):
         epochs, seed = folder.parent.name[len("epochs"):], folder.name[len("seed"):]
         if epochs.isdigit() and seed.isdigit():
             record = fast.current_record(folder, budget_config(int(epochs), int(seed)))
-            records += [] if record is None else [record]
-    rows = [{"epochs": record["config"]["epochs"], "seed": record["seed"],
-             "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"],
-             "run_cpu_time_s": record.get("run_cpu_time_s"), "host": host_name(record)} for record in records]
+            runs += [] if record is None else [(record, folder)]
+    rows = []
+    for record, folder in runs:
+        history = folder / results.HISTORY_FILE
+        rows.append({"epochs": record["config"]["epochs"], "seed": record["seed"],
+                     "val_accuracy": record["val_accuracy"], "test_accuracy": record["test_accuracy"],
+                     "train_accuracy": results.read_json(history)["accuracy"][-1] if history.is_file() else None,
+                     "run_cpu_time_s": record.get("run_cpu_time_s"), "host": host_name(record)})
     return sorted(rows, key=lambda row: (row["epochs"], row["seed"]))
