@@ -14,7 +14,12 @@ from . import results
 
 def budget_dir(epochs: int, seed: int, results_dir: Path | None = None) -> Path:
     """Where a budget run keeps its record: results/11/budget/epochsE/seedS (Chapter 11)."""
-    return Path(results_dir or results.default_results_dir()) / "11" / "budget" / f"epochs{epochs}" / f"seed{seed}"
+    return _budget_root(results_dir) / f"epochs{epochs}" / f"seed{seed}"
+
+
+def _budget_root(results_dir: Path | None) -> Path:
+    """The folder holding every budget run: results/11/budget (Chapter 11)."""
+    return Path(results_dir or results.default_results_dir()) / "11" / "budget"
 
 
 def budget_config(epochs: int, seed: int):
@@ -37,10 +42,9 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     from .chapters import get_chapter
     from .race import host_name
 
-    root = Path(results_dir or results.default_results_dir()) / "11" / "budget"
     runs = [(record, run_dir_for_seed(get_chapter("11"), seed, results_dir))
             for seed, record in fast.seed_runs(results_dir).items()]
-    for folder in sorted(root.glob("epochs*/seed*")):
+    for folder in sorted(_budget_root(results_dir).glob("epochs*/seed*")):
         epochs, seed = folder.parent.name[len("epochs"):], folder.name[len("seed"):]
         if epochs.isdigit() and seed.isdigit():
             record = fast.current_record(folder, budget_config(int(epochs), int(seed)))

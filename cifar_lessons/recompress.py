@@ -37,6 +37,11 @@ def psnr(reference: np.ndarray, images: np.ndarray) -> float:
     return float("inf") if error == 0 else float(10 * np.log10(255.0 ** 2 / error))
 
 
+def squared_error(psnr_db: float) -> float:
+    """The mean squared error per 8-bit pixel value that a PSNR of ``psnr_db`` dB stands for (the inverse of psnr)."""
+    return 255.0 ** 2 / 10 ** (psnr_db / 10)
+
+
 def reencoded(dataset: Dataset, quality: int, subsampling: str = "4:2:0") -> Dataset:
     """The dataset with every train and test image re-encoded as JPEG at ``quality`` (Chapter 11).
 

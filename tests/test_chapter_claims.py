@@ -306,8 +306,7 @@ def _prose_settings():
     longer_seeds = Counter(row["epochs"] for row in budget_rows if row["epochs"] > c11.epochs)
     seed_0 = {row["epochs"]: row for row in budget_rows if row["seed"] == 0}
     base_0, doubled = seed_0[c11.epochs], seed_0.get(2 * c11.epochs, seed_0[c11.epochs])
-    fitted = {epochs: results.read_json((root / "11" if epochs == c11.epochs else budget.budget_dir(epochs, 0))
-                                        / results.HISTORY_FILE)["accuracy"][-1] for epochs in seed_0}
+    fitted = {epochs: row["train_accuracy"] for epochs, row in seed_0.items()}  # the last epoch's, from the history
     longer, splits = sorted(epochs for epochs in seed_0 if epochs > c11.epochs), ("val_accuracy", "test_accuracy")
     doubled_ratio = doubled["run_cpu_time_s"] / race["baseline_cpu_s"]
     race_host = race["hosts"][0] if len(race["hosts"]) == 1 else None
@@ -351,9 +350,7 @@ def _prose_settings():
     extrapolated = mean_11 - full_rungs[50][1]
     # The ladder cell's bound: quality 30 against 50 in squared error and in cost, and the copy's own encoding
     # (about 30 dB against the originals: the copy's README) priced at the quality-50 rung's cost per squared error.
-    def squared_error(psnr_db):
-        return 255**2 / 10 ** (psnr_db / 10)
-
+    squared_error = recompress.squared_error
     error_ratio = squared_error(full_rungs[30][2]) / squared_error(full_rungs[50][2])
     cost_ratio = full_rungs[30][1] / full_rungs[50][1]
     copy_cost = -full_rungs[50][1] * squared_error(30.0) / squared_error(full_rungs[50][2])
