@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .results import cpu_name
+
 
 def _load(name: str, results_dir: Path | None):
     from .results import default_results_dir, read_json
@@ -18,7 +20,7 @@ def _load(name: str, results_dir: Path | None):
 def _machine(measured: dict) -> str:
     hardware, versions = measured["hardware"], measured["versions"]
     flags = ", ".join(hardware.get("cpu_flags") or []) or "flags not recorded"
-    return (f"{hardware['cpu']} ({flags}), {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, "
+    return (f"{cpu_name(hardware)} ({flags}), {hardware['cores']} cores, TensorFlow {versions['tensorflow']}, "
             f"Keras {versions['keras']} ({measured['created'][:10]})")
 
 

@@ -63,9 +63,10 @@ def race_summary(results_dir: Path | None = None) -> dict:
 
 
 def host_name(record: dict) -> str:
-    """A host's name for comparing times: CPU model, cores and speed-relevant CPU flags (Chapter 11)."""
+    """A host's name for comparing times: CPU (with its family and model numbers where recorded), cores and
+    speed-relevant CPU flags (Chapter 11)."""
     hardware = record["hardware"]
-    return f"{hardware['cpu']}, {hardware['cores']} cores, flags {' '.join(hardware.get('cpu_flags', []))}"
+    return f"{results.cpu_name(hardware)}, {hardware['cores']} cores, flags {' '.join(hardware.get('cpu_flags', []))}"
 
 
 def race_chart(results_dir: Path | None = None):

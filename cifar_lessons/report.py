@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .book import chapter_status, recorded_history
 from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter, training_chapters
+from .results import cpu_name
 
 
 def _pct(value) -> str:
@@ -283,7 +284,7 @@ def _environment(record: dict) -> str:
     gpus = ", ".join(hardware["gpus"]) or "no GPU"
     precision = record.get("precision", record["config"]["precision"])  # records before "auto" lack the key
     flags = hardware.get("cpu_flags")  # tells two hosts with one CPU name apart (older records lack it)
-    cpu = f"{hardware['cpu']} ({'flags ' + ' '.join(flags) if flags else 'CPU flags not recorded'})"
+    cpu = f"{cpu_name(hardware)} ({'flags ' + ' '.join(flags) if flags else 'CPU flags not recorded'})"
     return (f"{cpu}, {hardware['cores']} cores, {gpus}, {precision}; Python {versions['python']}, "
             f"TensorFlow {versions['tensorflow']}, Keras {versions['keras']}; data {record['data']['name']} "
             f"(fingerprint {record['data']['fingerprint']})")
@@ -448,7 +449,7 @@ def schedule_experiment(without_id: str = "06", with_id: str = "07", results_dir
 
 def _machine(record: dict) -> tuple:
     hardware = record["hardware"]
-    return hardware["cpu"], tuple(hardware.get("cpu_flags", ())), hardware["cores"], record["versions"]["tensorflow"]
+    return cpu_name(hardware), tuple(hardware.get("cpu_flags", ())), hardware["cores"], record["versions"]["tensorflow"]
 
 
 def schedule_experiment_text(without_id: str = "06", with_id: str = "07", results_dir: Path | None = None) -> str:
@@ -983,7 +984,7 @@ def _machine_names(first: dict, second: dict) -> tuple[str, str]:
         if not detail:
             return hardware["cpu"]
         flags = " ".join(hardware.get("cpu_flags", ())) or "no flags recorded"
-        return f"{hardware['cpu']} ({flags}; TensorFlow {record['versions']['tensorflow']})"
+        return f"{cpu_name(hardware)} ({flags}; TensorFlow {record['versions']['tensorflow']})"
 
     detail = first["hardware"]["cpu"] == second["hardware"]["cpu"]
     return name(first, detail), name(second, detail)

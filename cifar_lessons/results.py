@@ -213,8 +213,21 @@ def hardware_info() -> dict:
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
     # "AMD EPYC" names hosts that train several times apart: the vector flags tell them apart.
     flags = sorted(set((cpuinfo_field("flags") or "").split()) & SPEED_FLAGS)
+    # One model name and one set of flags can cover two CPU generations (AMD's Zen 4 and Zen 5 both
+    # report "AMD EPYC" with AVX512_BF16, and train this book's networks about twice apart): the
+    # family and model numbers tell them apart.
+    generation = {key: int(value) for key, field in (("cpu_family", "cpu family"), ("cpu_model", "model"))
+                  if (value := cpuinfo_field(field)) and value.isdigit()}
     return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "platform": platform.platform(),
-            "cpu_flags": flags}
+            "cpu_flags": flags, **generation}
+
+
+def cpu_name(hardware: dict) -> str:
+    """A record's CPU as a name that tells hosts apart: the model name, with the family and model
+    numbers where the record has them (records before 2026-12-06 do not) (Chapter 1)."""
+    if "cpu_family" in hardware and "cpu_model" in hardware:
+        return f"{hardware['cpu']} family {hardware['cpu_family']} model {hardware['cpu_model']}"
+    return hardware["cpu"]
 
 
 def library_versions() -> dict:

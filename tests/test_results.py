@@ -303,3 +303,15 @@ def test_profile_table_names_groups_and_step_time(tmp_path):
     table = profile_markdown(tmp_path)
     assert "| 3x3 convolutions | 6 | 120.0 | 45% | 300.0 |" in table and "| GELU | 7 | 90.0 | 34% | - |" in table
     assert "whole training step" in table and "200.0 ms, 5120 images/s" in table
+
+
+def test_cpu_name_tells_two_generations_with_one_model_name_apart():
+    """Zen 4 and Zen 5 hosts both report "AMD EPYC" with AVX512_BF16; their family numbers differ."""
+    zen4 = {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": ["avx512_bf16"], "cpu_family": 25, "cpu_model": 17}
+    zen5 = {**zen4, "cpu_family": 26, "cpu_model": 2}
+    assert results.cpu_name(zen4) != results.cpu_name(zen5)
+    older = {key: value for key, value in zen5.items() if not key.startswith("cpu_")}
+    assert results.cpu_name(older) == "AMD EPYC"  # records made before the numbers were kept
+    from cifar_lessons.race import host_name
+
+    assert host_name({"hardware": zen4}) != host_name({"hardware": zen5})
