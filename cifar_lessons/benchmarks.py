@@ -67,4 +67,25 @@ def profile_markdown(results_dir: Path | None = None) -> str:
               f"layers alone take {profile['layers_ms_per_step']} ms; a whole training step "
               f"(`train_on_batch`: augmentation, the layers, the optimizer update) takes "
               f"{profile['train_step_ms']} ms, {profile['train_images_per_s']} images/s."]
+    lines[-1] += _reference_rate(profile, results_dir)
     return "\n".join(lines)
+
+
+def _reference_rate(profile: dict, results_dir: Path | None) -> str:
+    """The training rate of airbench94 itself (PyTorch) on the profile's host, as a sentence ('' if it
+    did not run there) (Chapter 11)."""
+    from .race import host_name
+    from .reference import reference_table
+
+    rates = [row["train_images_per_s"] for row in reference_table(results_dir)
+             if row["host"] == host_name(profile) and row["precision"] == "bfloat16 autocast"
+             and row["variant"] == "full" and row["train_images_per_s"] and not row["machine_shared"]]
+    if not rates:
+        return ""
+    rate = sum(rates) / len(rates)
+    runs = "one run" if len(rates) == 1 else f"mean of {len(rates)} runs"
+    keras_rate = profile["train_images_per_s"]
+    return (f" On the same host, airbench94's own PyTorch script (`results/11/reference`) trained the network "
+            f"chapter 11 ports at batch {profile['batch_size']} in bfloat16 autocast at {rate:.0f} images/s "
+            f"({runs} on all 50,000 training images with the machine to itself, by airbench's own clock), "
+            f"{rate / keras_rate:.1f} times this Keras step.")

@@ -10,14 +10,16 @@ images. Importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from . import results
 
-# airbench94's own report for this script on the official test set: mean of 1,000 runs (the script's header).
+# airbench94's own report for this script on the official test set, and over how many runs (the script's header).
 REFERENCE_ACCURACY = 0.9401
+REFERENCE_RUNS = 1000
 # What each variant trains on and is scored on.
 VARIANTS = {
     "full": "all 50,000 training images, scored on the 10,000 test images (airbench's own protocol)",
@@ -57,8 +59,10 @@ def reference_table(results_dir: Path | None = None) -> list[dict]:
     """One row per recorded reference run, by variant, precision and seed (Chapter 11).
 
     Each row has the variant, the precision, the seed, the test (and, for ``split45``, validation)
-    accuracy with test-time augmentation, the training seconds airbench itself counts, the process's
-    CPU seconds, and the host.
+    accuracy with test-time augmentation, the training seconds airbench itself counts and the images
+    per second they make, the process's CPU seconds, the host, and whether other work shared the
+    machine during the run (then its times are not comparable; a record that does not say counts as
+    shared).
     """
     from .race import host_name
 
@@ -68,8 +72,26 @@ def reference_table(results_dir: Path | None = None) -> list[dict]:
         rows.append({"variant": record["variant"], "precision": record["settings"].get("precision", "?"),
                      "seed": record["seed"], "test_accuracy": record["test_accuracy"],
                      "val_accuracy": record.get("val_accuracy"), "training_time_s": record["training_time_s"],
+                     "train_images_per_s": train_images_per_s(record),
+                     "machine_shared": record.get("machine_shared", True),
                      "process_cpu_time_s": record["process_cpu_time_s"], "host": host_name(record)})
     return sorted(rows, key=lambda row: (row["variant"], row["precision"], row["seed"]))
+
+
+def train_images_per_s(record: dict) -> float | None:
+    """Training images per second of a reference run, by airbench's own clock up to its last epoch
+    (Chapter 11).
+
+    airbench drops each epoch's last incomplete batch and stops after ``ceil(steps_per_epoch *
+    train_epochs)`` steps; its clock at the last epoch counts the whitening set-up and the training
+    steps, not the per-epoch evaluation or the final test-time augmentation.
+    """
+    settings, epochs = record["settings"], record["epochs"]
+    images, batch = record["data"].get("train_images"), settings.get("batch_size")
+    if not (images and batch and epochs and settings.get("train_epochs")):
+        return None
+    steps = math.ceil(images // batch * settings["train_epochs"])
+    return steps * batch / epochs[-1]["cumulative_training_time_s"]
 
 
 def reference_means(rows: list[dict]) -> dict[tuple[str, str], dict]:
@@ -77,7 +99,41 @@ def reference_means(rows: list[dict]) -> dict[tuple[str, str], dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["variant"], row["precision"]), []).append(row)
-    return {key: {"seeds": [row["seed"] for row in group],
-                  "test_accuracy": float(np.mean([row["test_accuracy"] for row in group])),
-                  "test_std": float(np.std([row["test_accuracy"] for row in group], ddof=1)) if len(group) > 1 else None}
-            for key, group in groups.items()}
+    summaries = {}
+    for key, group in groups.items():
+        accuracies = [row["test_accuracy"] for row in group]
+        summaries[key] = {"seeds": [row["seed"] for row in group], "test_accuracy": float(np.mean(accuracies)),
+                          "test_std": float(np.std(accuracies, ddof=1)) if len(group) > 1 else None}
+    return summaries
+
+
+def reference_markdown(results_dir: Path | None = None) -> str:
+    """The reference runs beside chapter 11's seed runs, as a Markdown table with its caption ('' if none
+    is recorded) (Chapter 11)."""
+    rows = reference_table(results_dir)
+    if not rows:
+        return ""
+    from .chapters import get_chapter
+    from .report import seed_summary
+
+    lines = [f"| Recipe | Training images | Precision | Seeds | Test accuracy | vs {REFERENCE_ACCURACY:.2%} (pts) |",
+             "|---|---:|---|---:|---:|---:|"]
+    images = {"full": "50,000", "split45": "45,000"}
+    for (variant, precision), summary in sorted(reference_means(rows).items()):
+        mean = summary["test_accuracy"]
+        short = {"bfloat16 autocast": "bf16 autocast"}.get(precision, precision)
+        lines.append(f"| airbench94 | {images[variant]} | {short} | {len(summary['seeds'])} "
+                     f"| {mean:.2%} | {100 * (mean - REFERENCE_ACCURACY):+.1f} |")
+    chapter = seed_summary(get_chapter("11"), results_dir)
+    if chapter["n"] and chapter["status"] == "ok":
+        first = chapter["runs"][0]["record"]
+        precision = {"mixed_bfloat16": "mixed bf16"}.get(first["precision"], first["precision"])
+        lines.append(f"| chapter 11 | {first['train_images']:,} | {precision} | {chapter['n']} "
+                     f"| {chapter['mean']:.2%} | {100 * (chapter['mean'] - REFERENCE_ACCURACY):+.1f} |")
+    lines += ["", "All on the offline JPEG copy, scored with airbench's six-view test-time augmentation; test "
+              "accuracy is the mean over the seeds. airbench94 is its author's PyTorch script, chapter 11 this "
+              "book's Keras port; bf16: bfloat16. "
+              f"{REFERENCE_ACCURACY:.2%} is airbench94's own figure on the official images (the mean of "
+              f"{REFERENCE_RUNS:,} runs). The airbench94 rows are its own script run on a CPU "
+              "(`results/11/reference`, whose README lists the changes); chapter 11 reads them."]
+    return "\n".join(lines)

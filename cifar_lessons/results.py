@@ -214,8 +214,7 @@ def hardware_info() -> dict:
     # "AMD EPYC" names hosts that train several times apart: the vector flags tell them apart.
     flags = sorted(set((cpuinfo_field("flags") or "").split()) & SPEED_FLAGS)
     # One model name and one set of flags can cover two CPU generations (AMD's Zen 4 and Zen 5 both
-    # report "AMD EPYC" with AVX512_BF16, and train this book's networks about twice apart): the
-    # family and model numbers tell them apart.
+    # report "AMD EPYC" with AVX512_BF16): the family and model numbers tell them apart.
     generation = {key: int(value) for key, field in (("cpu_family", "cpu family"), ("cpu_model", "model"))
                   if (value := cpuinfo_field(field)) and value.isdigit()}
     return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "platform": platform.platform(),

@@ -3,8 +3,8 @@ and the run records, so the site cannot drift from the results; notebook pages a
 readable and linked.
 
 Registered in ``mkdocs.yml`` under ``hooks:``. Pages mark where generated content goes with
-``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->``, ``<!-- race-chart -->`` and
-``<!-- benchmark-table -->``.
+``<!-- chapters-table -->``, ``<!-- results-table -->``, ``<!-- results-chart -->``, ``<!-- race-chart -->``,
+``<!-- reference-table -->`` and ``<!-- benchmark-table -->``.
 
 Each chapter page gets a header with the chapter's recorded numbers (the conclusion's: what it compares)
 and links to its notebook (download, Colab, repository). mkdocs-jupyter embeds ~600 KB of notebook CSS
@@ -709,6 +709,7 @@ def strip_downloadable_notebooks(site: Path) -> None:
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     """Replace the markers with tables and charts generated from the run records."""
+    from cifar_lessons.reference import reference_markdown
     from cifar_lessons.report import accuracy_table_markdown, benchmark_markdown
 
     replacements = {
@@ -716,6 +717,8 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         "<!-- results-table -->": accuracy_table_markdown,
         "<!-- results-chart -->": results_chart_markdown,
         "<!-- race-chart -->": race_chart_markdown,
+        "<!-- reference-table -->": lambda: reference_markdown()
+        or "*No reference run recorded yet (results/11/reference).*",
         "<!-- benchmark-table -->": lambda: benchmark_markdown()
         or "*Not measured yet: run `python scripts/benchmark.py` on an idle machine.*",
     }

@@ -347,13 +347,63 @@ def _prose_settings():
     def qualities(rungs):  # as the prose lists them: highest first
         return " and ".join(str(quality) for quality in sorted(rungs, reverse=True))
 
-    extrapolated = mean_11 - full_rungs[50][1]
     # The ladder cell's bound: quality 30 against 50 in squared error and in cost, and the copy's own encoding
     # (about 30 dB against the originals: the copy's README) priced at the quality-50 rung's cost per squared error.
     squared_error = recompress.squared_error
     error_ratio = squared_error(full_rungs[30][2]) / squared_error(full_rungs[50][2])
     cost_ratio = full_rungs[30][1] / full_rungs[50][1]
     copy_cost = -full_rungs[50][1] * squared_error(30.0) / squared_error(full_rungs[50][2])
+    # airbench94 itself on the copy (results/11/reference), read as the reference cell prints it.
+    from cifar_lessons import reference
+
+    ref_rows, official_ref = reference.reference_table(), reference.REFERENCE_ACCURACY
+    full_runs = [row for row in ref_rows if row["variant"] == "full"]
+    full_bf16 = [row for row in full_runs if row["precision"] == "bfloat16 autocast"]
+    full_fp32 = [row for row in full_runs if row["precision"] == "float32"]
+    split_runs = [row for row in ref_rows if row["variant"] == "split45"]
+    full_mean = float(np.mean([row["test_accuracy"] for row in full_bf16]))
+    split_mean = {key: float(np.mean([row[key] for row in split_runs])) for key in ("val_accuracy", "test_accuracy")}
+
+    def seed_spread(values):  # as report.seed_summary gives it, for report.compare_seeds
+        return {"n": len(values), "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+    port_within_noise = len(split_runs) == len(SEEDS) and all(
+        report.compare_seeds(seed_spread([row[key] for row in split_runs]),
+                             seed_spread([record[key] for record in seeds.values()]))["verdict"] == "within noise"
+        for key in split_mean)
+    copy_cost_ref = official_ref - full_mean  # what the copy costs airbench94, measured
+    edits = [change["replace"] for path in reference.reference_root().glob("*/seed*/record.json")
+             for change in reference.load_reference(path)["code"]["changes"]]
+    reference_claims = [
+        f"reports {official_ref:.2%} on the official test set, the mean of {reference.REFERENCE_RUNS:,} runs",
+        claim(any("range(25)" in edit for edit in edits), "one seeded run at a time instead of 25"),
+        claim(len(full_bf16) == len(SEEDS) and all(0.025 < official_ref - row["test_accuracy"] < 0.035
+                                                    for row in full_runs),
+              "about three points below its official figure on this copy, on each of its seeds"),
+        claim(bool(full_fp32) and all(official_ref - row["test_accuracy"] > 0.025 for row in full_fp32),
+              "Computing in float32 instead of bfloat16 did not close the gap"),
+        claim(port_within_noise, "its means differ from this chapter's by less than twice their standard error, "
+              "on validation and on test (within noise, by chapter 10's rule"),
+        claim(port_within_noise, "this chapter's Keras recipe shows no measurable loss against the recipe it "
+              "follows, so the details of airbench it leaves out (listed above) cost it less than seed noise, on "
+              "this copy"),
+        claim(all(0 < split_mean[key] - np.mean([record[key] for record in seeds.values()]) < 0.005
+                  for key in split_mean), "airbench94 is a few tenths ahead on both, inside that margin"),
+        claim(port_within_noise, "Taken together, on the copy, they cost this recipe less than seed noise"),
+        claim(all(row["test_accuracy"] < goal for row in full_runs),
+              f"does not reach {goal:.0%} on this copy in its own budget"),
+        claim(0.92 < mean_11 + copy_cost_ref < 0.94 and mean_11 + copy_cost_ref > mean_11 + copy_cost,
+              f"this chapter's recipe would score near {goal:.0%} on the original images, above the ladder's "
+              "bound"),
+        claim(full_mean - split_mean["test_accuracy"] > 0.005,
+              "scored higher with all 50,000 training images than with this chapter's 45,000"),
+        claim(full_mean < 0.91, "its mean stays below 91% on this copy"),
+        # The summary.
+        claim(all(0.025 < official_ref - row["test_accuracy"] < 0.035 for row in full_runs),
+              "falls about three points short of its official figure, in float32 as in bfloat16"),
+        claim(port_within_noise, "on this chapter's split it scores within noise of this chapter's seeds"),
+    ]
     airbench_lr, airbench_decay = 11.5, 0.0153  # airbench94's rate and decay "per 1,024 examples"
     kilostep = 1 + 1 / (1 - c11.momentum)  # airbench divides both by 1,024 times this
     eleven = [
@@ -423,27 +473,18 @@ def _prose_settings():
         f"quality 30 carrying {error_ratio:.1f} times the squared error of quality 50 and costing {cost_ratio:.1f} "
         "times as much",
         claim(copy_cost < -full_rungs[50][1] and squared_error(30.0) < squared_error(full_rungs[50][2]),
-              "the copy's own encoding, with less squared error than the quality-50 rung adds, costs less than "
-              "that rung"),
+              "the copy's own encoding, with less squared error than the quality-50 rung adds, would cost less "
+              "than that rung"),
         claim(abs(full_rungs[50][0] - screen_rungs[50][0]) < 0.005,
               "At the recipe's own budget quality 50 costs about as much as in the screen"),
         f"{full_rungs[50][2]:.1f} dB against the copy, where the copy is about 30 dB",  # 30 dB: the copy's README
-        claim(0.015 < -full_rungs[50][1] < 0.025, "puts this recipe about two points higher on the original images"),
-        claim(extrapolated < goal and copy_cost < -full_rungs[50][1],
-              f"this recipe about two points higher on the original images and the bound less than that, both short "
-              f"of the {goal:.0%} goal"),
+        claim(mean_11 + copy_cost < goal, "which would leave this recipe short of the goal on the original images"),
         claim(full_rungs[50][0] <= screen_rungs[50][0],
               f"on this seed, training {c11.epochs} epochs instead of {fast.ABLATION_EPOCHS} did not shrink the loss"),
         f"at the screen's {fast.ABLATION_EPOCHS} epochs (qualities {qualities(screen_rungs)}), and the recipe itself "
         f"at its {c11.epochs} ({'qualities' if len(full_rungs) > 1 else 'quality'} {qualities(full_rungs)}), seed 0 "
         "throughout",
-        claim(copy_cost / (0.94 - mean_11) < -full_rungs[50][1] / (0.94 - mean_11) < 0.65,
-              "accounts for at most about half of the gap to airbench94's 94%"),
-        claim(extrapolated < goal and mean_11 + copy_cost < goal,
-              "the copy is not what keeps this recipe from the goal"),
-        claim(copy_cost < 0.02 and mean_11 + copy_cost < goal,
-              "bounds what the copy's own encoding costs this recipe at under two points, which would still leave it "
-              "short of the goal on the original images"),
+        *reference_claims,
         # The budget runs (the recipe with more epochs), read as the budget cell prints them.
         claim(longer_seeds and all(count == 1 for count in longer_seeds.values()), "Each longer budget has one seed"),
         claim(0.003 < doubled["val_accuracy"] - base_0["val_accuracy"] < 0.008

@@ -75,3 +75,16 @@ def test_committed_reference_runs_name_their_code_data_and_host():
         assert record["hardware"]["cpu"] and record["versions"].get("torch")
         if record["variant"] == "split45":
             assert isinstance(record.get("val_accuracy"), float)
+
+
+def test_training_rate_counts_airbenchs_steps_by_its_clock_at_the_last_epoch():
+    """airbench drops each epoch's last partial batch and stops after ceil(steps per epoch x 9.9) steps."""
+    record = {"settings": {"batch_size": 1024, "train_epochs": 9.9}, "data": {"train_images": 50000},
+              "epochs": [{"cumulative_training_time_s": 10.0}, {"cumulative_training_time_s": 476.0}]}
+    assert reference.train_images_per_s(record) == pytest.approx(1024)  # 476 steps of 1,024 in 476 s
+    assert reference.train_images_per_s({**record, "epochs": []}) is None
+
+
+def test_no_reference_runs_means_no_table(tmp_path):
+    assert reference.reference_table(tmp_path) == []
+    assert reference.reference_markdown(tmp_path) == ""
