@@ -107,6 +107,33 @@ def reference_means(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return summaries
 
 
+def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[dict]:
+    """airbench94 on chapter 11's split against chapter 11's own seed runs, per split (Chapter 11).
+
+    For validation and test: both means, the difference (airbench94 minus chapter 11), its standard
+    error and chapter 10's verdict (``report.compare_seeds``: within noise unless the difference
+    exceeds twice its standard error). Seed numbers do not pair runs across the two frameworks, so
+    only the means are compared. Empty without ``split45`` runs or seed records.
+    """
+    from .report import compare_seeds
+
+    def spread(values):
+        return {"n": len(values), "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+    split_rows = [row for row in rows if row["variant"] == "split45"]
+    if not (split_rows and seed_records):
+        return []
+    comparisons = []
+    for split, key in (("validation", "val_accuracy"), ("test", "test_accuracy")):
+        theirs = spread([row[key] for row in split_rows])
+        ours = spread([record[key] for record in seed_records.values()])
+        verdict = compare_seeds(theirs, ours)
+        comparisons.append({"split": split, "reference": theirs["mean"], "runs": theirs["n"],
+                            "chapter": ours["mean"], "seeds": ours["n"], "gain": verdict["gain"],
+                            "standard_error": verdict["standard_error"], "verdict": verdict["verdict"]})
+    return comparisons
+
 def reference_markdown(results_dir: Path | None = None) -> str:
     """The reference runs beside chapter 11's seed runs, as a Markdown table with its caption ('' if none
     is recorded) (Chapter 11)."""

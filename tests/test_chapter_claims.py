@@ -364,14 +364,9 @@ def _prose_settings():
     full_mean = float(np.mean([row["test_accuracy"] for row in full_bf16]))
     split_mean = {key: float(np.mean([row[key] for row in split_runs])) for key in ("val_accuracy", "test_accuracy")}
 
-    def seed_spread(values):  # as report.seed_summary gives it, for report.compare_seeds
-        return {"n": len(values), "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-
-    port_within_noise = len(split_runs) == len(SEEDS) and all(
-        report.compare_seeds(seed_spread([row[key] for row in split_runs]),
-                             seed_spread([record[key] for record in seeds.values()]))["verdict"] == "within noise"
-        for key in split_mean)
+    comparison = reference.split_comparison(ref_rows, seeds)
+    port_within_noise = len(split_runs) == len(SEEDS) and len(comparison) == 2 and all(
+        row["verdict"] == "within noise" for row in comparison)
     copy_cost_ref = official_ref - full_mean  # what the copy costs airbench94, measured
     edits = [change["replace"] for path in reference.reference_root().glob("*/seed*/record.json")
              for change in reference.load_reference(path)["code"]["changes"]]
@@ -388,8 +383,8 @@ def _prose_settings():
         claim(port_within_noise, "this chapter's Keras recipe shows no measurable loss against the recipe it "
               "follows, so the details of airbench it leaves out (listed above) cost it less than seed noise, on "
               "this copy"),
-        claim(all(0 < split_mean[key] - np.mean([record[key] for record in seeds.values()]) < 0.005
-                  for key in split_mean), "airbench94 is a few tenths ahead on both, inside that margin"),
+        claim(all(0 < row["gain"] < 0.005 for row in comparison),
+              "airbench94 is a few tenths ahead on both, inside that margin"),
         claim(port_within_noise, "Taken together, on the copy, they cost this recipe less than seed noise"),
         claim(all(row["test_accuracy"] < goal for row in full_runs),
               f"does not reach {goal:.0%} on this copy in its own budget"),
