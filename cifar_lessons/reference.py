@@ -101,10 +101,17 @@ def reference_means(rows: list[dict]) -> dict[tuple[str, str], dict]:
         groups.setdefault((row["variant"], row["precision"]), []).append(row)
     summaries = {}
     for key, group in groups.items():
-        accuracies = [row["test_accuracy"] for row in group]
-        summaries[key] = {"seeds": [row["seed"] for row in group], "test_accuracy": float(np.mean(accuracies)),
-                          "test_std": float(np.std(accuracies, ddof=1)) if len(group) > 1 else None}
+        spread = _spread([row["test_accuracy"] for row in group])
+        summaries[key] = {"seeds": [row["seed"] for row in group], "test_accuracy": spread["mean"],
+                          "test_std": spread["std"]}
     return summaries
+
+
+def _spread(values: list[float]) -> dict:
+    """Count, mean and sample standard deviation (None for one value) of some runs' accuracies, in the form
+    ``report.compare_seeds`` takes."""
+    return {"n": len(values), "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
 
 
 def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[dict]:
@@ -117,17 +124,13 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
     """
     from .report import compare_seeds
 
-    def spread(values):
-        return {"n": len(values), "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-
     split_rows = [row for row in rows if row["variant"] == "split45"]
     if not (split_rows and seed_records):
         return []
     comparisons = []
     for split, key in (("validation", "val_accuracy"), ("test", "test_accuracy")):
-        theirs = spread([row[key] for row in split_rows])
-        ours = spread([record[key] for record in seed_records.values()])
+        theirs = _spread([row[key] for row in split_rows])
+        ours = _spread([record[key] for record in seed_records.values()])
         verdict = compare_seeds(theirs, ours)
         comparisons.append({"split": split, "reference": theirs["mean"], "runs": theirs["n"],
                             "chapter": ours["mean"], "seeds": ours["n"], "gain": verdict["gain"],
