@@ -152,8 +152,9 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
         config = dataclasses.replace(config, seed=seed)
         run_dir = seed_run_dir(chapter, seed, results_dir)
         retrain = True
-    if quick:  # quick runs never replace a chapter's recorded run
-        run_dir = run_dir.parent / "quick" / chapter.id
+    if quick:  # quick runs never replace a chapter's recorded run, nor sit inside its folder
+        name = chapter.id if config.seed == chapter.config.seed else f"{chapter.id}-seed{config.seed}"
+        run_dir = run_dir_for(chapter, results_dir, quick=True).parent / name
     if not retrain and not quick:
         status = chapter_status(chapter, results_dir, data.fingerprint if data else None)
         if status["status"] == "ok":

@@ -29,6 +29,13 @@ def _seed_arg(value: str) -> int:
     return seed
 
 
+def _results_arg(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty --results names no folder: give a path, or leave the option out "
+                                         "for the repository's results/")
+    return value
+
+
 def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -217,7 +224,8 @@ def cmd_identities(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per task (Chapter 1)."""
     parser = argparse.ArgumentParser(prog="cifar-lessons", description=__doc__)
-    parser.add_argument("--results", default=None, help="results folder (default: results/ in the repo)")
+    parser.add_argument("--results", default=None, type=_results_arg,
+                        help="results folder (default: results/ in the repo)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="chapters, milestones, recorded accuracy and staleness")

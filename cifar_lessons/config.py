@@ -20,6 +20,8 @@ class TrainConfig:
     convs_per_stage: int = 1
     dense_units: int = 64
     batch_norm: bool = False
+    # How much of the old moving statistics each training step keeps (Chapter 5); 0.99 is Keras' default.
+    batch_norm_momentum: float = 0.99
     conv_dropout_rate: float = 0.0
     dense_dropout_rate: float = 0.0
     # Input processing inside the model (Chapters 2 and 4).
@@ -43,9 +45,14 @@ class TrainConfig:
     subset: int | None = None
 
     def to_dict(self) -> dict:
-        """The config as plain JSON types (Chapter 1)."""
+        """The config as plain JSON types (Chapter 1).
+
+        A field added after runs were recorded is left out while it holds the value those runs used
+        (``ADDED_FIELDS``), so their config hashes still hold; any other value is part of the config.
+        """
         return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+                for key, value in dataclasses.asdict(self).items()
+                if not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -65,5 +72,13 @@ class TrainConfig:
 
     def changes_from(self, previous: TrainConfig) -> dict:
         """Fields that differ from ``previous``: what a chapter changed (Chapter 2)."""
-        old, new = previous.to_dict(), self.to_dict()
-        return {key: (old[key], new[key]) for key in new if old[key] != new[key]}
+        old, new = dataclasses.asdict(previous), dataclasses.asdict(self)
+        return {key: (_plain(old[key]), _plain(new[key])) for key in new if old[key] != new[key]}
+
+
+# Fields added after the first runs were recorded, with the value those runs used (see TrainConfig.to_dict).
+ADDED_FIELDS = {"batch_norm_momentum": 0.99}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value

@@ -25,9 +25,11 @@ def conv_stage(x, filters, stage, config):
     """``config.convs_per_stage`` convolution blocks, then 2x2 max pooling that halves
     the image (Chapter 1).
     """
-    block = conv_bn_block if config.batch_norm else conv_block  # Chapter 5
     for index in range(1, config.convs_per_stage + 1):
-        x = block(x, filters, stage, index)
+        if config.batch_norm:  # Chapter 5
+            x = conv_bn_block(x, filters, stage, index, config.batch_norm_momentum)
+        else:
+            x = conv_block(x, filters, stage, index)
     x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
     if config.conv_dropout_rate:  # Chapter 6's exercise
         x = layers.Dropout(config.conv_dropout_rate, name=f"stage{stage}_dropout")(x)
@@ -47,8 +49,10 @@ def classifier(x, config, num_classes=10):
     classes (Chapter 1).
     """
     x = layers.Flatten(name="flatten")(x)
-    block = dense_bn_block if config.batch_norm else dense_block  # Chapter 5
-    x = block(x, config.dense_units)
+    if config.batch_norm:  # Chapter 5
+        x = dense_bn_block(x, config.dense_units, config.batch_norm_momentum)
+    else:
+        x = dense_block(x, config.dense_units)
     if config.dense_dropout_rate:  # Chapter 6
         x = classifier_dropout(x, config.dense_dropout_rate)
     # The softmax stays in float32 so that mixed precision stays numerically safe.
@@ -102,21 +106,25 @@ def augmentation_block(flip=True, translate=0.1, seed=0):
     return keras.Sequential(steps, name="augment")
 
 
-def conv_bn_block(x, filters, stage, index):
-    """A 3x3 convolution without bias, batch normalization, then a ReLU (Chapter 5)."""
+def conv_bn_block(x, filters, stage, index, momentum=0.99):
+    """A 3x3 convolution without bias, batch normalization, then a ReLU (Chapter 5).
+
+    ``momentum`` weighs the old moving statistics in each update: each step keeps that
+    fraction and takes the rest from the batch (Keras' default 0.99).
+    """
     x = layers.Conv2D(
         filters, 3, padding="same", use_bias=False, name=f"stage{stage}_conv{index}"
     )(x)
-    x = layers.BatchNormalization(name=f"stage{stage}_bn{index}")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"stage{stage}_bn{index}")(x)
     return layers.Activation("relu", name=f"stage{stage}_relu{index}")(x)
 
 
-def dense_bn_block(x, units):
+def dense_bn_block(x, units, momentum=0.99):
     """The classifier's hidden layer without bias, batch normalization, then a ReLU
     (Chapter 5).
     """
     x = layers.Dense(units, use_bias=False, name="dense")(x)
-    x = layers.BatchNormalization(name="dense_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name="dense_bn")(x)
     return layers.Activation("relu", name="dense_relu")(x)
 
 

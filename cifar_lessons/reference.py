@@ -118,8 +118,8 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
     """airbench94 on chapter 11's split against chapter 11's own seed runs, per split (Chapter 11).
 
     For validation and test: both means, the difference (airbench94 minus chapter 11), its standard
-    error and chapter 10's verdict (``report.compare_seeds``: within noise unless the difference
-    exceeds twice its standard error). Seed numbers do not pair runs across the two frameworks, so
+    error, Welch's p-value, the 95% confidence interval of the difference and chapter 10's verdict
+    (``report.compare_seeds``: not shown unless p < 0.05). Seed numbers do not pair runs across the two frameworks, so
     only the means are compared. Empty without ``split45`` runs or seed records.
     """
     from .report import compare_seeds
@@ -134,7 +134,8 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
         verdict = compare_seeds(theirs, ours)
         comparisons.append({"split": split, "reference": theirs["mean"], "runs": theirs["n"],
                             "chapter": ours["mean"], "seeds": ours["n"], "gain": verdict["gain"],
-                            "standard_error": verdict["standard_error"], "verdict": verdict["verdict"]})
+                            "standard_error": verdict["standard_error"], "p_value": verdict["p_value"],
+                            "interval": verdict["interval"], "verdict": verdict["verdict"]})
     return comparisons
 
 def reference_markdown(results_dir: Path | None = None) -> str:

@@ -5,7 +5,10 @@ Feeds ``cifar-lessons report``, the site's results page and the chapters' closin
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+from scipy import stats
 
 from .book import chapter_status, recorded_history
 from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter, training_chapters
@@ -19,8 +22,12 @@ def _pct(value) -> str:
 # The seed study (issue 12): every training chapter is run with several seeds. Seed runs live in
 # results/NN/seedS; the chapter's main run (its own seed) in results/NN. A gain between neighbouring
 # chapters is judged by this rule, stated wherever a verdict is shown.
-VERDICT_RULE = ("*helps* when the gain exceeds twice its standard error, *hurts* when it is below minus twice "
-                "its standard error, *within noise* otherwise; with one seed on either side, no verdict")
+ALPHA = 0.05  # the test's level: a verdict claims a direction only when p is below it
+NOT_SHOWN = "not shown"
+VERDICT_RULE = ("Welch's t-test (two-sided) on the per-seed test accuracies of the two chapters: *helps* or "
+                "*hurts* when p < 0.05, *not shown* otherwise (the seeds cannot tell the difference from the "
+                "noise between seeds, which is not evidence that there is none); with one seed on either side, "
+                "no verdict")
 STANDARD_ERROR = "√(s₁²/n₁ + s₂²/n₂) (s: standard deviation across seeds, n: number of seeds)"
 NO_VERDICT = "one seed: no verdict"
 
@@ -121,17 +128,47 @@ def seed_summary(chapter, results_dir: Path | None = None) -> dict:
 
 
 def compare_seeds(current: dict, previous: dict) -> dict:
-    """Difference of two chapters' means, its standard error and the verdict of VERDICT_RULE (Chapter 10)."""
-    import math
+    """Difference of two chapters' means, its standard error, Welch's p-value and the verdict of
+    VERDICT_RULE (Chapter 10).
 
+    ``interval`` is the 95% confidence interval of the difference (Welch-Satterthwaite degrees of freedom):
+    where the verdict is NOT_SHOWN, it says how large a difference the seeds cannot exclude.
+    """
     if not current["n"] or not previous["n"]:
-        return {"gain": None, "standard_error": None, "verdict": None}
+        return {"gain": None, "standard_error": None, "p_value": None, "interval": None, "verdict": None}
     gain = current["mean"] - previous["mean"]
     if current["n"] < 2 or previous["n"] < 2:
-        return {"gain": gain, "standard_error": None, "verdict": NO_VERDICT}
-    error = math.sqrt(current["std"] ** 2 / current["n"] + previous["std"] ** 2 / previous["n"])
-    verdict = "helps" if gain > 2 * error else "hurts" if gain < -2 * error else "within noise"
-    return {"gain": gain, "standard_error": error, "verdict": verdict}
+        return {"gain": gain, "standard_error": None, "p_value": None, "interval": None, "verdict": NO_VERDICT}
+    a, b = current["std"] ** 2 / current["n"], previous["std"] ** 2 / previous["n"]
+    error = math.sqrt(a + b)
+    p_value = float(stats.ttest_ind_from_stats(current["mean"], current["std"], current["n"], previous["mean"],
+                                               previous["std"], previous["n"], equal_var=False).pvalue)
+    if error == 0:  # identical seeds on both sides: no noise to test against
+        p_value, interval = (1.0 if gain == 0 else 0.0), (gain, gain)
+    else:
+        dof = (a + b) ** 2 / (a ** 2 / (current["n"] - 1) + b ** 2 / (previous["n"] - 1))
+        half = float(stats.t.ppf(1 - ALPHA / 2, dof)) * error
+        interval = (gain - half, gain + half)
+    verdict = ("helps" if gain > 0 else "hurts") if p_value < ALPHA else NOT_SHOWN
+    return {"gain": gain, "standard_error": error, "p_value": p_value, "interval": interval, "verdict": verdict}
+
+
+def p_text(p_value: float | None) -> str:
+    """'p = 0.07', 'p = 0.003' or 'p < 0.001' (Chapter 10)."""
+    if p_value is None:
+        return ""
+    if p_value < 0.001:
+        return "p < 0.001"
+    return f"p = {p_value:.3f}" if p_value < 0.01 else f"p = {p_value:.2f}"
+
+
+def verdict_text(comparison: dict) -> str:
+    """'helps (p = 0.003)', 'not shown (p = 0.09)', 'one seed: no verdict' or '-' (Chapter 10)."""
+    if comparison.get("verdict") is None:
+        return "-"
+    if comparison.get("p_value") is None:
+        return comparison["verdict"]
+    return f"{comparison['verdict']} ({p_text(comparison['p_value'])})"
 
 
 def _mean_sd(summary: dict) -> str:
@@ -167,13 +204,14 @@ def comparison_rows(results_dir: Path | None = None) -> list[dict]:
         summary = seed_summary(chapter, results_dir)
         record = summary["main"]["record"]
         comparison = compare_seeds(summary, previous) if previous else {
-            "gain": None, "standard_error": None, "verdict": None}
+            "gain": None, "standard_error": None, "p_value": None, "interval": None, "verdict": None}
         rows.append({
             "id": chapter.id, "title": chapter.title, "technique": chapter.technique,
             "status": summary["status"], "test_accuracy": summary["mean"], "std": summary["std"],
             "n": summary["n"], "seeds": summary["seeds"], "values": summary["values"],
             "excluded": summary["excluded"], "summary": summary,
             "gain": comparison["gain"], "gain_se": comparison["standard_error"], "verdict": comparison["verdict"],
+            "p_value": comparison["p_value"], "interval": comparison["interval"],
             "milestone": chapter.milestone,
             "epochs": record["epochs_run"] if record else None,
             "max_epochs": chapter.config.epochs,
@@ -194,7 +232,7 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
     for row in rows:
         status = "" if row["status"] == "ok" else f" ({row['status']})"
         lines.append(f"| {row['id']} {row['title']}{status} | {_mean_sd(row['summary'])} "
-                     f"| {_per_seed(row['summary'])} | {_gain_text(row)} | {row['verdict'] or '-'} |")
+                     f"| {_per_seed(row['summary'])} | {_gain_text(row)} | {verdict_text(row)} |")
     counts = sorted({row["n"] for row in rows if row["n"]}) or [0]
     seeds_shown = str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
     spread = (f"mean ± standard deviation over the recorded seeds ({seeds_shown} per chapter)" if counts[-1] > 1
@@ -331,19 +369,24 @@ def chapter_gain(chapter_id: str, results_dir: Path | None = None) -> str:
         seeds = " ".join(str(seed) for seed in range(STUDY_SEEDS))
         return text + (f"One seed: no verdict (a verdict needs two or more seeds of both chapters: "
                        f"`cifar-lessons study --seeds {seeds} --chapters {previous_chapter.id} {chapter.id}`).")
-    reason = ("within twice its standard error" if comparison["verdict"] == "within noise"
-              else "more than twice its standard error")
-    return text + f"Verdict: {comparison['verdict']} (the difference is {reason})."
+    if comparison["verdict"] == NOT_SHOWN:
+        low, high = (100 * value for value in comparison["interval"])
+        return text + (f"Verdict: not shown (Welch's t-test, {p_text(comparison['p_value'])}): the seeds cannot "
+                       f"tell this difference from noise; they allow anything from {low:+.1f} to {high:+.1f} "
+                       "points (95% confidence interval).")
+    return text + f"Verdict: {comparison['verdict']} (Welch's t-test, {p_text(comparison['p_value'])})."
 
 
 def chapter_verdict(chapter_id: str, results_dir: Path | None = None) -> dict:
     """A chapter's comparison with the previous one, for prose: ``gain``, ``standard_error`` (fractions or
-    None), ``verdict`` ('helps', 'within noise', 'hurts', NO_VERDICT or None) and the seed counts (Chapters 2-8)."""
+    None), ``p_value``, ``interval``, ``verdict`` ('helps', NOT_SHOWN, 'hurts', NO_VERDICT or None) and the seed
+    counts (Chapters 2-8)."""
     chapter = get_chapter(chapter_id)
     previous_chapter = previous_training_chapter(chapter)
     current = seed_summary(chapter, results_dir)
     if previous_chapter is None:
-        return {"gain": None, "standard_error": None, "verdict": None, "seeds": current["n"], "previous_seeds": 0}
+        return {"gain": None, "standard_error": None, "p_value": None, "interval": None, "verdict": None,
+                "seeds": current["n"], "previous_seeds": 0}
     previous = seed_summary(previous_chapter, results_dir)
     return {**compare_seeds(current, previous), "seeds": current["n"], "previous_seeds": previous["n"]}
 
@@ -364,12 +407,13 @@ def verdict_sentence(chapter_id: str, results_dir: Path | None = None) -> str:
 
     seeds = (f"{count(found['seeds'])} of chapter {chapter_id} against {count(found['previous_seeds'])} "
              f"of chapter {previous.id}")
-    if found["verdict"] in ("helps", "hurts", "within noise"):
+    if found["verdict"] in ("helps", "hurts", NOT_SHOWN):
         meaning = {"helps": f"{chapter.technique} helped within this budget",
                    "hurts": f"{chapter.technique} cost accuracy within this budget",
-                   "within noise": "the difference is within the noise between seeds"}[found["verdict"]]
+                   NOT_SHOWN: "the seeds cannot tell this difference from the noise between them"}[found["verdict"]]
         return (f"Over {seeds}, the mean test accuracy moved by {points} "
-                f"(± {100 * found['standard_error']:.1f} standard error): {meaning}.")
+                f"(± {100 * found['standard_error']:.1f} standard error, Welch's t-test "
+                f"{p_text(found['p_value'])}): {meaning}.")
     return (f"With {seeds}, the test accuracy moved by {points}; with a single seed on one side a difference "
             "of this size cannot be told from the noise between seeds, so the chapter claims no direction yet "
             f"(`cifar-lessons study --chapters {previous.id} {chapter_id}` adds seeds).")
@@ -932,7 +976,7 @@ def _gain_with_verdict(effect: dict) -> str:
     if effect["gain_se"] is not None:
         text += f" ± {100 * effect['gain_se']:.1f}"
     verdict = ("a single seed on one side: no verdict yet" if effect["verdict"] == NO_VERDICT
-               else f"verdict: {effect['verdict']}")
+               else f"verdict: {verdict_text(effect)}")
     return f"{text} points over chapter {effect['previous_id']} ({verdict})"
 
 
@@ -1055,11 +1099,12 @@ def seed_study_text(results_dir: Path | None = None) -> str:
             groups.setdefault(row["verdict"], []).append(row)
 
     def listing(group):
-        return "; ".join(f"{row['title'].lower()} (chapter {row['id']}, {_gain_text(row)} points)" for row in group)
+        return "; ".join(f"{row['title'].lower()} (chapter {row['id']}, {_gain_text(row)} points, "
+                         f"{p_text(row['p_value']) or 'one seed'})" for row in group)
 
     for verdict, meaning in (("helps", "The seeds support a gain for"),
                              ("hurts", "The seeds support a loss for"),
-                             ("within noise", "Within the noise between seeds:")):
+                             (NOT_SHOWN, "Not shown by the seeds (p ≥ 0.05):")):
         if verdict in groups:
             text += f" {meaning} {listing(groups[verdict])}."
     if NO_VERDICT in groups:

@@ -131,20 +131,29 @@ def _cpu_flags() -> set[str]:
     return set((results.cpuinfo_field("flags") or "").split())
 
 
-def resolve_precision(precision: str) -> str:
-    """The dtype policy a run uses: "auto" means mixed_bfloat16 where the hardware computes in bfloat16 (Chapter 1).
+def _gpu_capabilities() -> list[tuple[int, int]]:
+    """The compute capability of every visible GPU, e.g. [(7, 5)] for a T4 (empty on a CPU-only machine)."""
+    import tensorflow as tf  # lazy: light commands never import TensorFlow
 
-    That is a GPU of compute capability 8.0 or newer, or a CPU with AVX512_BF16 or AMX; everywhere
-    else bfloat16 is emulated and slower, so "auto" falls back to float32.
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def resolve_precision(precision: str) -> str:
+    """The dtype policy a run uses: "auto" picks the fastest mixed precision the hardware computes in (Chapter 1).
+
+    On a GPU: ``mixed_bfloat16`` from compute capability 8.0 (A100, L4, H100), ``mixed_float16`` on 7.x
+    (V100, T4: their tensor cores compute in float16; Keras then scales the loss so that small gradients
+    survive, see ``keras.optimizers.LossScaleOptimizer``), float32 on older GPUs. On a CPU: ``mixed_bfloat16``
+    with AVX512_BF16 or AMX; everywhere else bfloat16 is emulated and slower, so "auto" falls back to float32.
+    The record of every run names the policy it used.
     """
     if precision != "auto":
         return precision
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
-        if tuple(capability) >= (8, 0):
-            return "mixed_bfloat16"
+    capabilities = _gpu_capabilities()
+    if capabilities:
+        slowest = min(capabilities)  # with several GPUs, the policy every one of them supports
+        return "mixed_bfloat16" if slowest >= (8, 0) else "mixed_float16" if slowest >= (7, 0) else "float32"
     if _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
         return "mixed_bfloat16"
     return "float32"

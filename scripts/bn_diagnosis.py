@@ -39,7 +39,7 @@ def accuracy(model, x, y):
 def reestimate(model, x_train, augment, batches=64, batch_size=128, momentum=0.9, seed=0):
     """Precise BN: run training batches through the model in training mode, no gradient step."""
     # Without augmentation: the same graph from the normalization layer's input on (skips the augment block).
-    net = model if augment or "augment" not in [l.name for l in model.layers] else keras.Model(
+    net = model if augment or "augment" not in [layer.name for layer in model.layers] else keras.Model(
         model.get_layer("augment").output, model.output)
     rng = np.random.default_rng(seed)
     saved = [layer.momentum for layer in bn_layers(model)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv (if needed) and installs the project with its test tools.
-# Sourced by scripts/book.sh and scripts/test.sh; re-installs only when pyproject.toml changed.
+# Sourced by scripts/book.sh and scripts/test.sh; re-installs only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
@@ -8,11 +8,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "Creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "Installing cifar-lessons and its dependencies into .venv (a few minutes the first time)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # The versions the records were made with (constraints.txt); the extras: book, docs and dev tools.
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

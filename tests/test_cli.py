@@ -138,6 +138,19 @@ def test_quick_training_never_replaces_a_recorded_run(tmp_path, real_data, capsy
     assert (tmp_path / "quick" / "01" / "record.json").is_file()
 
 
+def test_a_quick_run_with_another_seed_stays_out_of_the_chapters_folder(tmp_path, real_data, capsys):
+    assert main(["--results", str(tmp_path), "train", "01", "--quick", "--seed", "4294967295"]) == 0
+    assert (tmp_path / "quick" / "01-seed4294967295" / "record.json").is_file()
+    assert not (tmp_path / "01").exists()
+
+
+def test_an_empty_results_option_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--results", "", "list"])
+    assert exit_info.value.code == 2
+    assert "an empty --results names no folder" in capsys.readouterr().err
+
+
 def test_control_run_trains_the_previous_recipe_to_the_ceiling_without_the_rule(tmp_path, real_data):
     """`train 08 --control --quick` runs chapter 7's recipe with chapter 8's ceiling and no EarlyStopping."""
     from cifar_lessons import results

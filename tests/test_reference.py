@@ -91,13 +91,15 @@ def test_no_reference_runs_means_no_table(tmp_path):
 
 
 def test_split_comparison_compares_means_by_chapter_10s_rule():
-    """Means against means (seed numbers do not pair runs across frameworks), judged within noise or not."""
+    """Means against means (seed numbers do not pair runs across frameworks), judged by Welch's t-test."""
     chapter = {seed: {"val_accuracy": 0.90 + 0.001 * seed, "test_accuracy": 0.89 + 0.001 * seed} for seed in range(3)}
     close = [{"variant": "split45", "val_accuracy": 0.901 + 0.001 * s, "test_accuracy": 0.891 + 0.001 * s}
              for s in range(3)]
     far = [{**row, "test_accuracy": row["test_accuracy"] + 0.02} for row in close]
     rows = {row["split"]: row for row in reference.split_comparison(close, chapter)}
-    assert rows["test"]["gain"] == pytest.approx(0.001) and rows["test"]["verdict"] == "within noise"
+    assert rows["test"]["gain"] == pytest.approx(0.001) and rows["test"]["verdict"] == "not shown"
+    low, high = rows["test"]["interval"]
+    assert low < 0 < high and rows["test"]["p_value"] > 0.05  # what the runs cannot exclude, both ways
     far_test = {row["split"]: row for row in reference.split_comparison(far, chapter)}["test"]
     assert far_test["verdict"] == "helps"  # airbench94 clearly higher
     assert reference.split_comparison([{"variant": "full", "test_accuracy": 0.9}], chapter) == []

@@ -137,23 +137,33 @@ def test_stale_main_run_is_not_mixed_with_current_seed_runs(tmp_path):
 
 # Verdicts.
 
-def test_verdict_follows_the_difference_of_means_against_twice_its_standard_error(tmp_path):
+def test_verdict_is_welchs_t_test_at_the_five_percent_level(tmp_path):
+    from scipy import stats
+
     write_runs(tmp_path, "04", {0: 0.800, 1: 0.810, 2: 0.790})
     write_runs(tmp_path, "05", {0: 0.770, 1: 0.780, 2: 0.760})
     row = row_of(tmp_path, "05")
     expected_se = math.sqrt(statistics.variance([0.80, 0.81, 0.79]) / 3 + statistics.variance([0.77, 0.78, 0.76]) / 3)
     assert row["gain"] == pytest.approx(-0.03) and row["gain_se"] == pytest.approx(expected_se)
-    assert row["verdict"] == "hurts"  # -3.0 points, standard error 0.8
+    welch = stats.ttest_ind([0.77, 0.78, 0.76], [0.80, 0.81, 0.79], equal_var=False)
+    assert row["p_value"] == pytest.approx(welch.pvalue) and row["p_value"] < 0.05
+    assert row["verdict"] == "hurts"
+    low, high = row["interval"]
+    assert low < -0.03 < high < 0  # the 95% interval excludes zero exactly when p < 0.05
 
     write_runs(tmp_path, "05", {0: 0.795, 1: 0.805, 2: 0.785})  # means 0.5 points apart
-    assert row_of(tmp_path, "05")["verdict"] == "within noise"
+    assert row_of(tmp_path, "05")["verdict"] == "not shown"
 
     write_runs(tmp_path, "05", {0: 0.830, 1: 0.840, 2: 0.820})
     assert row_of(tmp_path, "05")["verdict"] == "helps"
 
-    # The same means with a wide spread: the rule no longer sees a difference.
-    write_runs(tmp_path, "05", {0: 0.780, 1: 0.880, 2: 0.830})
-    assert row_of(tmp_path, "05")["verdict"] == "within noise"
+    # More than twice the standard error, yet p is about 0.07 (chapter 7's old case): not shown.
+    write_runs(tmp_path, "04", {0: 0.796, 1: 0.780, 2: 0.804})
+    write_runs(tmp_path, "05", {0: 0.821, 1: 0.806, 2: 0.836})
+    row = row_of(tmp_path, "05")
+    assert row["gain"] > 2 * row["gain_se"] and 0.05 < row["p_value"] < 0.1
+    assert row["verdict"] == "not shown" and row["interval"][0] < 0 < row["interval"][1]
+    assert report.verdict_text(row) == f"not shown (p = {row['p_value']:.2f})"
 
 
 def test_one_seed_on_either_side_gives_no_verdict(tmp_path):
@@ -182,7 +192,8 @@ def test_verdict_sentence_claims_a_direction_only_with_seeds_on_both_sides(tmp_p
     write_runs(tmp_path, "06", {1: 0.71})
     assert "cost accuracy within this budget" in report.verdict_sentence("06", tmp_path)
     write_runs(tmp_path, "06", {0: 0.80, 1: 0.83})
-    assert "within the noise between seeds" in report.verdict_sentence("06", tmp_path)
+    sentence = report.verdict_sentence("06", tmp_path)
+    assert "cannot tell this difference from the noise" in sentence and "Welch's t-test p = " in sentence
 
 
 def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
@@ -191,7 +202,8 @@ def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
     sentence = report.chapter_gain("07", tmp_path)
     assert "83.0 ± 1.0% (mean ± standard deviation of 3 seeds: 82.0, 83.0, 84.0)" in sentence
     assert "chapter 06's 80.0 ± 1.0%" in sentence
-    assert "+3.0 ± 0.8 points (± standard error)" in sentence and "Verdict: helps" in sentence
+    assert "+3.0 ± 0.8 points (± standard error)" in sentence
+    assert "Verdict: helps (Welch's t-test, p = 0.02)" in sentence
     assert "its main run took 3 epochs (10.0 min)" in sentence
     assert "no recorded run" in report.chapter_gain("08", tmp_path)
 
@@ -201,14 +213,14 @@ def test_seed_study_text_groups_the_comparisons_by_verdict(tmp_path):
     assert "cannot measure the noise" in report.seed_study_text(tmp_path)
     write_runs(tmp_path, "04", {0: 0.800, 1: 0.810, 2: 0.790})
     write_runs(tmp_path, "05", {0: 0.830, 1: 0.840, 2: 0.820})  # +3.0 points, standard error 0.8: helps
-    write_runs(tmp_path, "06", {0: 0.835, 1: 0.845})  # +1.0 points, standard error 0.8: within noise
+    write_runs(tmp_path, "06", {0: 0.835, 1: 0.845})  # +1.0 points, standard error 0.8: not shown
     write_runs(tmp_path, "07", {0: 0.900})  # one seed: no verdict
     text = report.seed_study_text(tmp_path)
     assert "standard deviation of 0.7 (chapter 06) to 1.0 points (chapter 04)" in text
     assert "over the 3 chapters with two or more seeds" in text
-    assert "The seeds support a gain for batch normalization (chapter 05, +3.0 ± 0.8 points)" in text
-    assert "Within the noise between seeds: dropout (chapter 06, +1.0 ± 0.8 points)" in text
-    assert "No verdict yet" in text and "learning-rate schedule (chapter 07, +6.0 points)" in text
+    assert "The seeds support a gain for batch normalization (chapter 05, +3.0 ± 0.8 points, p = 0.02)" in text
+    assert "Not shown by the seeds (p ≥ 0.05): dropout (chapter 06, +1.0 ± 0.8 points, p = 0.29)" in text
+    assert "No verdict yet" in text and "learning-rate schedule (chapter 07, +6.0 points, one seed)" in text
     assert "support a loss" not in text
 
 
@@ -237,7 +249,7 @@ def test_tables_show_seeds_rule_and_cost_without_constant_columns(tmp_path):
     assert accuracy_rows[0] == "| 01 Data and a baseline CNN | 61.0 ± 1.4% | 60.0 · 62.0 | - | - |"
     assert accuracy_rows[1] == "| 02 Normalization | 70.0% | 70.0 | +9.0 | one seed: no verdict |"
     assert accuracy_rows[2] == "| 03 A deeper CNN (missing) | - | - | - | - |"
-    assert "twice its standard error" in table and "1 to 2 per chapter" in table
+    assert "Welch's t-test" in table and "p < 0.05" in table and "1 to 2 per chapter" in table
     assert "| Data |" not in table and "data test data (fingerprint fp)" in table
     assert "- chapters 01-02; seed 1 of chapter 01: Test CPU" in table
     # A skipped seed is named: seeds 0 and 2 of chapter 02.

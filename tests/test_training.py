@@ -364,9 +364,35 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert training.resolve_precision("auto") == "mixed_bfloat16"
     monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2"})
-    import tensorflow as tf
-    if not tf.config.list_physical_devices("GPU"):
-        assert training.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(training, "_gpu_capabilities", lambda: [])
+    assert training.resolve_precision("auto") == "float32"
+
+
+@pytest.mark.parametrize("capabilities, policy", [
+    ([(7, 5)], "mixed_float16"),  # a T4 (Colab, Kaggle): float16 tensor cores
+    ([(7, 0)], "mixed_float16"),  # a V100
+    ([(8, 0)], "mixed_bfloat16"),  # an A100
+    ([(9, 0), (9, 0)], "mixed_bfloat16"),  # two H100s
+    ([(8, 6), (7, 5)], "mixed_float16"),  # mixed cards: what every one supports
+    ([(6, 1)], "float32"),  # a P100-class card without tensor cores
+])
+def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, capabilities, policy):
+    from cifar_lessons import training
+
+    monkeypatch.setattr(training, "_gpu_capabilities", lambda: capabilities)
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx512_bf16"})  # the GPU decides, not the CPU
+    assert training.resolve_precision("auto") == policy
+
+
+def test_a_float16_model_compiles_with_loss_scaling():
+    """Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer by itself (Chapter 1's compile)."""
+    from cifar_lessons import training
+    from cifar_lessons.models import build_model
+
+    with training.dtype_policy("mixed_float16"):
+        model = training.compile_model(build_model(TINY, np.zeros((2, 32, 32, 3), np.uint8)), TINY)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_a_bfloat16_run_records_its_precision_and_restores_the_policy(tmp_path):
@@ -375,3 +401,19 @@ def test_a_bfloat16_run_records_its_precision_and_restores_the_policy(tmp_path):
     assert run.record["precision"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert run.model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).dtype == np.float32
+
+
+def test_batch_norm_momentum_is_a_setting_that_leaves_earlier_identities_alone():
+    """Chapter 5's momentum: Keras' default keeps every recorded config hash; another value is a change."""
+    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.models import build_model
+
+    config = get_chapter("05").config
+    assert "batch_norm_momentum" not in config.to_dict()  # 0.99: what the recorded runs used
+    faster = dataclasses.replace(config, batch_norm_momentum=0.9)
+    assert faster.hash != config.hash and faster.to_dict()["batch_norm_momentum"] == 0.9
+    assert faster.changes_from(config) == {"batch_norm_momentum": (0.99, 0.9)}
+    assert type(config).from_dict(faster.to_dict()) == faster
+    model = build_model(faster, np.zeros((2, 32, 32, 3), np.uint8))
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
