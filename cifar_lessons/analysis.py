@@ -161,6 +161,52 @@ def reliability(confidences: np.ndarray, correct: np.ndarray, bins: int = 10) ->
             "ece": ece}
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T that minimizes the cross-entropy of softmax(logits / T)
+    on held-out images, found by SciPy's bounded scalar search over log T (Chapter 9).
+
+    Fit it on the validation split, never on the test set: T is a parameter like any other.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels).reshape(-1)
+
+    def loss(log_t):
+        return -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+def calibrate(model, validation, test, bins=10):
+    """Temperature scaling of a model with a softmax output: T fitted on ``validation``, then the test
+    set's reliability before and after, as ``reliability`` gives it (Chapter 9).
+
+    ``validation`` and ``test`` are (images, labels). The log-probabilities serve as logits:
+    softmax(log p / T) equals softmax(z / T) for the model's own logits z, so any model with a softmax
+    output works, test-time augmentation inside it included.
+    """
+    from scipy.special import softmax
+
+    def log_probabilities(images):
+        probabilities = model.predict(images, batch_size=500, verbose=0).astype(np.float64)
+        return np.log(np.clip(probabilities, 1e-30, None))  # a float32 softmax can round to 0
+
+    (x_val, y_val), (x_test, y_test) = validation, test
+    val_logits, test_logits = log_probabilities(x_val), log_probabilities(x_test)
+    temperature = fit_temperature(val_logits, y_val)
+    found = {"temperature": temperature}
+    for when, divisor in (("before", 1.0), ("after", temperature)):
+        for split, scores, labels in (("val", val_logits, y_val), ("test", test_logits, y_test)):
+            probabilities = softmax(scores / divisor, axis=1)
+            confidence = probabilities.max(axis=1)
+            correct = probabilities.argmax(axis=1) == np.asarray(labels).reshape(-1)
+            found[f"{split}_{when}"] = {**reliability(confidence, correct, bins),
+                                        "mean_confidence": float(confidence.mean()),
+                                        "accuracy": float(correct.mean())}
+    return found
+
+
 def flip_tta(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Test-time augmentation: the average of the predictions for each image and its mirror image (Chapter 9)."""
     images = np.asarray(images)

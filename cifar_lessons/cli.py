@@ -216,7 +216,7 @@ def cmd_identities(args) -> int:
     from . import identities
 
     content = identities.write()
-    print(f"Wrote {len(content['identities'])} run identities for package source {content['package_sha256']} "
+    print(f"Wrote {len(content['identities'])} run identities for identity source {content['source_key']} "
           f"to {identities.IDENTITIES_FILE.name}.")
     return 0
 
@@ -260,8 +260,18 @@ HANDLERS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "rep
             "identities": cmd_identities}
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: checkpoints kept, one message
+_SIGNALLED: list[int] = []  # the signals that are ending this command
+
+
+def _stop(signum, frame):
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt  # SIGINT and SIGTERM end a run alike: checkpoints kept, one message
+
+
+def _interrupted() -> int:
+    """One line, and the shell's status for the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    print("interrupted.", file=sys.stderr)  # train() has said what was kept
+    return 128 + (_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,25 +279,32 @@ def main(argv: list[str] | None = None) -> int:
 
     Every failure ends in one line on stderr and a non-zero exit; ``--debug`` adds the traceback.
     """
-    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # any terminal encoding: what it cannot show is escaped, not fatal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    previous_handlers = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous_handlers[signum] = signal.signal(signum, _stop)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    _SIGNALLED.clear()
     try:
-        previous_handler = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread: leave signals alone
-        previous_handler = None
-    try:
+        args = build_parser().parse_args(argv)
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:
-        print("interrupted.", file=sys.stderr)  # train() has said what was kept
-        return 130
+        return _interrupted()
     except (DataError, RecordError, TrainingError) as error:
         failure, message = error, str(error)
     except OSError as error:
         failure, message = error, f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
     except Exception as error:  # anything unforeseen still ends in one line
+        if _SIGNALLED:  # a library caught the KeyboardInterrupt and raised its own error (Keras does)
+            return _interrupted()
         failure, message = error, f"unexpected {type(error).__name__}: {error}"
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     if args.debug:
         traceback.print_exception(failure)
     hint = " (run with --debug for the traceback)" if message.startswith("unexpected") and not args.debug else ""

@@ -370,6 +370,29 @@ def class_activation_maps(images, overlays: dict, titles):
     return fig
 
 
+def reliability_grid(diagrams: dict, columns: int = 2):
+    """Several reliability diagrams side by side, accuracy against confidence only (Chapter 9).
+
+    ``diagrams`` maps a panel title to what ``analysis.reliability`` returns; each title gets its ECE.
+    """
+    rows = -(-len(diagrams) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, 3.0 * rows), squeeze=False)
+    for ax, (title, reliability) in zip(axes.flat, diagrams.items()):
+        edges, filled = reliability["edges"], reliability["filled"]
+        centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+        ax.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue")
+        ax.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
+               width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
+        ax.set_title(f"{title}\nECE {100 * reliability['ece']:.1f}%")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(diagrams):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
     """Accuracy against confidence per bin, beside how many predictions fall in each bin (Chapter 9).
 

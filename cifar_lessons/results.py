@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -88,13 +89,40 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+# Records, histories and checkpoint states are kilobytes; a "JSON file" larger than this is not one of them.
+MAX_JSON_BYTES = 64 << 20
+
+
 def read_json(path: Path):
-    """Read a JSON file, turning any problem into a RecordError naming the file (Chapter 1)."""
+    """Read a JSON file, turning any problem into a RecordError naming the file (Chapter 1).
+
+    Only a regular file is read, and only up to MAX_JSON_BYTES: a FIFO is refused without waiting for a
+    writer, and a link to a device such as /dev/zero without reading it.
+    """
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text(), parse_constant=_reject_constant)
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise RecordError(f"{path} does not exist.") from None
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        raise RecordError(f"cannot open {path} ({error.strerror or error}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError(f"{path} is not a regular file (a FIFO, device or socket). Delete it and train again.")
+        if info.st_size > MAX_JSON_BYTES:
+            raise RecordError(f"{path} holds {info.st_size:,} bytes, more than any record ({MAX_JSON_BYTES:,}). "
+                              "Delete it and train again.")
+        try:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+        except OSError as error:
+            raise RecordError(f"cannot read {path} ({error.strerror or error}).") from None
+    if len(raw) > MAX_JSON_BYTES:  # it grew while being read
+        raise RecordError(f"{path} is larger than any record ({MAX_JSON_BYTES:,} bytes). Delete it and train again.")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
         raise RecordError(f"{path} is not valid JSON ({error}). Delete it and train again.") from None
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,9 +15,9 @@ from cifar_lessons import cli, results
 from cifar_lessons.cli import main
 
 
-def run_cli(*args, env=None):
+def run_cli(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "cifar_lessons", *args], capture_output=True, text=True,
-                          env=env)
+                          env=env, timeout=timeout)
 
 
 def test_unknown_chapter_exits_2_with_the_valid_ids(capsys):
@@ -174,3 +176,43 @@ def test_control_run_of_a_chapter_without_early_stopping_is_refused(tmp_path, ca
 
     assert main(["--results", str(tmp_path), "train", "07", "--control"]) == 2
     assert "adds no early stopping" in capsys.readouterr().err
+
+
+def test_special_files_as_records_are_refused_without_hanging(tmp_path):
+    """A FIFO would block a plain read forever; a link to /dev/zero would fill the memory."""
+    (tmp_path / "01").mkdir()
+    os.mkfifo(tmp_path / "01" / "record.json")
+    (tmp_path / "02").mkdir()
+    (tmp_path / "02" / "record.json").symlink_to("/dev/zero")
+    result = run_cli("--results", str(tmp_path), "list", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = {line[:2]: line for line in result.stdout.splitlines()}
+    assert "malformed" in lines["01"] and "not a regular file" in lines["01"]
+    assert "malformed" in lines["02"] and "not a regular file" in lines["02"]
+
+
+def test_an_oversized_json_file_is_refused_before_reading(tmp_path):
+    path = tmp_path / "record.json"
+    with open(path, "wb") as handle:
+        handle.truncate(results.MAX_JSON_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(results.RecordError, match="more than any record"):
+        results.read_json(path)
+
+
+def test_output_survives_an_ascii_terminal(tmp_path):
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    result = run_cli("report", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "\\xb1" in result.stdout  # the ± of "mean ± standard deviation", escaped instead of fatal
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("after", [2.0, 8.0])  # while TensorFlow loads, and while it trains
+def test_a_signal_ends_in_one_line_and_the_shells_status(tmp_path, real_data, signum, status, after):
+    process = subprocess.Popen([sys.executable, "-m", "cifar_lessons", "--results", str(tmp_path), "train", "01",
+                                "--quick"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == status, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted."

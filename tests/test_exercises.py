@@ -12,7 +12,6 @@ import io
 import re
 
 import nbformat
-import pytest
 
 from cifar_lessons.chapters import get_chapter
 
