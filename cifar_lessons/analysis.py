@@ -180,7 +180,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def calibrate(model, validation, test, bins=10):
     """Temperature scaling of a model with a softmax output: T fitted on ``validation``, then the test
-    set's reliability before and after, as ``reliability`` gives it (Chapter 9).
+    set's reliability before and after, as ``reliability`` gives it, with the mean confidence and the
+    overall accuracy (Chapter 9).
 
     ``validation`` and ``test`` are (images, labels). The log-probabilities serve as logits:
     softmax(log p / T) equals softmax(z / T) for the model's own logits z, so any model with a softmax
@@ -203,7 +204,7 @@ def calibrate(model, validation, test, bins=10):
             correct = probabilities.argmax(axis=1) == np.asarray(labels).reshape(-1)
             found[f"{split}_{when}"] = {**reliability(confidence, correct, bins),
                                         "mean_confidence": float(confidence.mean()),
-                                        "accuracy": float(correct.mean())}
+                                        "overall_accuracy": float(correct.mean())}
     return found
 
 

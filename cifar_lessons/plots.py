@@ -380,16 +380,20 @@ def reliability_grid(diagrams: dict, columns: int = 2):
     for ax, (title, reliability) in zip(axes.flat, diagrams.items()):
         edges, filled = reliability["edges"], reliability["filled"]
         centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-        ax.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue")
+        ax.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue",
+               label="accuracy in the bin")
         ax.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
-               width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+               width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//",
+               label="gap to the mean confidence")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
         ax.set_title(f"{title}\nECE {100 * reliability['ece']:.1f}%")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(diagrams):]:
         ax.set_visible(False)
-    fig.tight_layout()
+    # One legend below the panels, where it covers no bar.
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

@@ -283,3 +283,35 @@ def test_going_further_sentence_with_and_without_the_chapter(monkeypatch, tmp_pa
     monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (extra,))
     sentence = report.going_further_sentence(tmp_path)
     assert sentence.startswith("Chapter 11, *Going further*") and "no recorded run" in sentence
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    """Labels drawn from softmax(z / 2): the fitted T is near 2, whatever the logits' scale."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(20000, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(logits / 2.0, axis=1)])
+    assert analysis.fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.05)
+    assert analysis.fit_temperature(logits / 2.0, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_calibrate_softens_an_overconfident_model_without_changing_its_predictions():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=3.0, size=(4000, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(logits / 3.0, axis=1)])  # truly T = 3
+
+    class Overconfident:  # predicts softmax(logits): three times too sure
+        def predict(self, indices, batch_size=None, verbose=0):
+            return softmax(logits[indices], axis=1).astype(np.float32)
+
+    validation, test = (np.arange(2000), labels[:2000]), (np.arange(2000, 4000), labels[2000:])
+    found = analysis.calibrate(Overconfident(), validation, test)
+    assert found["temperature"] == pytest.approx(3.0, rel=0.15)
+    before, after = found["test_before"], found["test_after"]
+    assert before["overall_accuracy"] == after["overall_accuracy"]  # dividing by T keeps every argmax
+    assert before["mean_confidence"] > before["overall_accuracy"] and after["ece"] < before["ece"] / 2
+    assert len(before["accuracy"]) == before["filled"].sum()  # the per-bin accuracies stay the diagram's
+    assert found["val_after"]["ece"] < found["val_before"]["ece"]

@@ -13,7 +13,7 @@ import functools
 
 import pytest
 
-from cifar_lessons import report
+from cifar_lessons import report, results
 from cifar_lessons.book import recorded_history
 from cifar_lessons.chapters import get_chapter
 from cifar_lessons.sweep import sweep_path
@@ -582,3 +582,49 @@ def test_prose_names_the_configured_settings(chapter_id):
     text = _markdown(chapter_id)
     missing = [phrase for phrase in _prose_settings()[chapter_id] if phrase not in text]
     assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+
+
+def test_calibration_prose_follows_its_record():
+    """Chapters 9 and 11 on calibration: every number from results/09/calibration.json (scripts/calibrate.py),
+    which must describe the models the chapters ship, and chapter 9's own cell prints the same."""
+    import nbformat
+
+    root = results.default_results_dir()
+    rows = {row["chapter"]: row for row in results.read_json(root / "09" / "calibration.json")["models"]}
+    for chapter_id, row in rows.items():
+        shipped = results.load_record(root / chapter_id)
+        assert row["model_sha256"] == shipped["files"]["model.keras"], (
+            f"results/09/calibration.json describes another chapter-{chapter_id} model: run scripts/calibrate.py")
+    eight, eleven = rows["08"], rows["11"]
+
+    def pct(value):
+        return f"{100 * value:.1f}%"
+
+    assert eight["mean_confidence_before"] > eight["accuracy_before"] and eight["temperature"] > 1
+    assert eleven["mean_confidence_before"] < eleven["accuracy_before"] and eleven["temperature"] < 1
+    assert eleven["ece_before"] > eight["ece_before"]
+    nine = _markdown("09")
+    for phrase in [
+        "Chapter 8's model is overconfident",
+        f"the fitted temperature is $T = {eight['temperature']:.2f}$",
+        f"lowers its mean confidence on the test set from {pct(eight['mean_confidence_before'])} to "
+        f"{pct(eight['mean_confidence_after'])}, next to its accuracy of {pct(eight['accuracy_before'])}",
+        f"takes the test ECE from {pct(eight['ece_before'])} to {pct(eight['ece_after'])}",
+        "Chapter 11's model is *under*confident",
+        f"its mean confidence is {pct(eleven['mean_confidence_before'])} at an accuracy of "
+        f"{pct(eleven['accuracy_before'])}, a test ECE of {pct(eleven['ece_before'])}, higher than chapter 8's",
+        f"fitted $T = {eleven['temperature']:.2f}$ sharpens the probabilities back, to a mean confidence of "
+        f"{pct(eleven['mean_confidence_after'])} and a test ECE of {pct(eleven['ece_after'])}",
+    ]:
+        assert phrase in nine, f"chapter 9's calibration prose no longer says: {phrase}"
+    eleven_text = _markdown("11")
+    phrase = (f"a mean confidence of {pct(eleven['mean_confidence_before'])} at {pct(eleven['accuracy_before'])} "
+              f"test accuracy (an expected calibration error of {pct(eleven['ece_before'])}, against "
+              f"{pct(eight['ece_before'])} for chapter 8's overconfident model)")
+    assert phrase in eleven_text, f"chapter 11's calibration sentence no longer says: {phrase}"
+    printed = "".join(output.get("text", "") for cell in nbformat.read(get_chapter("09").notebook, as_version=4).cells
+                      if cell.cell_type == "code" for output in cell.get("outputs", []))
+    for chapter_id, row in rows.items():
+        line = (f"chapter {chapter_id}: T = {row['temperature']:.2f}; test ECE {pct(row['ece_before'])} -> "
+                f"{pct(row['ece_after'])}")
+        assert line in printed, f"chapter 9's calibration cell does not print the recorded result: {line}"

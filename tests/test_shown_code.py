@@ -20,13 +20,13 @@ import nbformat
 import numpy as np
 import pytest
 
-from cifar_lessons import models, training
+from cifar_lessons import analysis, models, training
 from cifar_lessons.book import run_dir_for
 from cifar_lessons.chapters import CHAPTERS, step_chapters
 from cifar_lessons.results import MODEL_FILE, load_record
 
 SAVE_MARK = "#@save"
-PACKAGE_MODULES = {"models": models, "training": training}
+PACKAGE_MODULES = {"models": models, "training": training, "analysis": analysis}
 
 
 def shown_functions() -> dict[str, tuple[str, ast.FunctionDef]]:
