@@ -162,7 +162,8 @@ def cmd_book(args) -> int:
 def cmd_study(args) -> int:
     from .book import chapter_status, run_chapter, run_dir_for_seed
     from .data import load_cifar10
-    from .report import chapter_gain, seed_run_status
+    from .report import chapter_gain
+    from .seeds import seed_run_status
 
     chapters = list(dict.fromkeys(args.chapters or training_chapters()))
     for chapter in chapters:

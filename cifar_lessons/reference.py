@@ -122,7 +122,7 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
     (``report.compare_seeds``: not shown unless p < 0.05). Seed numbers do not pair runs across the two frameworks, so
     only the means are compared. Empty without ``split45`` runs or seed records.
     """
-    from .report import compare_seeds
+    from .seeds import compare_seeds
 
     split_rows = [row for row in rows if row["variant"] == "split45"]
     if not (split_rows and seed_records):
@@ -145,7 +145,7 @@ def reference_markdown(results_dir: Path | None = None) -> str:
     if not rows:
         return ""
     from .chapters import get_chapter
-    from .report import seed_summary
+    from .seeds import seed_summary
 
     lines = [f"| Recipe | Training images | Precision | Seeds | Test accuracy | vs {REFERENCE_ACCURACY:.2%} (pts) |",
              "|---|---:|---|---:|---:|---:|"]

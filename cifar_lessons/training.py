@@ -139,6 +139,31 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
             for gpu in tf.config.list_physical_devices("GPU")]
 
 
+def _visible_gpus() -> list[str]:
+    """Names of the GPUs TensorFlow can use, e.g. ['/device:GPU:0', '/device:GPU:1']."""
+    import tensorflow as tf  # lazy: light commands never import TensorFlow
+
+    return [device.name for device in tf.config.list_logical_devices("GPU")]
+
+
+def resolve_strategy(strategy="auto"):
+    """The distribution strategy a run uses: "auto" mirrors the model on every GPU when several are visible
+    (Kaggle's two T4s, say) and uses one device otherwise (Chapter 1).
+
+    Under ``tf.distribute.MirroredStrategy`` the recipe's ``batch_size`` is the global batch, split evenly
+    across the devices, so the learning rate and the number of steps per epoch stay the recipe's; batch
+    normalization then sees each device's share of the batch. Pass None for one device, or a strategy.
+    """
+    if strategy != "auto":
+        return strategy
+    gpus = _visible_gpus()
+    if len(gpus) < 2:
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(gpus)
+
+
 def resolve_precision(precision: str) -> str:
     """The dtype policy a run uses: "auto" picks the fastest mixed precision the hardware computes in (Chapter 1).
 
@@ -431,14 +456,16 @@ def _progress_verbosity() -> int:
 
 
 def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adhoc",
-          verbose: int | None = None, strategy=None, callbacks: tuple = ()) -> Run:
+          verbose: int | None = None, strategy="auto", callbacks: tuple = ()) -> Run:
     """Train, checkpointing every epoch, then evaluate on the test set and write a record (Chapter 1).
 
-    ``strategy`` is an optional ``tf.distribute`` strategy (e.g. MirroredStrategy);
+    ``strategy`` is a ``tf.distribute`` strategy, None for one device, or "auto" (``resolve_strategy``:
+    MirroredStrategy over several GPUs);
     ``callbacks`` are extra Keras callbacks added to the chapter's own. An interrupted run
     (Ctrl-C, a kill, a full disk) resumes from its last complete epoch when called again.
     """
     started = time.perf_counter()  # wall time covers data, build, fit, evaluation and saving
+    strategy = resolve_strategy(strategy)
     if config.epochs < 1 or config.batch_size < 1 or config.validation_size < 1:
         raise TrainingError(f"epochs, batch_size and validation_size must be at least 1 (got {config.epochs}, "
                             f"{config.batch_size}, {config.validation_size}).")
@@ -522,6 +549,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         "quick": bool(config.subset),
         "strategy": type(strategy).__name__ if strategy is not None else None,
         "replicas": getattr(strategy, "num_replicas_in_sync", 1),
+        "devices": list(getattr(getattr(strategy, "extended", None), "worker_devices", ())) or None,
         "precision": precision,
     }
     # Model and history first, the record last; the record names the model's checksum, so a model written

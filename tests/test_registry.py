@@ -72,3 +72,15 @@ def test_only_the_going_further_chapter_leaves_the_step_by_step_recipe():
     others = [c for c in training_chapters() if c not in step_chapters()]
     assert [c.id for c in others] == ["11"]
     assert isinstance(others[0].config, FastConfig)
+
+
+def test_the_readme_layout_lists_every_module():
+    import re
+
+    from cifar_lessons.chapters import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("| Module | What |"):]
+    listed = set(re.findall(r"`(\w+)`", table.split("\n\n")[0]))
+    modules = {path.stem for path in (REPO_ROOT / "cifar_lessons").glob("*.py") if path.stem != "__init__"}
+    assert modules <= listed, f"README's layout table leaves out {sorted(modules - listed)}"

@@ -346,14 +346,36 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_training import TINY, learnable_dataset
         from cifar_lessons.training import train
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        run = train(TINY, learnable_dataset(), {str(tmp_path)!r}, verbose=0, strategy=strategy)
-        print(run.record["replicas"], run.history["loss"][0], run.history["loss"][-1])
+        from cifar_lessons import training
+        # Two visible "GPUs" (logical CPUs here): "auto" must mirror the model on both.
+        training._visible_gpus = lambda: ["/cpu:0", "/cpu:1"]
+        run = train(TINY, learnable_dataset(), {str(tmp_path / "two")!r}, verbose=0)
+        one = train(TINY, learnable_dataset(), {str(tmp_path / "one")!r}, verbose=0, strategy=None)
+        print(run.record["strategy"], run.record["replicas"], len(run.record["devices"]),
+              run.record["test_accuracy"], one.record["test_accuracy"], one.record["devices"])
     """)
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert output.returncode == 0, output.stderr[-2000:]
-    replicas, first, last = output.stdout.split()[-3:]
-    assert int(replicas) == 2 and float(last) < float(first)
+    name, replicas, devices, two_accuracy, one_accuracy, one_devices = output.stdout.split()[-6:]
+    assert (name, int(replicas), int(devices), one_devices) == ("MirroredStrategy", 2, 2, "None")
+    # The same recipe on one device and on two: a learnable task, both far above chance and close together.
+    assert float(two_accuracy) > 0.5 and float(one_accuracy) > 0.5
+    assert abs(float(two_accuracy) - float(one_accuracy)) < 0.15
+
+
+@pytest.mark.parametrize("gpus, mirrored", [([], False), (["/device:GPU:0"], False),
+                                            (["/device:GPU:0", "/device:GPU:1"], True)])
+def test_auto_strategy_mirrors_only_over_several_gpus(monkeypatch, gpus, mirrored):
+    from cifar_lessons import training
+
+    monkeypatch.setattr(training, "_visible_gpus", lambda: gpus)
+    made = []
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: made.append(devices) or "mirrored")
+    assert training.resolve_strategy("auto") == ("mirrored" if mirrored else None)
+    assert made == ([gpus] if mirrored else [])
+    assert training.resolve_strategy(None) is None
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
