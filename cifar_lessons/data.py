@@ -40,6 +40,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .files import one_line as _one_line
+from .files import open_regular, read_bounded
+
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -105,11 +108,6 @@ def _hint() -> str:
             "or unset it to download the official data through Keras.")
 
 
-def _one_line(error: BaseException) -> str:
-    """An exception's message on one line, for messages that quote a library's error."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _size(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
 
@@ -125,16 +123,7 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
 
 def _open_regular(path: Path):
     """Open a regular file for reading; refuse FIFOs, devices and sockets without blocking on them."""
-    try:
-        # O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as error:
-        raise DataError(f"cannot open {path} ({_one_line(error)}).") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DataError(f"{path} is not a regular file (a folder, FIFO, device or socket); "
-                        "point to the archive or folder itself.")
-    return os.fdopen(fd, "rb")
+    return open_regular(path, DataError, "point to the archive or folder itself.")
 
 
 def _file_digests(path: Path, algorithms=("sha256",)) -> dict:
@@ -274,18 +263,9 @@ def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str]:
 
 def _read_file(path: Path, limit: int) -> bytes:
     """Read a regular file whose size, checked first, is at most ``limit`` bytes."""
-    with _open_regular(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > limit:
-            raise DataError(f"{path} is {_size(size)}, more than the {_size(limit)} a CIFAR-10 file "
-                            "can be; this is not a CIFAR-10 source.")
-        try:
-            raw = handle.read(limit + 1)
-        except OSError as error:
-            raise DataError(f"cannot read {path} ({_one_line(error)}).") from None
-    if len(raw) > limit:
-        raise DataError(f"{path} grew past {_size(limit)} while it was read; load it again when it is complete.")
-    return raw
+    return read_bounded(path, limit, DataError, "load it again when it is complete.",
+                        too_large=lambda size: f"{path} is {_size(size)}, more than the {_size(limit)} a CIFAR-10 "
+                                               "file can be; this is not a CIFAR-10 source.")
 
 
 def _tree_files(root: Path) -> list:

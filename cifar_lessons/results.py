@@ -17,10 +17,11 @@ import json
 import math
 import os
 import platform
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
+
+from .files import read_bounded
 
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.json"
@@ -99,27 +100,10 @@ def read_json(path: Path):
     Only a regular file is read, and only up to MAX_JSON_BYTES: a FIFO is refused without waiting for a
     writer, and a link to a device such as /dev/zero without reading it.
     """
-    path = Path(path)
-    try:
-        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise RecordError(f"{path} does not exist.") from None
-    except OSError as error:
-        raise RecordError(f"cannot open {path} ({error.strerror or error}).") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise RecordError(f"{path} is not a regular file (a FIFO, device or socket). Delete it and train again.")
-        if info.st_size > MAX_JSON_BYTES:
-            raise RecordError(f"{path} holds {info.st_size:,} bytes, more than any record ({MAX_JSON_BYTES:,}). "
-                              "Delete it and train again.")
-        try:
-            raw = handle.read(MAX_JSON_BYTES + 1)
-        except OSError as error:
-            raise RecordError(f"cannot read {path} ({error.strerror or error}).") from None
-    if len(raw) > MAX_JSON_BYTES:  # it grew while being read
-        raise RecordError(f"{path} is larger than any record ({MAX_JSON_BYTES:,} bytes). Delete it and train again.")
+    raw = read_bounded(Path(path), MAX_JSON_BYTES, RecordError, "delete it and train again.",
+                       too_large=lambda size: f"{path} holds {size:,} bytes, more than any record "
+                                              f"({MAX_JSON_BYTES:,}). Delete it and train again.",
+                       missing=f"{path} does not exist.")
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
