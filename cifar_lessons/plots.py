@@ -370,6 +370,19 @@ def class_activation_maps(images, overlays: dict, titles):
     return fig
 
 
+def _reliability_bars(ax, reliability: dict) -> None:
+    """Each bin's accuracy as a bar, the gap to its mean confidence hatched on top, and the diagonal."""
+    edges, filled = reliability["edges"], reliability["filled"]
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    ax.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue",
+           label="accuracy in the bin")
+    ax.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
+           width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//",
+           label="gap to the mean confidence")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+
+
 def reliability_grid(diagrams: dict, columns: int = 2):
     """Several reliability diagrams side by side, accuracy against confidence only (Chapter 9).
 
@@ -378,15 +391,8 @@ def reliability_grid(diagrams: dict, columns: int = 2):
     rows = -(-len(diagrams) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, 3.0 * rows), squeeze=False)
     for ax, (title, reliability) in zip(axes.flat, diagrams.items()):
-        edges, filled = reliability["edges"], reliability["filled"]
-        centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-        ax.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue",
-               label="accuracy in the bin")
-        ax.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
-               width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//",
-               label="gap to the mean confidence")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
+        _reliability_bars(ax, reliability)
+        ax.set(xlabel="confidence", ylabel="accuracy")
         ax.set_title(f"{title}\nECE {100 * reliability['ece']:.1f}%")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(diagrams):]:
@@ -403,17 +409,10 @@ def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
     ``reliability`` is what ``analysis.reliability`` returns. Bars below the diagonal mean the model
     is more confident than it is accurate.
     """
-    edges, filled, counts = reliability["edges"], reliability["filled"], reliability["counts"]
+    edges, counts = reliability["edges"], reliability["counts"]
     centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.4))
-    left.bar(centres[filled], reliability["accuracy"], width=width, edgecolor="black", color="tab:blue",
-             label="accuracy in the bin")
-    left.bar(centres[filled], reliability["confidence"] - reliability["accuracy"], bottom=reliability["accuracy"],
-             width=width, edgecolor="tab:red", color="tab:red", alpha=0.3, hatch="//",
-             label="gap to the mean confidence")
-    left.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    left.set_xlim(0, 1)
-    left.set_ylim(0, 1)
+    _reliability_bars(left, reliability)
     left.set_xlabel("confidence (highest predicted probability)")
     left.set_ylabel("accuracy")
     left.set_title(f"{title} (ECE {100 * reliability['ece']:.1f}%)")

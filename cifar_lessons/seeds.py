@@ -124,11 +124,11 @@ def compare_seeds(current: dict, previous: dict) -> dict:
         return {"gain": gain, "standard_error": None, "p_value": None, "interval": None, "verdict": NO_VERDICT}
     a, b = current["std"] ** 2 / current["n"], previous["std"] ** 2 / previous["n"]
     error = math.sqrt(a + b)
-    p_value = float(stats.ttest_ind_from_stats(current["mean"], current["std"], current["n"], previous["mean"],
-                                               previous["std"], previous["n"], equal_var=False).pvalue)
     if error == 0:  # identical seeds on both sides: no noise to test against
         p_value, interval = (1.0 if gain == 0 else 0.0), (gain, gain)
     else:
+        p_value = float(stats.ttest_ind_from_stats(current["mean"], current["std"], current["n"], previous["mean"],
+                                                   previous["std"], previous["n"], equal_var=False).pvalue)
         dof = (a + b) ** 2 / (a ** 2 / (current["n"] - 1) + b ** 2 / (previous["n"] - 1))
         half = float(stats.t.ppf(1 - ALPHA / 2, dof)) * error
         interval = (gain - half, gain + half)
