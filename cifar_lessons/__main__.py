@@ -1,5 +1,5 @@
 """``python -m cifar_lessons``: the command line (see cifar_lessons.cli)."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

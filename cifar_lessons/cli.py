@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -273,6 +274,21 @@ def _interrupted() -> int:
     """One line, and the shell's status for the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
     print("interrupted.", file=sys.stderr)  # train() has said what was kept
     return 128 + (_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT)
+
+
+def run() -> int:
+    """The console script and ``python -m cifar_lessons``: :func:`main`, then the exit.
+
+    After a signal the process leaves through ``os._exit``: CPython remembers a KeyboardInterrupt that once
+    passed through an ``exec`` of a string (library imports do that) and would otherwise end the process by
+    SIGINT at shutdown, whatever status ``main`` returned. Checkpoints are on disk by then; streams are flushed.
+    """
+    status = main()
+    if _SIGNALLED:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(status)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -206,6 +206,24 @@ def test_output_survives_an_ascii_terminal(tmp_path):
     assert "\\xb1" in result.stdout  # the ± of "mean ± standard deviation", escaped instead of fatal
 
 
+def test_a_signal_inside_an_exec_still_gives_the_shells_status(tmp_path):
+    # CPython remembers a KeyboardInterrupt that passed through exec() of a string (dataclasses, namedtuples and
+    # TensorFlow's imports do that) and, under `python -m`, kills itself by SIGINT at shutdown: status -2 where the
+    # shell expects 143. This reproduces it without TensorFlow and at no particular moment.
+    (tmp_path / "signalled.py").write_text(
+        "import os, signal\n"
+        "from cifar_lessons import cli\n"
+        "def busy(args):\n"
+        "    exec('os.kill(os.getpid(), signal.SIGTERM)\\nfor _ in range(10**8): pass')\n"
+        "cli.HANDLERS['list'] = busy\n"
+        "raise SystemExit(cli.run())\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "signalled", "list"], capture_output=True, text=True, cwd=tmp_path,
+                            env=env, timeout=120)
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == "interrupted."
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("after", [2.0, 8.0])  # while TensorFlow loads, and while it trains
 def test_a_signal_ends_in_one_line_and_the_shells_status(tmp_path, real_data, signum, status, after):
