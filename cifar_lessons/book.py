@@ -53,7 +53,11 @@ def run_status(run_dir: Path, config, data_fingerprint: str | None = None, requi
     'malformed' covers a damaged record and a model or history that is not the one the record names.
     """
     if not (run_dir / results.RECORD_FILE).exists():
-        return {"status": "missing", "record": None, "message": f"no run recorded in {run_dir}", "reasons": []}
+        message = f"no run recorded in {run_dir}"
+        if (run_dir / results.STAGED_DIR / results.RECORD_FILE).is_file():
+            message += (" (a save was interrupted while it moved a finished run in; training this run again "
+                        "finishes the move first)")
+        return {"status": "missing", "record": None, "message": message, "reasons": []}
     try:
         record = results.load_record(run_dir)
         results.check_files(record, run_dir, (results.MODEL_FILE, results.HISTORY_FILE) if require_model

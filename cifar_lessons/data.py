@@ -53,6 +53,13 @@ ENV_VAR = "CIFAR_LESSONS_DATA"
 CACHE_ENV_VAR = "CIFAR_LESSONS_CACHE"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BATCH_NAMES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+# The md5 of each file inside the official archive, as published with it (torchvision checks the same values).
+OFFICIAL_BATCH_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+UNOFFICIAL_PICKLE = "pickle, not the official files"
 
 # Limits checked from headers before anything is read or decoded. A 32x32 PNG or JPEG
 # is a few KB and an official batch file about 30 MB; CIFAR-10 has 60,000 images.
@@ -62,6 +69,8 @@ MAX_ARCHIVE_BYTES = 1 << 30
 MAX_MEMBERS = 250_000
 _IMAGE_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA")
 _CACHE_FORMAT = 2
+MAX_CACHE_FILES = 3  # decoded sources kept in the cache, the most recently used
+CACHE_SAMPLE = 64  # images per split that a cached folder source decodes afresh on every load
 
 _log = logging.getLogger(__name__)
 
@@ -170,16 +179,22 @@ def _parse_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{name} is not a readable CIFAR-10 batch ({_one_line(error)}).") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{name} is a pickle but not a CIFAR-10 batch (no data/labels keys).")
-    try:
-        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
-    except Exception as error:  # ragged lists and odd objects
-        raise DataError(f"{name} holds data or labels that are not arrays ({_one_line(error)}).") from None
+    # Types and element counts first, before anything is materialized: nested lists that share one inner list
+    # pickle to kilobytes and would expand to gigabytes in np.asarray. An official batch holds a uint8 array
+    # and a flat list of ints, both no larger than the pickle itself.
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "ui":
+        kind = f"a {data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{name} holds its pixels as {kind}, not as an array of integers 0-255: "
+                        "not a CIFAR-10 batch.")
+    if isinstance(labels, list) and all(type(label) is int for label in labels):
+        labels = np.asarray(labels, dtype=np.int64)
+    elif not (isinstance(labels, np.ndarray) and labels.dtype.kind in "ui"):
+        raise DataError(f"{name} holds its labels as {type(labels).__name__}, not as a list of integers: "
+                        "not a CIFAR-10 batch.")
     if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
         raise DataError(f"{name} holds data of shape {data.shape} and labels of shape {labels.shape}, "
                         "expected (N, 3072) images of 32x32x3 and N labels.")
-    if data.dtype.kind not in "ui" or labels.dtype.kind not in "ui":
-        raise DataError(f"{name} holds {data.dtype} pixels and {labels.dtype} labels; "
-                        "CIFAR-10 stores integer pixels 0-255 and integer labels 0-9.")
     if data.dtype != np.uint8 and len(data) and (data.min() < 0 or data.max() > 255):
         # Casting would wrap silently (400 becomes 144), so out-of-range pixels are refused.
         raise DataError(f"{name} holds pixel values from {data.min()} to {data.max()}; "
@@ -212,14 +227,21 @@ def _batches_folder(path: Path) -> Path | None:
     return None
 
 
-def _read_batches_dir(folder: Path) -> tuple:
-    parsed = {}
+def _read_batches_dir(folder: Path) -> tuple[tuple, str]:
+    """The arrays of an extracted batches folder, and "pickle" only if every file is the official one."""
+    parsed, changed = {}, []
     for name in BATCH_NAMES:
         file = folder / name
         if not file.exists():
             raise DataError(f"{folder} has no {name}: not a complete cifar-10-batches-py folder.")
-        parsed[name] = _parse_batch(_read_file(file, MAX_MEMBER_BYTES), name)
-    return _assemble_batches(parsed, str(folder))
+        raw = _read_file(file, MAX_MEMBER_BYTES)
+        if hashlib.md5(raw).hexdigest() != OFFICIAL_BATCH_MD5[name]:
+            changed.append(name)
+        parsed[name] = _parse_batch(raw, name)
+    if changed:
+        _log.warning("%s: %s differ from the official files (md5); loaded, but not named CIFAR-10 (official).",
+                     folder, ", ".join(changed))
+    return _assemble_batches(parsed, str(folder)), UNOFFICIAL_PICKLE if changed else "pickle"
 
 
 # --- image trees: folders and archives ---------------------------------------------
@@ -235,8 +257,8 @@ def _split_member(parts: tuple) -> tuple | None:
     return parts[-3], parts[-2], parts[-1]
 
 
-def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str]:
-    """Decode one 32x32 8-bit image, checking its size and depth from the header first."""
+def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str, str]:
+    """Decode one 32x32 8-bit image, checking its size and depth from the header first; its format and mode."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -253,8 +275,8 @@ def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str]:
                 rgba = np.asarray(image.convert("RGBA"))
                 if (rgba[..., 3] != 255).any():
                     raise DataError(f"{name} has transparent pixels; CIFAR-10 images are opaque RGB.")
-                return np.ascontiguousarray(rgba[..., :3]), fmt
-            return np.asarray(image.convert("RGB"), dtype=np.uint8), fmt
+                return np.ascontiguousarray(rgba[..., :3]), fmt, image.mode
+            return np.asarray(image.convert("RGB"), dtype=np.uint8), fmt, image.mode
     except Image.DecompressionBombError as error:
         raise DataError(f"{name} is far larger than a 32x32 image ({_one_line(error)}).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
@@ -278,11 +300,6 @@ def _tree_files(root: Path) -> list:
         if _split_member(parts) is not None:
             files.append((parts, path))
     return files
-
-
-def _iter_tree_files(root: Path):
-    for parts, path in _tree_files(root):
-        yield parts, _read_file(path, MAX_IMAGE_BYTES)
 
 
 class _Budget:
@@ -390,10 +407,14 @@ def _scan_zip(path: Path) -> list:
     return images
 
 
-def _read_image_tree(files, location: str, per_class: tuple) -> tuple:
+def _tree_index(files, location: str, per_class: tuple) -> dict:
+    """Image members grouped by split and class, each class in file-name order; folders and counts checked.
+
+    ``files`` yields (path parts, payload); the payload is the encoded bytes, or the file's path when it is
+    read only if decoded. The index of an image in its split is its class's offset plus its rank.
+    """
     found = {"train": {c: [] for c in CLASS_NAMES}, "test": {c: [] for c in CLASS_NAMES}}
-    formats = set()
-    for parts, raw in files:
+    for parts, payload in files:
         key = _split_member(parts)
         if key is None:
             continue
@@ -401,13 +422,26 @@ def _read_image_tree(files, location: str, per_class: tuple) -> tuple:
         if label not in found[split]:
             raise DataError(f"{location}: unknown class folder {split}/{label}; "
                             f"expected the ten folders {', '.join(CLASS_NAMES)}.")
-        found[split][label].append((filename, raw))
+        found[split][label].append((filename, payload))
     for split, expected in zip(("train", "test"), per_class):  # counts first, before any decoding
         for name in CLASS_NAMES:
             if len(found[split][name]) != expected:
                 raise DataError(f"{location}: {split}/{name} holds {len(found[split][name])} images, "
                                 f"expected {expected}. Is this a complete CIFAR-10 image tree?")
-    arrays = []
+            found[split][name].sort(key=lambda entry: entry[0])
+    return found
+
+
+def _decode_entry(location: str, split: str, name: str, entry: tuple) -> tuple[np.ndarray, str, str]:
+    filename, payload = entry
+    raw = _read_file(payload, MAX_IMAGE_BYTES) if isinstance(payload, Path) else payload
+    return _decode_image(raw, f"{location}: {split}/{name}/{filename}")
+
+
+def _read_image_tree(files, location: str, per_class: tuple) -> tuple[tuple, str, list]:
+    """Decode an image tree: the four arrays, the image formats found, and notes on what was converted."""
+    found = _tree_index(files, location, per_class)
+    formats, converted, arrays = set(), [], []
     with warnings.catch_warnings():
         from PIL import Image
 
@@ -416,14 +450,24 @@ def _read_image_tree(files, location: str, per_class: tuple) -> tuple:
         for split, expected in zip(("train", "test"), per_class):
             images = np.empty((10 * expected, 32, 32, 3), dtype=np.uint8)
             for index, name in enumerate(CLASS_NAMES):
-                entries = sorted(found[split][name])
-                for offset, (filename, raw) in enumerate(entries):
-                    image, fmt = _decode_image(raw, f"{location}: {split}/{name}/{filename}")
+                for offset, entry in enumerate(found[split][name]):
+                    image, fmt, mode = _decode_entry(location, split, name, entry)
                     images[index * expected + offset] = image
                     formats.add(fmt)
+                    if mode not in ("RGB", "RGBA"):
+                        converted.append(f"{split}/{name}/{entry[0]} ({mode})")
                 found[split][name] = None  # free the encoded bytes as we go
-            arrays += [images, np.repeat(np.arange(10, dtype=np.int64), expected)]
-    return (*arrays, formats)
+            arrays += [images, _layout_labels(expected)]
+    notes = []
+    if converted:  # CIFAR-10 is colour: a grey or palette image is converted, and that is said
+        notes.append(f"{len(converted):,} grayscale or palette images converted to RGB (first: {converted[0]})")
+        _log.warning("%s: %s.", location, notes[-1])
+    return tuple(arrays), "+".join(sorted(formats)), notes
+
+
+def _layout_labels(per_class: int) -> np.ndarray:
+    """The labels an image tree's layout gives a split: class 0's images first, then class 1's, ..."""
+    return np.repeat(np.arange(10, dtype=np.int64), per_class)
 
 
 # --- cache --------------------------------------------------------------------------
@@ -447,7 +491,7 @@ def _source_key(path: Path, algorithms=("sha256",)) -> dict:
              if folder else _tree_files(path))
     digest = hashlib.sha256()
     for parts, file in files:
-        digest.update(f"{'/'.join(parts)}\0{file_digest(file)}\n".encode())
+        digest.update(f"{'/'.join(parts)}\0{file_digest(file)}\n".encode("utf-8", "surrogateescape"))
     return {"sha256": digest.hexdigest()}
 
 
@@ -475,8 +519,31 @@ def _read_npy(handle, shape: tuple | None, dtype, limit: int = 1 << 16) -> np.nd
     return array.reshape(shape)
 
 
-def _load_cache(file: Path, cache_key: str, per_class: tuple, location: str) -> tuple | None:
-    """Arrays from a cache file, or None when it is missing, stale or fails its checksum."""
+def _check_against_source(arrays: tuple, path: Path, per_class: tuple, sample: int = CACHE_SAMPLE) -> None:
+    """Raise ValueError unless cached arrays agree with their image-tree source.
+
+    The labels must be the ones the tree's layout gives (class by class); in a folder, ``sample`` images
+    drawn at random are decoded afresh and must equal their cached pixels. (An archive is not re-read:
+    its checksum is the cache's key.)
+    """
+    for split, labels, expected in (("train", arrays[1], per_class[0]), ("test", arrays[3], per_class[1])):
+        if not np.array_equal(labels, _layout_labels(expected)):
+            raise ValueError(f"its {split} labels are not the ones the source's folders give")
+    if not path.is_dir():
+        return
+    found = _tree_index(_tree_files(path), str(path), per_class)
+    rng = np.random.default_rng()
+    for split, images, expected in (("train", arrays[0], per_class[0]), ("test", arrays[2], per_class[1])):
+        for index in rng.choice(10 * expected, size=min(sample, 10 * expected), replace=False):
+            name = CLASS_NAMES[index // expected]
+            image = _decode_entry(str(path), split, name, found[split][name][index % expected])[0]
+            if not np.array_equal(image, images[index]):
+                raise ValueError(f"its {split} image {index} differs from {split}/{name} in the source")
+
+
+def _load_cache(file: Path, cache_key: str, per_class: tuple, path: Path) -> tuple | None:
+    """Arrays from a cache file, or None when it is missing, stale, fails its checksum or disagrees with
+    its source."""
     if not file.exists():
         return None
     try:
@@ -485,20 +552,39 @@ def _load_cache(file: Path, cache_key: str, per_class: tuple, location: str) -> 
             if meta.get("format") != _CACHE_FORMAT or meta.get("key") != cache_key:
                 raise ValueError("it was built by another version or from other data")
             arrays = tuple(_read_npy(handle, shape, dtype) for shape, dtype in _expected_shapes(per_class))
-        _check_arrays(arrays, location, per_class)
+        _check_arrays(arrays, str(path), per_class)
         fingerprint = fingerprint_arrays(*arrays)
         if fingerprint != meta.get("fingerprint"):  # the content's own checksum
             raise ValueError(f"its arrays hash to {fingerprint}, not the {meta.get('fingerprint')} it records")
-        return arrays, str(meta["image_format"]), fingerprint
+        _check_against_source(arrays, path, per_class)
+        os.utime(file)  # recently used: the last to be pruned
+        return arrays, str(meta["image_format"]), fingerprint, [str(note) for note in meta.get("notes", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, DataError) as error:
         _log.warning("Ignoring the cache %s (%s); decoding the source again.", file.name, _one_line(error))
         return None
 
 
-def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str, cache_key: str) -> None:
-    """Write the cache atomically: a temporary file, then a rename."""
+def cache_files() -> list[Path]:
+    """The cache's files, most recently used first (Chapter 1)."""
+    folder = cache_dir()
+    found = [file for file in folder.glob("cifar10-*.npy") if file.is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda file: file.stat().st_mtime, reverse=True)
+
+
+def clear_cache(keep: int = 0) -> list[Path]:
+    """Delete all but the ``keep`` most recently used cache files; the deleted ones (Chapter 1)."""
+    removed = cache_files()[keep:]
+    for file in removed:
+        file.unlink(missing_ok=True)
+    return removed
+
+
+def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str, cache_key: str,
+                notes: list | None = None) -> None:
+    """Write the cache atomically (a temporary file, then a rename), keeping at most MAX_CACHE_FILES sources."""
     tmp = None
-    meta = {"format": _CACHE_FORMAT, "key": cache_key, "image_format": image_format, "fingerprint": fingerprint}
+    meta = {"format": _CACHE_FORMAT, "key": cache_key, "image_format": image_format, "fingerprint": fingerprint,
+            "notes": list(notes or [])}
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npy.partial")
@@ -507,6 +593,7 @@ def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str, 
             for array in arrays:
                 np.save(stream, array, allow_pickle=False)
         os.replace(tmp, file)
+        clear_cache(keep=MAX_CACHE_FILES)  # each source's arrays take 177 MB: the oldest go
     except OSError:
         if tmp:
             Path(tmp).unlink(missing_ok=True)  # the cache is optional: carry on without it
@@ -514,24 +601,22 @@ def _save_cache(file: Path, arrays: tuple, image_format: str, fingerprint: str, 
 
 # --- the public entry point ---------------------------------------------------------
 
-def _read_local(path: Path, per_class: tuple, official_md5: str, file_md5: str | None) -> tuple[tuple, str]:
-    """Decode a local source into arrays; return them and the image format name."""
+def _read_local(path: Path, per_class: tuple, official_md5: str, file_md5: str | None) -> tuple[tuple, str, list]:
+    """Decode a local source into arrays; return them, the image format name and notes on conversions."""
     name = path.name.lower()
     if path.is_dir():
         batches = _batches_folder(path)
         if batches:
-            return _read_batches_dir(batches), "pickle"
-        *arrays, formats = _read_image_tree(_iter_tree_files(path), str(path), per_class)
-        return tuple(arrays), "+".join(sorted(formats))
+            arrays, image_format = _read_batches_dir(batches)
+            return arrays, image_format, []
+        return _read_image_tree(_tree_files(path), str(path), per_class)
     if name.endswith(".zip"):
-        *arrays, formats = _read_image_tree(_scan_zip(path), str(path), per_class)
-        return tuple(arrays), "+".join(sorted(formats))
+        return _read_image_tree(_scan_zip(path), str(path), per_class)
     if name.endswith((".tar", ".tar.gz", ".tgz")):
         batches, images = _scan_tar(path, file_md5, official_md5)
         if batches:
-            return _assemble_batches(batches, str(path)), "pickle"
-        *arrays, formats = _read_image_tree(images, str(path), per_class)
-        return tuple(arrays), "+".join(sorted(formats))
+            return _assemble_batches(batches, str(path)), "pickle", []
+        return _read_image_tree(images, str(path), per_class)
     raise DataError(f"{path} is neither a folder nor a .tar, .tar.gz or .zip archive. " + _hint())
 
 
@@ -554,6 +639,8 @@ def _check_arrays(arrays: tuple, location: str, per_class: tuple = OFFICIAL_PER_
 def _source_name(image_format: str) -> str:
     if image_format == "pickle":
         return "CIFAR-10 (official)"
+    if image_format == UNOFFICIAL_PICKLE:
+        return "CIFAR-10 batches (md5 differs from the official files)"
     return f"CIFAR-10 ({image_format} re-encoding)"
 
 
@@ -577,22 +664,54 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
         _open_regular(path).close()  # a FIFO or device named .tar.gz is refused, not waited on
     digests = _source_key(path, ("sha256", "md5"))
     key = digests["sha256"]
+    # Pickled batches parse in a second or two and are checked by md5 on every load: they are never cached.
+    if _batches_folder(path) if path.is_dir() else digests.get("md5") == official_md5:
+        use_cache = False
     # The cache is named by the source's content and everything else that shapes the arrays.
     cache_key = hashlib.sha256(f"{key}|{per_class[0]}|{per_class[1]}|{official_md5}".encode()).hexdigest()
     cache_file = cache_dir() / f"cifar10-{cache_key[:24]}.npy"
-    cached = _load_cache(cache_file, cache_key, per_class, str(path)) if use_cache else None
+    cached = _load_cache(cache_file, cache_key, per_class, path) if use_cache else None
     if cached is not None:
-        arrays, image_format, fingerprint = cached
+        arrays, image_format, fingerprint, notes = cached
+        for note in notes:
+            _log.warning("%s: %s.", path, note)
     else:
-        arrays, image_format = _read_local(path, per_class, official_md5, digests.get("md5"))
+        arrays, image_format, notes = _read_local(path, per_class, official_md5, digests.get("md5"))
         _check_arrays(arrays, str(path), per_class)
         fingerprint = fingerprint_arrays(*arrays)
         if use_cache:
-            _save_cache(cache_file, arrays, image_format, fingerprint, cache_key)
+            _save_cache(cache_file, arrays, image_format, fingerprint, cache_key, notes)
     # Records name the data by its file name, checksum and fingerprint, never by a machine's absolute path.
     info = {"name": _source_name(image_format), "location": path.name, "image_format": image_format,
             "source_sha256": key if path.is_file() else None, "fingerprint": fingerprint}
-    return Dataset(*arrays, class_names=CLASS_NAMES, source=info)
+    return _with_findings(Dataset(*arrays, class_names=CLASS_NAMES, source=info), notes)
+
+
+def find_duplicates(x_train: np.ndarray, x_test: np.ndarray) -> dict:
+    """Exact duplicate images, found by hashing each one (Chapter 1).
+
+    ``train`` and ``test`` count the extra copies within each split; ``test_in_train`` the test images that
+    also appear in the training set (a model could have memorized them).
+    """
+    def digests(images):
+        return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
+
+    train, test = digests(x_train), digests(x_test)
+    return {"train": len(train) - len(set(train)), "test": len(test) - len(set(test)),
+            "test_in_train": len(set(test) & set(train))}
+
+
+def _with_findings(data: Dataset, notes: list) -> Dataset:
+    """Add to the source what a careful reader should know: conversions made, duplicate images found."""
+    duplicates = find_duplicates(data.x_train, data.x_test)
+    if any(duplicates.values()):
+        _log.warning("%s holds exact duplicate images: %d extra copies in train, %d in test, %d test images also "
+                     "in train.", data.source["location"], duplicates["train"], duplicates["test"],
+                     duplicates["test_in_train"])
+        data.source["duplicates"] = duplicates
+    if notes:
+        data.source["notes"] = list(notes)
+    return data
 
 
 def _load_from_keras(per_class: tuple = OFFICIAL_PER_CLASS) -> Dataset:
@@ -606,7 +725,7 @@ def _load_from_keras(per_class: tuple = OFFICIAL_PER_CLASS) -> Dataset:
     _check_arrays(arrays, "keras.datasets.cifar10", per_class)
     info = {"name": "CIFAR-10 (official)", "location": "keras.datasets.cifar10", "image_format": "pickle",
             "source_sha256": None, "fingerprint": fingerprint_arrays(*arrays)}
-    return Dataset(*arrays, class_names=CLASS_NAMES, source=info)
+    return _with_findings(Dataset(*arrays, class_names=CLASS_NAMES, source=info), [])
 
 
 def train_validation_split(x, y, validation_size: int = 5000, seed: int = 0):

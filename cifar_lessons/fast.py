@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +25,10 @@ import keras
 import numpy as np
 from keras import layers
 
-from . import results
+from . import results, run_folder
 from .data import Dataset
 from .fast_config import FastConfig
+from .results import TrainingError
 
 
 def whitening_kernel(
@@ -465,11 +467,20 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
     test-time augmentations and the raw last-epoch weights on the same trained network,
     after the run's clock has stopped.
     """
-    from .training import resolve_precision
-
     started, cpu_started = time.perf_counter(), time.process_time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder.locked(run_dir):  # one trainer per folder, as for every chapter
+        run_folder.finish(run_dir)  # a save that a kill interrupted completes first
+        run_folder.clear_staging(run_dir)
+        return _train_fast_in(run_dir, config, data, chapter, verbose, free_variants, started, cpu_started)
+
+
+def _train_fast_in(run_dir: Path, config: FastConfig, data: Dataset, chapter: str, verbose: int,
+                   free_variants: bool | None, started: float, cpu_started: float) -> dict:
+    """The body of :func:`train_fast`, run while it holds the folder's lock."""
+    from .training import resolve_precision
+
     # Runs are short (minutes): an interrupted run starts over rather than resuming
     # mid-schedule.
     work = run_dir / "checkpoint"
@@ -520,7 +531,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         final = inference_model(config, net)
         test_loss, test_accuracy = _score(final, x_test, y_test)
         val_loss, val_accuracy = _score(final, x_val, y_val)
-        model_tmp = run_dir / f".{results.MODEL_FILE}.partial.keras"
+        model_tmp = Path(tempfile.mkstemp(dir=run_dir, prefix=f".{results.MODEL_FILE}.", suffix=".partial.keras")[1])
         final.save(model_tmp)
         # The race's clock stops here: trained, evaluated and saved.
         run_time, run_cpu = (
@@ -555,7 +566,8 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     if not np.all(np.isfinite(history.get("loss", [np.nan]))):
-        raise RuntimeError(
+        model_tmp.unlink(missing_ok=True)
+        raise TrainingError(
             "training diverged (the loss is not finite); lower peak_learning_rate"
         )
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -598,17 +610,8 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         "parameters": int(net.count_params()),
         "identity": identity,
     }
-    # Model and history first, the record last: a record means the run is complete,
-    # and names their checksums.
-    model_tmp.replace(run_dir / results.MODEL_FILE)
-    results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
-    record["files"] = {
-        name: results.file_sha256(run_dir / name)
-        for name in (results.MODEL_FILE, results.HISTORY_FILE)
-    }
-    record = results.seal_record(record)
-    results.validate_record(record, run_dir / results.RECORD_FILE)
-    results.write_json_atomic(run_dir / results.RECORD_FILE, record)
+    # The new run replaces the old one whole, its record last (run_folder.publish).
+    record = run_folder.publish(run_dir, lambda path: model_tmp.replace(path), history, record)
     shutil.rmtree(work, ignore_errors=True)
     return record
 

@@ -21,12 +21,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .files import read_bounded
+from .files import open_regular, read_bounded
 
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
-# Format 2 added the run identity and the checksum (scripts/migrate_records.py converts format 1).
+# A finished run waits here, complete, while it replaces the folder's old run (cifar_lessons.run_folder).
+STAGED_DIR = ".staged"
+# Format 2 added the run identity and the checksum. Every committed record is format 2; the one-off
+# converter from format 1 (scripts/migrate_records.py) is in the git history.
 RECORD_FORMAT = 2
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -140,7 +143,7 @@ def validate_record(record, path: Path | str = RECORD_FILE) -> dict:
         raise RecordError(f"{path} is malformed: expected a JSON object.")
     if record.get("format") != RECORD_FORMAT and isinstance(record.get("format"), int):
         raise RecordError(f"{path} is malformed: format {record['format']} is not {RECORD_FORMAT}. "
-                          "Convert it with `python scripts/migrate_records.py` or retrain.")
+                          "Retrain the chapter to write a current record.")
     problems = _type_problems(record, REQUIRED)
     if not problems:
         problems += _type_problems(record["identity"], IDENTITY, "identity.")
@@ -279,7 +282,8 @@ def code_identity() -> dict:
 def file_sha256(path: Path) -> str:
     """Short sha256 of a file's bytes (Chapter 1)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    # Only a regular file: a FIFO or device named like a model is refused at once, never waited on or read forever.
+    with open_regular(Path(path), RecordError, "it should be a file that training wrote.") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]

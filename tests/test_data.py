@@ -646,6 +646,7 @@ def test_validation_split_is_stratified_seeded_and_disjoint():
 
 # --- the real offline copy -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_shared_offline_copy(shared_copy):
     data = load_cifar10(shared_copy)
     assert data.x_train.shape == (50000, 32, 32, 3)
@@ -678,3 +679,127 @@ def test_jpeg_reencoding_keeps_labels_and_names_its_images():
     assert recompress.psnr(x_train, x_train) == float("inf")
     with pytest.raises(ValueError, match="between 1 and 95"):
         recompress.jpeg_roundtrip(x_train, 100)
+
+
+# --- what still got through: bombs, unofficial batches, conversions, duplicates, the cache, odd names ---------
+
+@pytest.mark.parametrize("field", ["data", "labels"])
+def test_a_pickle_of_shared_nested_lists_is_refused_before_it_expands(tmp_path, field):
+    # A few kilobytes of pickle: one inner list shared a million times, which np.asarray would expand to GBs.
+    bomb = [[[0] * 1000] * 1000] * 100
+    batches = official_batches()
+    batch = pickle.loads(batches["data_batch_1"])
+    batch[field.encode()] = bomb
+    batches["data_batch_1"] = pickle.dumps(batch, protocol=2)
+    assert len(batches["data_batch_1"]) < 50_000
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, payload in batches.items():
+        (folder / name).write_bytes(payload)
+    with memory_at_most(200), refused("data_batch_1 holds its (pixels|labels) as list"):  # expanded: 800 MB
+        load(folder)
+
+
+def test_batches_that_are_not_the_official_files_are_not_named_official(tmp_path, caplog, monkeypatch):
+    from cifar_lessons import data as data_module
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batches = official_batches()
+    for name, payload in batches.items():
+        (folder / name).write_bytes(payload)
+    # With the md5 values of these very files as the official ones, they are official...
+    monkeypatch.setattr(data_module, "OFFICIAL_BATCH_MD5",
+                        {name: hashlib.md5(payload).hexdigest() for name, payload in batches.items()})
+    assert load(folder).source["name"] == "CIFAR-10 (official)"
+    # ...and with the test labels permuted they are not, though they still load.
+    test = pickle.loads(batches["test_batch"])
+    test[b"labels"] = test[b"labels"][::-1]
+    (folder / "test_batch").write_bytes(pickle.dumps(test, protocol=2))
+    data = load(folder)
+    assert data.source["name"] == "CIFAR-10 batches (md5 differs from the official files)"
+    assert "test_batch differ from the official files" in caplog.text
+    assert not list((tmp_path / "cache").glob("*")) if (tmp_path / "cache").exists() else True
+
+
+def test_real_official_md5_values_are_the_published_ones():
+    from cifar_lessons.data import OFFICIAL_BATCH_MD5
+
+    # As published with the archive (torchvision's CIFAR10 checks the same six values).
+    assert OFFICIAL_BATCH_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
+    assert OFFICIAL_BATCH_MD5["test_batch"] == "40351d587109b95175f43aff81a1287e"
+    assert len(OFFICIAL_BATCH_MD5) == 6
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "1"])
+def test_grayscale_or_palette_images_are_converted_and_said(tmp_path, caplog, mode):
+    from PIL import Image
+
+    files = image_files("PNG")
+    name = "cifar/train/cat/0012.png"
+    image = Image.open(io.BytesIO(files[name])).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    files[name] = buffer.getvalue()
+    data = load(write_tree(tmp_path, files) / "cifar")
+    (note,) = data.source["notes"]
+    assert note.startswith("1 grayscale or palette images converted to RGB") and f"cat/0012.png ({mode})" in note
+    assert "converted to RGB" in caplog.text
+    caplog.clear()
+    assert load(tmp_path / "cifar").source["notes"] == [note]  # said again when the cache serves it
+    assert "converted to RGB" in caplog.text
+
+
+def test_duplicate_images_are_found_and_reported(tmp_path, caplog):
+    files = image_files("PNG")
+    files["cifar/train/dog/0021.png"] = files["cifar/train/dog/0020.png"]  # a copy within train
+    files["cifar/test/ship/0016.png"] = files["cifar/train/ship/0032.png"]  # a train image in the test set
+    data = load(write_tree(tmp_path, files) / "cifar")
+    assert data.source["duplicates"] == {"train": 1, "test": 0, "test_in_train": 1}
+    assert "exact duplicate images" in caplog.text
+    assert "duplicates" not in load(write_tree(tmp_path / "clean", image_files("PNG")) / "cifar").source
+
+
+@pytest.mark.parametrize("forgery", ["labels permuted", "pixels changed"])
+def test_a_resealed_cache_that_disagrees_with_its_folder_is_not_used(tmp_path, caplog, forgery):
+    from cifar_lessons.data import _save_cache, fingerprint_arrays
+
+    path = write_tree(tmp_path, image_files("PNG")) / "cifar"
+    truth = load(path)
+    (cached,) = cache_files()
+    x_train, y_train = truth.x_train.copy(), truth.y_train.copy()
+    if forgery == "labels permuted":
+        y_train = y_train[::-1].copy()  # every label still 0-9, every class still complete
+    else:
+        x_train[5] = 255 - x_train[5]
+    arrays = (x_train, y_train, truth.x_test, truth.y_test)
+    meta = json.loads(str(np.load(cached)))
+    _save_cache(cached, arrays, meta["image_format"], fingerprint_arrays(*arrays), meta["key"])  # resealed
+    again = load(path)
+    assert again.fingerprint == truth.fingerprint
+    assert "Ignoring the cache" in caplog.text and "source" in caplog.text
+
+
+def test_the_cache_keeps_only_the_most_recent_sources(tmp_path):
+    from cifar_lessons.data import MAX_CACHE_FILES, clear_cache
+
+    for seed in range(MAX_CACHE_FILES + 2):
+        load(write_tar(tmp_path / f"cifar{seed}.tar.gz", image_files("PNG", seed=seed), "w:gz"))
+    assert len(cache_files()) == MAX_CACHE_FILES
+    assert len(clear_cache()) == MAX_CACHE_FILES and cache_files() == []
+
+
+def test_a_folder_with_non_utf8_names_loads_like_its_archive(tmp_path):
+    files = image_files("PNG")
+    archive = load(write_tar(tmp_path / "cifar.tar.gz", files, "w:gz"))
+    root = write_tree(tmp_path / "tree", files) / "cifar"
+    odd = os.fsencode(root / "train" / "cat") + b"/0012-\xff\xfe.png"  # not UTF-8: Latin-1 bytes
+    os.rename(os.fsencode(root / "train" / "cat" / "0012.png"), odd)
+    data = load(root)
+    assert data.fingerprint == archive.fingerprint
+    broken = odd.replace(b".png", b"-broken.png")
+    os.rename(odd, broken)
+    with open(broken, "wb") as handle:
+        handle.write(b"not an image")
+    with refused(r"train/cat/0012-\\udcff\\udcfe-broken.png|train/cat/0012-.*-broken.png"):
+        load(root)

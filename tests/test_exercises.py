@@ -12,6 +12,7 @@ import io
 import re
 
 import nbformat
+import pytest
 
 from cifar_lessons.chapters import get_chapter
 
@@ -43,6 +44,7 @@ def test_solutions_are_found():
     assert {2} <= set(solutions("05")) and {2, 3} <= set(solutions("10"))
 
 
+@pytest.mark.slow  # a quick training run and a re-estimation: about a minute
 def test_chapter_5_precise_batch_norm_solution_runs_on_a_quick_run(real_data, tmp_path):
     from keras import layers
 

@@ -248,6 +248,7 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
     assert [row["technique"] for row in fast.ablation_changes(table)][0] == "no warmup"  # largest loss first
 
 
+@pytest.mark.slow
 def test_free_variants_score_every_other_view_and_restore_the_weights():
     import keras
 

@@ -15,6 +15,9 @@ from cifar_lessons.evaluation import evaluate
 from cifar_lessons.results import MODEL_FILE
 from cifar_lessons.training import load_model
 
+# Minutes on a 2-core CPU: outside the default run, in CI (`-m "not full"`).
+pytestmark = pytest.mark.slow
+
 CHAPTER_IDS = {"ids": lambda chapter: f"{chapter.id}_{chapter.slug}"}
 
 

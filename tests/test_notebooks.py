@@ -11,6 +11,9 @@ import pytest
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT
 from cifar_lessons.notebooks import execute_notebook
 
+# Minutes on a 2-core CPU: outside the default run, in CI (`-m "not full"`).
+pytestmark = pytest.mark.slow
+
 # Where a notebook installs the package from when it is missing (Colab): the repository pyproject.toml names.
 REPOSITORY_URL = re.search(r'^Repository = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.M).group(1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import keras
 import pytest
@@ -188,7 +189,7 @@ def test_a_model_or_history_that_is_not_the_recorded_one_is_malformed(tmp_path):
     ({"wall_time_s": float("inf")}, "'wall_time_s' is not a finite number"),
     ({"config_hash": "0000000000000000"}, "'config' does not match 'config_hash'"),
     ({"identity": {}}, "'identity.architecture' missing"),
-    ({"format": 1}, "format 1 is not 2.*migrate_records.py"),
+    ({"format": 1}, "format 1 is not 2.*Retrain the chapter"),
 ])
 def test_validate_record_rejects_bad_values(change, message):
     record = make_record(get_chapter("01"), **change)
@@ -334,3 +335,10 @@ def test_cpu_name_tells_two_generations_with_one_model_name_apart():
     from cifar_lessons.race import host_name
 
     assert host_name({"hardware": zen4}) != host_name({"hardware": zen5})
+
+
+def test_hashing_a_fifo_named_like_a_model_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "model.keras"
+    os.mkfifo(fifo)
+    with pytest.raises(results.RecordError, match="not a regular file"):
+        results.file_sha256(fifo)  # no writer ever comes: reading it would wait forever

@@ -50,7 +50,7 @@ def test_loss_falls_and_record_is_complete(tmp_path):
     assert record["data"]["fingerprint"] == data.fingerprint
     assert record["hardware"]["cores"] >= 1 and record["versions"]["keras"] == keras.__version__
     assert record["train_images"] + record["val_images"] == len(data.x_train)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "model.keras", "record.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "history.json", "model.keras", "record.json"]
     assert results.load_record(tmp_path) == record  # the written record passes validation
     results.check_files(record, tmp_path)
     assert record["identity"]["data"] == data.fingerprint and record["identity"]["precision"] == "float32"
@@ -166,6 +166,37 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, capsys, uni
     assert outcome(run) == outcome(uninterrupted)
 
 
+@pytest.mark.parametrize("damage", ["flipped-weight-bytes", "epoch-edited"])
+def test_a_tampered_checkpoint_is_not_resumed(tmp_path, capsys, uninterrupted, damage):
+    data = learnable_dataset()
+    with pytest.raises(KeyboardInterrupt):
+        train(STATEFUL, data, tmp_path, verbose=0, callbacks=(StopAt(4),))
+    newest = tmp_path / "checkpoint" / "epoch-0003"
+    if damage == "flipped-weight-bytes":  # same size, still valid HDF5: only the checksum can tell
+        weights = newest / "weights.weights.h5"
+        raw = bytearray(weights.read_bytes())
+        raw[-200] ^= 0x40
+        weights.write_bytes(bytes(raw))
+    else:  # the epoch no longer matches the history it carries
+        state = results.read_json(newest / "state.json")
+        results.write_json_atomic(newest / "state.json", {**state, "epoch": 5})
+    run = train(STATEFUL, data, tmp_path, verbose=0)
+    out = capsys.readouterr().out
+    assert "epoch-0003 is damaged" in out and "Resuming adhoc after epoch 2" in out
+    assert outcome(run) == outcome(uninterrupted)
+
+
+def test_a_second_training_of_the_same_folder_is_refused_naming_the_first(tmp_path):
+    from cifar_lessons import run_folder
+
+    with run_folder.locked(tmp_path):  # as another process training this folder would hold it
+        with pytest.raises(TrainingError, match=r"is being trained by process \d+ on .* since "):
+            train(TINY, learnable_dataset(per_class=5), tmp_path, verbose=0)
+    assert not (tmp_path / "record.json").exists() and not (tmp_path / "checkpoint").exists()
+    train(TINY, learnable_dataset(per_class=20), tmp_path, verbose=0)  # released: the folder trains again
+    assert (tmp_path / "record.json").is_file()
+
+
 def test_all_checkpoints_damaged_or_foreign_stops_with_what_to_delete(tmp_path):
     data = learnable_dataset()
     with pytest.raises(KeyboardInterrupt):
@@ -234,7 +265,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     import keras
-    from cifar_lessons import results, training
+    from cifar_lessons import results, run_folder, training
     from test_training import STATEFUL, learnable_dataset
 
     point, run_dir = sys.argv[1], sys.argv[2]
@@ -255,7 +286,7 @@ KILL_SCRIPT = textwrap.dedent("""
     elif point == "checkpoint-write":  # after the weights of epoch 4 are written, before the folder is renamed
         original = training.os.replace
         def replace(source, target):
-            if str(source).endswith(".epoch-0004.partial"):
+            if os.path.basename(source).startswith(".epoch-0004.") and str(source).endswith(".partial"):
                 die()
             original(source, target)
         training.os.replace = replace
@@ -265,30 +296,40 @@ KILL_SCRIPT = textwrap.dedent("""
             ended(self, logs)
             die()
         training.RunCheckpoint.on_train_end = on_train_end
-    elif point == "between-model-and-record":
+    elif point == "while-staging":  # the new model and history are staged, its record not yet
         original_write = results.write_json_atomic
         def write(path, payload):
             if str(path).endswith("record.json"):
                 die()
             original_write(path, payload)
         results.write_json_atomic = write
+    elif point == "mid-swap":  # the old record is gone and the new model moved in; the new record not yet
+        original = run_folder.os.replace
+        def replace(source, target):
+            if str(source).endswith(os.path.join(".staged", "record.json")):
+                die()
+            original(source, target)
+        run_folder.os.replace = replace
     training.train(STATEFUL, learnable_dataset(), run_dir, verbose=0, callbacks=callbacks)
 """)
 
 
+@pytest.mark.slow
 def test_kills_at_any_point_lose_nothing_and_never_leave_results_inconsistent(tmp_path, uninterrupted):
     from cifar_lessons.book import run_status
 
     run_dir = tmp_path / "run"
     shutil.copytree(uninterrupted.run_dir, run_dir)  # a previous complete run of the same recipe
     script = KILL_SCRIPT.format(tests=str(Path(__file__).parent))
-    for point in ("mid-epoch", "checkpoint-write", "after-fit", "between-model-and-record"):
+    for point in ("mid-epoch", "checkpoint-write", "after-fit", "while-staging", "mid-swap"):
         killed = subprocess.run([sys.executable, "-c", script, point, str(run_dir)], capture_output=True, text=True)
         assert killed.returncode == -9, f"{point}: {killed.stderr[-1500:]}"
         status = run_status(run_dir, STATEFUL)
-        # results/ holds either the previous complete run or a mismatch that says so, never a silent mix.
-        if point == "between-model-and-record":
-            assert status["status"] == "malformed" and "is not the file" in status["message"]
+        # results/ holds the previous complete run, or no record and a staged run that the next train moves in:
+        # never a record beside another run's model.
+        if point == "mid-swap":
+            assert status["status"] == "missing" and "a save was interrupted" in status["message"]
+            assert (run_dir / "model.keras").is_file() and not (run_dir / "record.json").exists()
         else:
             assert status["status"] == "ok" and status["record"] == uninterrupted.record, point
         checkpoints = [p.name for p in results_checkpoints(run_dir)]
@@ -296,12 +337,12 @@ def test_kills_at_any_point_lose_nothing_and_never_leave_results_inconsistent(tm
             assert checkpoints == ["epoch-0002", "epoch-0001"]  # only the epoch in progress is lost
         if point == "checkpoint-write":
             assert checkpoints == ["epoch-0003", "epoch-0002"]  # the half-written epoch 4 is not a checkpoint
-        if point in ("after-fit", "between-model-and-record"):
+        if point in ("after-fit", "while-staging", "mid-swap"):
             assert checkpoints[0].endswith("-final")  # the finished training is kept until the record is written
     run = train(STATEFUL, learnable_dataset(), run_dir, verbose=0)
     assert outcome(run) == outcome(uninterrupted)
     assert run_status(run_dir, STATEFUL)["status"] == "ok"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["history.json", "model.keras", "record.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "history.json", "model.keras", "record.json"]
 
 
 def test_reduce_lr_on_plateau_lowers_the_rate(tmp_path):
@@ -336,6 +377,7 @@ def test_build_model_options_add_their_layers():
     assert kinds.count("BatchNormalization") == 4 and kinds.count("Dropout") == 4
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     # Logical devices must be set before TensorFlow starts, so this runs in a fresh process.
     script = textwrap.dedent(f"""
@@ -439,3 +481,51 @@ def test_batch_norm_momentum_is_a_setting_that_leaves_earlier_identities_alone()
     model = build_model(faster, np.zeros((2, 32, 32, 3), np.uint8))
     momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
+
+
+def test_a_full_disk_is_one_line_that_says_what_is_kept(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from cifar_lessons import training
+
+    real_save = training.save_model
+
+    def full(model, path):  # the disk fills while the finished run is saved
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training, "save_model", full)
+    with pytest.raises(TrainingError) as caught:
+        train(TINY, learnable_dataset(per_class=20), tmp_path, verbose=0)
+    message = str(caught.value)
+    assert "\n" not in message and f"the disk holding {tmp_path} is full (No space left on device)" in message
+    assert "epoch-0003-final in" in message and "run the same command again to resume" in message
+    assert not (tmp_path / "record.json").exists() and not list(tmp_path.glob(".stag*"))
+    monkeypatch.setattr(training, "save_model", real_save)
+    train(TINY, learnable_dataset(per_class=20), tmp_path, verbose=0)  # space freed: it resumes and records
+    assert "Resuming adhoc after epoch 3" in capsys.readouterr().out
+
+
+def test_a_really_full_disk_prints_one_line_and_no_h5py_traceback(tmp_path):
+    """On a 1 MiB tmpfs the first checkpoint cannot be written: one line, status 1, no crash at exit."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): the simulated full disk above still runs")
+    try:
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            sys.argv = ["cifar-lessons", "--results", {str(mount)!r}, "train", "01", "--quick"]
+            from cifar_lessons import book, cli
+            from test_training import learnable_dataset
+            # chapter 1's quick run on tiny synthetic data: the disk, not the data, is what is tested
+            book.load_cifar10 = lambda *a, **k: learnable_dataset(per_class=160)
+            cli.run()
+        """)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "Traceback", "Exception"))]
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert lines == [lines[0]] and lines[0].startswith(f"error: the disk holding {mount}"), done.stderr[-2000:]
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
