@@ -138,12 +138,15 @@ def run_control(chapter_id: str, seed: int | None = None, quick: bool = False, r
 
 def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
                 results_dir: Path | None = None, data: Dataset | None = None,
-                verbose: int | None = None, seed: int | None = None) -> Run:
+                verbose: int | None = None, seed: int | None = None, other_data: str = "reference") -> Run:
     """Reuse a chapter's recorded run if its config matches, otherwise train it (Chapter 1).
 
     ``quick`` trains the chapter's recipe for one epoch on a tiny subset, for
     smoke tests; such a run is recorded as quick and never counts as a result. ``seed`` other than
     the chapter's own trains the same recipe with that seed into ``results/NN/seedS`` (the seed study).
+    When the recorded run is current but was made on other data than ``data`` (the official download where
+    the book used its offline copy), ``other_data="reference"`` returns it as the book's reference and
+    trains nothing; ``"train"`` trains on ``data`` (``cifar-lessons book`` regenerating the book).
     """
     from .training import load_run, train
 
@@ -165,8 +168,18 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
             run = load_run(run_dir)
             shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir
             print(f"Chapter {chapter.id}: reusing the recorded run in {shown} "
-                  f"(config {config.hash}, trained {run.record['created']}). Pass retrain=True to train again.")
+                  f"(config {config.hash}, trained {run.record['created']}). Set RETRAIN = True to train again.")
             return run  # the notebooks show the epochs as curves, not as a log
+        only_the_data = status["status"] == "stale" and all(
+            reason.startswith("data changed") for reason in status["reasons"])
+        if only_the_data and other_data == "reference":
+            run = load_run(run_dir)
+            book = run.record
+            print(f"Chapter {chapter.id}: the book's run was made on {book['data']['name']} (fingerprint "
+                  f"{book['data']['fingerprint']}), not on these data ({data.fingerprint}). It is shown as the "
+                  f"book's reference, and nothing was trained. Set RETRAIN = True to train on your data: the "
+                  f"book's run took {book['wall_time_s'] / 60:.0f} min on {results.cpu_name(book['hardware'])}.")
+            return run
         if status["status"] != "missing":
             print(f"Chapter {chapter.id}: {status['message']}", flush=True)
     data = data or load_cifar10()

@@ -171,7 +171,7 @@ def cmd_book(args) -> int:
     data = load_cifar10()
     print(f"Running the book on {data.describe()}", flush=True)
     for chapter in training_chapters():
-        run = run_chapter(chapter.id, results_dir=args.results, data=data)
+        run = run_chapter(chapter.id, results_dir=args.results, data=data, other_data="train")
         print(f"Chapter {chapter.id} {chapter.title}: test accuracy {_percent(run.record['test_accuracy'])}",
               flush=True)
     return cmd_report(args)
@@ -214,7 +214,7 @@ def cmd_study(args) -> int:
     for number, item in enumerate(todo, 1):
         chapter, seed = item["chapter"], item["seed"]
         print(f"[{number}/{len(todo)}] chapter {chapter.id} seed {seed}", flush=True)
-        run = run_chapter(chapter.id, results_dir=args.results, data=data, seed=seed)
+        run = run_chapter(chapter.id, results_dir=args.results, data=data, seed=seed, other_data="train")
         print(f"Chapter {chapter.id} seed {seed}: test accuracy {_percent(run.record['test_accuracy'])}", flush=True)
     for chapter in chapters:
         print(chapter_gain(chapter.id, args.results))

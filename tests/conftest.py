@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import tarfile
 import zlib
 from pathlib import Path
@@ -16,6 +17,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The MkDocs hook and its helpers live in hooks/, beside the book and outside the package; MkDocs puts that
+# folder on the path when it loads the hook, and so do the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
 
 from cifar_lessons.data import CLASS_NAMES  # noqa: E402
 

@@ -272,3 +272,22 @@ def test_data_reports_duplicates_and_clear_cache_empties_the_cache(tmp_path, cap
     assert main(["data", "--clear-cache"]) == 0
     assert "Removed 1 cached source from" in capsys.readouterr().out
     assert not list((tmp_path / "cache").glob("cifar10-*.npy"))
+
+
+def test_a_chapter_on_other_data_shows_the_books_run_and_trains_nothing(tmp_path, capsys, real_data):
+    import dataclasses
+
+    from cifar_lessons.book import run_chapter
+    from cifar_lessons.data import fingerprint_arrays
+
+    folder = committed_run_copy(tmp_path)
+    before = results.load_record(folder)
+    x_test = real_data.x_test.copy()
+    x_test[0, 0, 0] ^= 0xFF  # as the official data would: other images than the book's copy
+    fingerprint = fingerprint_arrays(real_data.x_train, real_data.y_train, x_test, real_data.y_test)
+    other = dataclasses.replace(real_data, x_test=x_test, source={**real_data.source, "fingerprint": fingerprint})
+    run = run_chapter("01", results_dir=tmp_path, data=other)
+    out = capsys.readouterr().out
+    assert run.record == before and results.load_record(folder) == before
+    assert "It is shown as the book's reference, and nothing was trained. Set RETRAIN = True" in out
+    assert not (folder / "checkpoint").exists()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -11,11 +16,22 @@ import pytest
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT
 from cifar_lessons.notebooks import execute_notebook
 
-# Minutes on a 2-core CPU: outside the default run, in CI (`-m "not full"`).
-pytestmark = pytest.mark.slow
-
 # Where a notebook installs the package from when it is missing (Colab): the repository pyproject.toml names.
 REPOSITORY_URL = re.search(r'^Repository = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.M).group(1)
+SETUP_CELL = [cell.source for cell in nbformat.read(CHAPTERS[0].notebook, as_version=4).cells
+              if cell.cell_type == "code"][0]
+
+
+def test_one_repository_url_everywhere_and_well_formed():
+    """The setup cell, pyproject.toml and mkdocs.yml (the site's Colab and repository links) name one repository."""
+    import yaml
+
+    site = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text())
+    assert re.fullmatch(r"https://github\.com/[A-Za-z0-9-]+/[A-Za-z0-9._-]+", site["repo_url"]), site["repo_url"]
+    assert site["repo_url"] == REPOSITORY_URL, "pyproject.toml's Repository differs from mkdocs.yml's repo_url"
+    assert site["repo_name"] == site["repo_url"].removeprefix("https://github.com/")
+    assert f'REPOSITORY = "{site["repo_url"]}"' in SETUP_CELL
+    assert 'git", "clone", "--depth", "1", REPOSITORY' in SETUP_CELL and '"-e", "cifar-lessons"' in SETUP_CELL
 
 
 def tree_digest(folder):
@@ -35,6 +51,7 @@ def committed_state():
     assert [tree_digest(folder) for folder in folders] == before, "a quick run changed committed files"
 
 
+@pytest.mark.slow  # minutes on a 2-core CPU: outside the default run, in CI (`-m "not full"`)
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
 def test_notebook_runs_in_quick_mode(chapter, real_data, tmp_path, committed_state):
     assert chapter.notebook.is_file(), f"chapter {chapter.id} has no notebook at {chapter.notebook}"
@@ -56,12 +73,10 @@ def test_notebook_shape(chapter):
     cells = notebook.cells
     assert cells[0].source.startswith(f"# Chapter {int(chapter.id)}: {chapter.title}")
     code = [cell.source for cell in cells if cell.cell_type == "code"]
-    # Chapters 1-8 test for the package with find_spec; chapters 9-11 try the import and %pip install on failure.
-    installs = ("find_spec(\"cifar_lessons\")" in code[0] and f'REPOSITORY = "{REPOSITORY_URL}"' in code[0]) or (
-        "except ImportError:" in code[0] and f"git+{REPOSITORY_URL}" in code[0])
-    assert installs, (
-        f"chapter {chapter.id}'s first code cell must install cifar_lessons from {REPOSITORY_URL} when it is missing")
-    assert "__version__" in code[0] + code[1]
+    # One setup cell, the same in every chapter: where the package is missing, a shallow clone of the repository
+    # (so the recorded runs come with it), installed in place.
+    assert code[0] == SETUP_CELL, f"chapter {chapter.id}'s first code cell is not chapter 1's setup cell"
+    assert "__version__" in code[1]
     assert any("parameters" in cell.metadata.get("tags", []) for cell in cells)
     headings = [cell.source.splitlines()[0] for cell in cells if cell.cell_type == "markdown"]
     assert headings[-2:] == ["## Summary", "## Exercises"]
@@ -163,3 +178,36 @@ def test_a_failing_execution_leaves_the_notebook_as_it_was(tmp_path):
         execute_notebook(notebook, notebook, timeout=60, progress=False)
     assert notebook.read_bytes() == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["chapter.ipynb"]  # no temporary file left
+
+
+@pytest.mark.slow  # a fresh virtual environment, a clone and a quick training run: about a minute
+def test_the_setup_cell_fetches_the_book_and_its_runs_into_a_fresh_environment(tmp_path, real_data):
+    """As on Colab: cifar_lessons is not installed. The setup cell clones the repository (here this checkout's
+    committed HEAD, by a file URL) and installs it; then the recorded runs are there and a chapter trains."""
+    environment = tmp_path / "env"
+    venv.create(environment, with_pip=True)
+    python = environment / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    # The libraries (TensorFlow, Keras, NumPy...) of the running environment, without its cifar_lessons: a path
+    # line in a .pth file adds a folder, but does not run the editable install's own .pth hook inside it.
+    libraries = [path for path in sys.path if path.endswith("site-packages")]
+    (Path(purelib) / "libraries.pth").write_text("\n".join(libraries) + "\n")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    content = tmp_path / "content"  # Colab's working folder
+    content.mkdir()
+    cell = SETUP_CELL.replace(REPOSITORY_URL, REPO_ROOT.as_uri())
+    setup = subprocess.run([python, "-c", cell + "\nimport cifar_lessons\nprint(cifar_lessons.__file__)"],
+                           cwd=content, env=env, capture_output=True, text=True, timeout=600)
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    assert setup.stdout.strip().endswith(os.path.join("content", "cifar-lessons", "cifar_lessons", "__init__.py"))
+    listing = subprocess.run([python, "-m", "cifar_lessons", "list"], cwd=content, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr[-3000:]
+    assert re.search(r"^01 .* ok$", listing.stdout, re.M), listing.stdout  # the clone brought the recorded runs
+    again = subprocess.run([python, "-c", cell], cwd=content, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and not again.stdout and not again.stderr  # now a no-op
+    quick = subprocess.run([python, "-m", "cifar_lessons", "--results", str(tmp_path / "runs"), "train", "01",
+                            "--quick"], cwd=content, env=env, capture_output=True, text=True, timeout=600)
+    assert quick.returncode == 0, quick.stderr[-3000:]
+    assert (tmp_path / "runs" / "quick" / "01" / "record.json").is_file()

@@ -315,9 +315,8 @@ def test_site_chart_is_sized_for_the_content_column(tmp_path):
     import io
     import re
 
+    from book_site import results_chart_markdown
     from PIL import Image
-
-    from cifar_lessons.site import results_chart_markdown
 
     assert "No chapter" in results_chart_markdown(tmp_path)
     write_runs(tmp_path, "01", {0: 0.60, 1: 0.62})

@@ -16,18 +16,12 @@ import threading
 
 import pytest
 import yaml
+from book_html import IMAGE_BUDGET, LONG_LISTING_LINES
+from book_mathml import FormulaError, formulas_to_mathml, latex_to_mathml, notebook_formulas
+from book_site import NOTEBOOK_CSS
 
 from cifar_lessons.book import chapter_status
 from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_chapters
-from cifar_lessons.site import (
-    IMAGE_BUDGET,
-    LONG_LISTING_LINES,
-    NOTEBOOK_CSS,
-    FormulaError,
-    formulas_to_mathml,
-    latex_to_mathml,
-    notebook_formulas,
-)
 
 # Screenshots the browser tests take (CI artifacts; build/ is ignored by git).
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
@@ -128,7 +122,7 @@ def test_long_source_listings_are_folded(site):
 
 def test_folding_hides_long_listings_and_outputs_and_keeps_short_ones():
     """The page hook's folding, on a listing and an output of each length (the chapters may show none)."""
-    from cifar_lessons import site as hook
+    import book_html as hook
 
     def block(lines, listing):
         body = "\n".join(f"line {number}" for number in range(lines))
@@ -136,11 +130,11 @@ def test_folding_hides_long_listings_and_outputs_and_keeps_short_ones():
         return '<div class="jp-RenderedText" data-mime-type="text/plain">' + (
             f'<div class="highlight">{pre}</div>' if listing else pre)
 
-    long_listing = hook._TEXT_OUTPUT.sub(hook._fold_long_output, block(LONG_LISTING_LINES + 10, listing=True))
+    long_listing = hook.fold_long_outputs(block(LONG_LISTING_LINES + 10, listing=True))
     assert f"<summary>Source: {LONG_LISTING_LINES + 10} lines (click to show)</summary>" in long_listing
     short_listing = block(LONG_LISTING_LINES, listing=True)
-    assert hook._TEXT_OUTPUT.sub(hook._fold_long_output, short_listing) == short_listing
-    long_output = hook._TEXT_OUTPUT.sub(hook._fold_long_output, block(hook.LONG_OUTPUT_LINES + 1, listing=False))
+    assert hook.fold_long_outputs(short_listing) == short_listing
+    long_output = hook.fold_long_outputs(block(hook.LONG_OUTPUT_LINES + 1, listing=False))
     assert f"<summary>Output: {hook.LONG_OUTPUT_LINES + 1} lines (click to show)</summary>" in long_output
 
 
@@ -169,7 +163,7 @@ def test_a_formula_latex2mathml_mangles_is_an_error(tex):
 
 
 def test_latex2mathml_fixes():
-    """Where latex2mathml departs from TeX, the hook puts it right (see cifar_lessons.site)."""
+    """Where latex2mathml departs from TeX, the hook puts it right (see hooks/book_mathml.py)."""
     bars = latex_to_mathml(r"\bigl|x\bigr|")
     assert 'form="prefix"' in bars and 'form="postfix"' in bars and 'minsize="1.2em"' in bars
     assert 'lspace="0em"' in latex_to_mathml("1/2") and "<mi>acc</mi>" in latex_to_mathml(r"\operatorname{acc}(x)")
@@ -202,11 +196,10 @@ def test_formulas_only_in_markdown_prose(tmp_path):
 
 
 def test_a_formula_that_does_not_convert_fails_the_build(monkeypatch):
+    import book_site as hook
     from mkdocs.exceptions import PluginError
 
-    import cifar_lessons.site as hook
-
-    monkeypatch.setitem(hook._state, "formula_errors", [("chapters/x.ipynb", r"\frac{1}", "a missing part")])
+    monkeypatch.setattr(hook, "_formula_errors", [("chapters/x.ipynb", r"\frac{1}", "a missing part")])
     with pytest.raises(PluginError, match=r"chapters/x.ipynb.*frac"):
         hook.on_post_build({"site_dir": "unused"})
 
@@ -383,7 +376,7 @@ def test_browser_renders_home_and_a_chapter_with_a_plot(served):
 
 LIGHT_ENTRY_POINTS = {
     "import cifar_lessons.chapters": "import cifar_lessons.chapters",
-    "the MkDocs hook": "import cifar_lessons.site, cifar_lessons.report",
+    "the MkDocs hook": "import sys\nsys.path.insert(0, 'hooks')\nimport book_site, cifar_lessons.report",
     "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\n"
                             "except SystemExit:\n    pass",
     "cifar-lessons list": "from cifar_lessons.cli import main\nmain(['list'])",

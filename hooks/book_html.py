@@ -1,0 +1,261 @@
+"""How the site hook edits a notebook page's HTML: lighter, readable, and linked to the book's style.
+
+mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no option to turn that off: the CSS is
+collected here into one shared stylesheet, which only notebook pages link, without the rules for classes
+that no page has (JupyterLab's editor, toolbars and widgets: about 90% of it). Inline plots become image
+files (re-encoded when over ``IMAGE_BUDGET`` bytes) with alt text; the notebook copy widgets give way to
+Material's own code blocks and copy button; long outputs and source listings are folded.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import posixpath
+import re
+
+# A notebook output longer than this many lines is folded into a <details> block; so is a source
+# listing (IPython.display.Code) longer than LONG_LISTING_LINES.
+LONG_OUTPUT_LINES = 20
+LONG_LISTING_LINES = 40
+# Images over this many bytes are re-encoded (palette PNG, at most MAX_IMAGE_WIDTH pixels wide).
+IMAGE_BUDGET = 200_000
+MAX_IMAGE_WIDTH = 1400
+
+# What one build collects across pages: CSS rules, image files, re-encoded images, classes in use.
+STATE: dict = {"css": {}, "files": {}, "oversized": [], "classes": set()}
+
+
+def reset() -> None:
+    """Forget the previous build (``mkdocs serve`` rebuilds in one process)."""
+    STATE.update(css={}, files={}, oversized=[], classes=set())
+
+
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+_UI_ICONS = re.compile(r"--jp-icon-[\w-]+:\s*url\([^)]*\);?")
+_SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S)
+_CLIPBOARD = re.compile(r'<div class="zeroclipboard-container">.*?</clipboard-copy>\s*</div>', re.S)
+_CLIPBOARD_TEXT = re.compile(r'<div class="clipboard-copy-txt"[^>]*>.*?</div>', re.S)
+_CODE = re.compile(r'<div class="highlight-ipynb hl-(\w+)"><pre>(<span></span>)?(.*?)</pre></div>', re.S)
+_PROMPT = re.compile(r'<div class="(jp-(?:Input|Output)Prompt [^"]*)">')
+# An output's <pre>, or a source listing's (IPython.display.Code: <div class="highlight"><pre>); not Markdown cells.
+_TEXT_OUTPUT = re.compile(r'(?P<open><div class="jp-Rendered(?:Text|HTMLCommon)(?![^"]*jp-MarkdownOutput)'
+                          r'[^"]*"[^>]*>\s*)(?P<listing><div class="highlight">\s*)?'
+                          r'<pre(?P<attrs>[^>]*)>(?P<body>.*?)</pre>(?(listing)\s*</div>)', re.S)
+_IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
+# Cell tags (the "parameters" chip): notebook tooling, nothing for a reader.
+_CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_container[^"]*">.*?</div>\s*</div>', re.S)
+# nbconvert's MathJax loader (its URL is empty: mkdocs-jupyter's custom_mathjax_url) and, on pages without a
+# diagram, its Mermaid loader (from a CDN): formulas are MathML (below) and the site reads offline.
+_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?</script>\s*'
+                      r"<!-- End of mermaid configuration -->", re.S)
+_HEADING_OR_IMAGE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>|<img\b[^>]*>", re.S)
+_NO_ALT = 'alt="No description has been provided for this image"'
+
+
+def _collect_css(match) -> str:
+    css = match.group(1).strip()
+    css = _UI_ICONS.sub("", css)  # JupyterLab's toolbar icons (80 KB of inline SVG): a static page has no toolbar
+    if css and not css.startswith("["):  # mkdocs-jupyter also appends a list's repr: not CSS
+        STATE["css"].setdefault(css, None)
+    return ""
+
+
+def _fold_long_output(match) -> str:
+    """A long output, or a long source listing, folded behind a one-line summary."""
+    lines = match.group("body").rstrip("\n").count("\n") + 1
+    block = f"<pre{match.group('attrs')}>{match.group('body')}</pre>"
+    listing = match.group("listing") is not None
+    if listing:
+        block = f'<div class="highlight">{block}</div>'
+    if lines <= (LONG_LISTING_LINES if listing else LONG_OUTPUT_LINES):
+        return match.group("open") + block
+    what = "Source" if listing else "Output"
+    return (f'{match.group("open")}<details class="nb-output"><summary>{what}: {lines} lines (click to show)</summary>'
+            f"{block}</details>")
+
+
+def _text(fragment: str) -> str:
+    """An HTML fragment's text: tags, permalink signs and repeated spaces removed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("\u00b6", " ").split())
+
+
+def describe_figures(content: str) -> str:
+    """Figures without alt text get one: the nearest heading above them and their number on the page."""
+    heading, number = "", 0
+
+    def describe(match):
+        nonlocal heading, number
+        if match.group(1):
+            heading = _text(match.group(2))
+            return match.group(0)
+        number += 1
+        if _NO_ALT not in match.group(0):
+            return match.group(0)
+        alt = f"{heading}: figure {number}" if heading else f"Figure {number}"
+        return match.group(0).replace(_NO_ALT, f'alt="{html.escape(alt)}"')
+
+    return _HEADING_OR_IMAGE.sub(describe, content)
+
+
+def _image_file(data: bytes, kind: str, label: str) -> tuple[bytes, str]:
+    """The image as a file's bytes, re-encoded if it is over IMAGE_BUDGET."""
+    if len(data) <= IMAGE_BUDGET:
+        return data, kind
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    if image.width > MAX_IMAGE_WIDTH:
+        image = image.resize((MAX_IMAGE_WIDTH, round(image.height * MAX_IMAGE_WIDTH / image.width)), Image.LANCZOS)
+    if image.mode == "RGBA":
+        image = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+    else:
+        image = image.convert("RGB").quantize(256)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    STATE["oversized"].append((label, len(data), len(buffer.getvalue())))
+    return buffer.getvalue(), "png"
+
+
+def images_to_files(content: str, page, stem: str) -> str:
+    """Inline data: images become files next to the page (cached, zoomable without copying them)."""
+    folder = posixpath.dirname(page.file.dest_uri)
+
+    def to_file(match):
+        index = len([key for key in STATE["files"] if posixpath.basename(key).startswith(f"{stem}-")]) + 1
+        label = f"{page.file.src_uri} figure {index}"
+        data, kind = _image_file(base64.b64decode(match.group(2)), match.group(1), label)
+        relative = f"figures/{stem}-{index}.{'jpg' if kind == 'jpeg' else kind}"
+        STATE["files"][posixpath.join(folder, relative) if folder else relative] = data
+        return f'src="{relative}"'
+
+    return _IMAGE.sub(to_file, content)
+
+
+def clean_notebook_page(content: str) -> str:
+    """A notebook page without its inline CSS (collected), clipboard widgets, MathJax and (when unused) Mermaid
+    loaders and cell toolbars; code cells as Material code blocks, prompts left out of search."""
+    content = _STYLE.sub(_collect_css, content)
+    content = _SCRIPT.sub(lambda m: "" if "clipboard" in m.group(1) else m.group(0), content)
+    content = _MATHJAX.sub("", content)
+    if 'class="jp-Mermaid' not in content:
+        content = _MERMAID.sub("", content)
+    content = _CLIPBOARD.sub("", content)
+    content = _CLIPBOARD_TEXT.sub("", content)
+    content = _CELL_TOOLBAR.sub("", content)
+    content = _CODE.sub(lambda m: f'<div class="highlight language-{m.group(1)}"><pre><span></span>'
+                                  f"<code>{m.group(3)}</code></pre></div>", content)
+    return _PROMPT.sub(r'<div class="\1" data-search-exclude>', content)
+
+
+def fold_long_outputs(content: str) -> str:
+    """Every output and source listing longer than its limit, folded behind a one-line summary."""
+    return _TEXT_OUTPUT.sub(_fold_long_output, content)
+
+
+def collect_classes(output: str) -> None:
+    """Note the classes a finished page uses: the shared stylesheet keeps only rules that can match."""
+    STATE["classes"].update(name for value in re.findall(r'\bclass="([^"]*)"', output) for name in value.split())
+
+
+def shared_stylesheet() -> str:
+    """The notebook CSS of every page, once, pruned to the classes the pages use."""
+    full = "\n".join(STATE["css"])
+    return prune_css(full, STATE["classes"]) if STATE["classes"] else full
+
+
+# ---------- The shared notebook stylesheet, without the rules for JupyterLab's editor and toolbars ----------
+
+def _css_statements(css: str) -> list[tuple[str, str | None]]:
+    """Top-level (prelude, block) pairs of a stylesheet; block None for a statement ending in ';'."""
+    statements, position, size = [], 0, len(css)
+
+    def skip(index: int) -> int:  # past a string or a comment starting at index, if one does
+        if css[index] in "\"'":
+            end = index + 1
+            while end < size and css[end] != css[index]:
+                end += 2 if css[end] == "\\" else 1
+            return end + 1
+        if css.startswith("/*", index):
+            end = css.find("*/", index + 2)
+            return size if end < 0 else end + 2
+        return index
+
+    while position < size:
+        end = position
+        while end < size and css[end] not in "{;}":
+            end = skip(end) if skip(end) != end else end + 1
+        if end >= size:
+            break
+        prelude = re.sub(r"/\*.*?\*/", "", css[position:end], flags=re.S).strip()
+        if css[end] != "{":  # ';' ends an at-statement; a stray '}' is skipped
+            if css[end] == ";" and prelude:
+                statements.append((prelude, None))
+            position = end + 1
+            continue
+        depth, close = 1, end + 1
+        while close < size and depth:
+            if skip(close) != close:
+                close = skip(close)
+                continue
+            depth += {"{": 1, "}": -1}.get(css[close], 0)
+            close += 1
+        statements.append((prelude, css[end + 1:close - 1]))
+        position = close
+    return statements
+
+
+def _split_selectors(prelude: str) -> list[str]:
+    """A selector list split at its top-level commas (not those inside :is(...) or [attr="a,b"])."""
+    parts, depth, start, quote = [], 0, 0, None
+    for index, char in enumerate(prelude):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and not depth:
+            parts.append(prelude[start:index].strip())
+            start = index + 1
+    return [*parts, prelude[start:].strip()]
+
+
+def _selector_can_match(selector: str, classes: set[str]) -> bool:
+    """False where the selector needs a class that no page has (kept where that cannot be told for sure).
+
+    Material's script adds classes of its own (md-typeset__scrollwrap around tables...): those always count.
+    """
+    if "\\" in selector:  # escaped characters in class names: keep
+        return True
+    plain = re.sub(r"\[[^\]]*\]", "", selector)
+    while "(" in plain:  # :not(.x) matches without .x; :is(.x, .y) needs only one: ignore what is inside
+        stripped = re.sub(r"\([^()]*\)", "", plain)
+        if stripped == plain:
+            break
+        plain = stripped
+    return all(name in classes or name.startswith("md-") for name in re.findall(r"\.(-?[_a-zA-Z][\w-]*)", plain))
+
+
+def prune_css(css: str, classes: set[str]) -> str:
+    """The stylesheet without the selectors that need a class no page uses (nested in @media too)."""
+    kept = []
+    for prelude, block in _css_statements(css):
+        if block is None:
+            kept.append(f"{prelude};")
+        elif prelude.startswith("@"):
+            if re.match(r"@(media|supports|layer|container)\b", prelude):
+                block = prune_css(block, classes)
+                if block.strip():
+                    kept.append(f"{prelude}{{{block}}}")
+            else:  # @font-face, @keyframes, @page: whole
+                kept.append(f"{prelude}{{{block}}}")
+        else:
+            selectors = [s for s in _split_selectors(prelude) if s and _selector_can_match(s, classes)]
+            if selectors:
+                kept.append(f"{','.join(selectors)}{{{block.strip()}}}")
+    return "\n".join(kept)
