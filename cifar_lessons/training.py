@@ -209,6 +209,32 @@ class EpochLog(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
 
 
+class TimeEstimate(keras.callbacks.Callback):
+    """After a few measured batches, says how long the rest of the run should take on this machine (Chapter 1).
+
+    The first batches include tracing and warm-up, so the rate is measured over the batches after them.
+    """
+
+    def __init__(self, epochs_left: int, warmup: int = 5, measured: int = 20):
+        super().__init__()
+        self.epochs_left, self.warmup, self.measured = epochs_left, warmup, measured
+        self.started = None
+        self.done = epochs_left < 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.done:
+            return
+        if batch + 1 == self.warmup:
+            self.started = time.perf_counter()
+        elif self.started is not None and batch + 1 == self.warmup + self.measured:
+            seconds_per_batch = (time.perf_counter() - self.started) / self.measured
+            minutes = seconds_per_batch * self.params["steps"] * self.epochs_left / 60
+            print(f"\nTime estimate: {seconds_per_batch * 1000:.0f} ms per batch here, so about {minutes:.0f} min "
+                  f"for {self.epochs_left} epoch{'s' * (self.epochs_left != 1)} (validation not counted; "
+                  "early stopping may end sooner).", flush=True)
+            self.done = True
+
+
 # ---------------------------------------------------------------------------------------------
 # Run identity: everything that determines a run, so a record can be checked against the code.
 
@@ -570,10 +596,11 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
             start = config.epochs if state.get("stop_training") else done
             try:
                 # The chapters' fit call (Chapter 1), with the bookkeeping callbacks around the chapter's own:
-                # the epoch log first, then NaN detection and the checkpoint, which must come last.
+                # the epoch log and the time estimate first, then NaN detection and the checkpoint, which must
+                # come last.
                 fit_model(model, config, splits,
-                          callbacks=[EpochLog(history), *rules, *callbacks, keras.callbacks.TerminateOnNaN(),
-                                     checkpoint],
+                          callbacks=[EpochLog(history), TimeEstimate(config.epochs - start), *rules, *callbacks,
+                                     keras.callbacks.TerminateOnNaN(), checkpoint],
                           initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
             except BaseException as error:
                 if _disk_full(error):

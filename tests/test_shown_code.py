@@ -191,9 +191,9 @@ def test_train_runs_the_shown_functions_with_the_shown_callbacks(tmp_path, monke
     assert compiled is built and fit_args[0] is built and fit_args[1] == config
     passed = fit_kwargs["callbacks"]
     assert [type(callback).__name__ for callback in passed] == [
-        "EpochLog", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN", "RunCheckpoint"]
-    assert passed[1:3] == rules and all(a is b for a, b in zip(passed[1:3], rules))  # the very objects
-    assert isinstance(passed[3], keras.callbacks.TerminateOnNaN) and fit_kwargs["initial_epoch"] == 0
+        "EpochLog", "TimeEstimate", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN", "RunCheckpoint"]
+    assert passed[2:4] == rules and all(a is b for a, b in zip(passed[2:4], rules))  # the very objects
+    assert isinstance(passed[4], keras.callbacks.TerminateOnNaN) and fit_kwargs["initial_epoch"] == 0
     identity = run.record["identity"]
     assert identity["callbacks"] == training.callback_settings(shown["chapter_callbacks"](config))
     assert identity == training.expected_identity(config, run.record["precision"], data.fingerprint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 import sys
@@ -529,3 +530,13 @@ def test_a_really_full_disk_prints_one_line_and_no_h5py_traceback(tmp_path):
         assert lines == [lines[0]] and lines[0].startswith(f"error: the disk holding {mount}"), done.stderr[-2000:]
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_run_says_how_long_it_will_take_after_a_few_batches(tmp_path, capsys):
+    from cifar_lessons.training import TimeEstimate
+
+    # TINY has 13 batches an epoch here: measure batches 3-5 instead of the default 6-25.
+    train(TINY, learnable_dataset(), tmp_path, verbose=0, callbacks=(TimeEstimate(3, warmup=2, measured=3),))
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Time estimate")]
+    assert re.fullmatch(r"Time estimate: \d+ ms per batch here, so about \d+ min for 3 epochs \(validation not "
+                        r"counted; early stopping may end sooner\)\.", line), line
