@@ -75,7 +75,7 @@ def test_official_tar_gz_md5_mismatch_is_refused_before_unpickling(official_tar,
     def fail(*args, **kwargs):
         raise AssertionError("unpickled a file whose checksum did not match")
 
-    monkeypatch.setattr("cifar_lessons.data._parse_batch", fail)
+    monkeypatch.setattr("cifar_lessons.sources._parse_batch", fail)
     with pytest.raises(DataError, match="md5"):
         load(path)  # the official md5, which the synthetic archive cannot have
 
@@ -701,7 +701,7 @@ def test_a_pickle_of_shared_nested_lists_is_refused_before_it_expands(tmp_path, 
 
 
 def test_batches_that_are_not_the_official_files_are_not_named_official(tmp_path, caplog, monkeypatch):
-    from cifar_lessons import data as data_module
+    from cifar_lessons import sources
 
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -709,7 +709,7 @@ def test_batches_that_are_not_the_official_files_are_not_named_official(tmp_path
     for name, payload in batches.items():
         (folder / name).write_bytes(payload)
     # With the md5 values of these very files as the official ones, they are official...
-    monkeypatch.setattr(data_module, "OFFICIAL_BATCH_MD5",
+    monkeypatch.setattr(sources, "OFFICIAL_BATCH_MD5",
                         {name: hashlib.md5(payload).hexdigest() for name, payload in batches.items()})
     assert load(folder).source["name"] == "CIFAR-10 (official)"
     # ...and with the test labels permuted they are not, though they still load.
@@ -723,7 +723,7 @@ def test_batches_that_are_not_the_official_files_are_not_named_official(tmp_path
 
 
 def test_real_official_md5_values_are_the_published_ones():
-    from cifar_lessons.data import OFFICIAL_BATCH_MD5
+    from cifar_lessons.sources import OFFICIAL_BATCH_MD5
 
     # As published with the archive (torchvision's CIFAR10 checks the same six values).
     assert OFFICIAL_BATCH_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
