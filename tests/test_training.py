@@ -219,9 +219,9 @@ def test_a_stop_mid_epoch_loses_only_that_epoch(tmp_path, uninterrupted):
 
 
 def results_checkpoints(run_dir):
-    from cifar_lessons.training import _checkpoints
+    from cifar_lessons.checkpoints import checkpoints
 
-    return _checkpoints(run_dir / "checkpoint")
+    return checkpoints(run_dir / "checkpoint")
 
 
 class PoisonWeights(keras.callbacks.Callback):
