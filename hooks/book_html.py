@@ -53,6 +53,9 @@ _MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?<
                       r"<!-- End of mermaid configuration -->", re.S)
 _HEADING_OR_IMAGE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>|<img\b[^>]*>", re.S)
 _NO_ALT = 'alt="No description has been provided for this image"'
+# nbconvert's heading anchors, made Material's: the same look as on the other pages, and left out of the
+# search index's titles (which would otherwise end in a pilcrow).
+_ANCHOR_LINK = re.compile(r'<a class="anchor-link" href="(#[^"]*)">\u00b6</a>')
 
 
 def _collect_css(match) -> str:
@@ -145,6 +148,7 @@ def clean_notebook_page(content: str) -> str:
     content = _CLIPBOARD.sub("", content)
     content = _CLIPBOARD_TEXT.sub("", content)
     content = _CELL_TOOLBAR.sub("", content)
+    content = _ANCHOR_LINK.sub('<a class="headerlink" href="\\1" title="Permanent link">\u00b6</a>', content)
     content = _CODE.sub(lambda m: f'<div class="highlight language-{m.group(1)}"><pre><span></span>'
                                   f"<code>{m.group(3)}</code></pre></div>", content)
     return _PROMPT.sub(r'<div class="\1" data-search-exclude>', content)

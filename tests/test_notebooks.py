@@ -30,6 +30,8 @@ def test_one_repository_url_everywhere_and_well_formed():
     assert re.fullmatch(r"https://github\.com/[A-Za-z0-9-]+/[A-Za-z0-9._-]+", site["repo_url"]), site["repo_url"]
     assert site["repo_url"] == REPOSITORY_URL, "pyproject.toml's Repository differs from mkdocs.yml's repo_url"
     assert site["repo_name"] == site["repo_url"].removeprefix("https://github.com/")
+    owner, name = site["repo_name"].split("/")
+    assert site["site_url"] == f"https://{owner}.github.io/{name}/"  # GitHub Pages of that repository
     assert f'REPOSITORY = "{site["repo_url"]}"' in SETUP_CELL
     assert 'git", "clone", "--depth", "1", REPOSITORY' in SETUP_CELL and '"-e", "cifar-lessons"' in SETUP_CELL
 

@@ -714,3 +714,24 @@ def test_formulas_are_drawn_as_mathml(site, served, browser):
                 browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", display_math[0])
                 display_math[0].screenshot(str(SCREENSHOTS / f"{chapter.id}-formula-{'dark' if dark else 'light'}.png"))
     assert not problems, "\n".join(problems[:20])
+
+
+def test_search_titles_have_no_pilcrow_and_notebook_headings_have_materials_permalinks(site):
+    index = json.loads((site / "search" / "search_index.json").read_text())
+    titles = [doc["title"] for doc in index["docs"]]
+    assert titles and not [title for title in titles if "\u00b6" in title]
+    page = (site / "chapters" / get_chapter("02").notebook.with_suffix(".html").name).read_text()
+    assert 'class="anchor-link"' not in page and '<a class="headerlink" href="#the-technique"' in page
+
+
+def test_the_404_page_and_the_sitemap_work_under_the_project_path(site):
+    from urllib.parse import urlparse
+
+    site_url = mkdocs_config()["site_url"]
+    path = urlparse(site_url).path  # /REPO/ on GitHub Pages: the 404 page is served at any depth below it
+    assert path.startswith("/") and path.endswith("/") and len(path) > 1
+    not_found = (site / "404.html").read_text()
+    assert f'href="{path}assets/stylesheets/main.' in not_found
+    sitemap = (site / "sitemap.xml").read_text()
+    for chapter in CHAPTERS:
+        assert f"<loc>{site_url}chapters/{chapter.notebook.with_suffix('.html').name}</loc>" in sitemap
