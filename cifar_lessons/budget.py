@@ -37,7 +37,7 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     (augmented) training batches of the last epoch, from the run's history, the run's process CPU seconds
     (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
     """
-    from . import fast
+    from . import ablations, fast
     from .book import run_dir_for_seed
     from .chapters import get_chapter
     from .race import host_name
@@ -47,7 +47,7 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     for folder in sorted(_budget_root(results_dir).glob("epochs*/seed*")):
         epochs, seed = folder.parent.name[len("epochs"):], folder.name[len("seed"):]
         if epochs.isdigit() and seed.isdigit():
-            record = fast.current_record(folder, budget_config(int(epochs), int(seed)))
+            record = ablations.current_record(folder, budget_config(int(epochs), int(seed)))
             runs += [] if record is None else [(record, folder)]
     rows = []
     for record, folder in runs:

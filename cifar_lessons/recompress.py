@@ -84,11 +84,11 @@ def _ladder_root(results_dir: Path | None, budget: str) -> Path:
 
 def ladder_config(budget: str = "screen"):
     """The recipe a ladder run trains: the ablation's full recipe (screen) or the chapter's own (full) (Chapter 11)."""
-    from . import fast
+    from . import ablations
     from .chapters import get_chapter
 
     _check_budget(budget)
-    return get_chapter("11").config if budget == "full" else fast.ablation_configs()[fast.FULL_RECIPE]
+    return get_chapter("11").config if budget == "full" else ablations.ablation_configs()[ablations.FULL_RECIPE]
 
 
 def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> list[dict]:
@@ -101,7 +101,7 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
     """
     import dataclasses
 
-    from . import fast
+    from . import ablations, fast
 
     base = ladder_config(budget)
     root = _ladder_root(results_dir, budget)
@@ -114,9 +114,9 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
             if quality is None and budget == "full":
                 record = seed_records.get(seed)
             else:
-                run_dir = (fast.ablation_dir(fast.FULL_RECIPE, seed, results_dir) if quality is None
+                run_dir = (ablations.ablation_dir(ablations.FULL_RECIPE, seed, results_dir) if quality is None
                            else ladder_dir(quality, seed, results_dir, budget))
-                record = fast.current_record(run_dir, config)
+                record = ablations.current_record(run_dir, config)
             if record is None:
                 continue
             row = {"quality": quality, "seed": seed, "epochs": config.epochs, "data": record["data"].get("name"),

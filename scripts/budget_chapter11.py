@@ -9,7 +9,7 @@ is given more time. Records go to results/11/budget/epochsE/seedS/ (model files 
 
 import argparse
 
-from cifar_lessons import budget, fast
+from cifar_lessons import ablations, budget
 from cifar_lessons.data import load_cifar10
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,7 +22,7 @@ for epochs in args.epochs:
     for seed in args.seeds:
         config, run_dir = budget.budget_config(epochs, seed), budget.budget_dir(epochs, seed)
         label = f"{epochs} epochs, seed {seed}"
-        if fast.train_unless_recorded(label, config, data, run_dir) is None:
+        if ablations.train_unless_recorded(label, config, data, run_dir) is None:
             failed.append(label)
 if failed:
     raise SystemExit(f"{len(failed)} run(s) failed: {'; '.join(failed)}")

@@ -5,7 +5,7 @@
 
 The offline copy is JPEG already (quality about 75), and the official images are not here to compare with,
 so the cost of JPEG loss cannot be measured directly. This measures its slope instead: each run trains the
-ablation's full recipe (``fast.ablation_configs()[fast.FULL_RECIPE]``, same budget, same seed) on every
+ablation's full recipe (``ablations.ablation_configs()[ablations.FULL_RECIPE]``, same budget, same seed) on every
 train and test image saved again as JPEG at a lower quality. Its reference point is the ablation's own
 full-recipe run on the copy as it is. With ``--budget full`` a run trains the chapter's recipe itself, and
 its reference point is the chapter's seed run. Records go to results/11/jpeg/qQ/seedS/ (``--budget full``:
@@ -16,7 +16,7 @@ against the copy.
 import argparse
 import dataclasses
 
-from cifar_lessons import fast, recompress
+from cifar_lessons import ablations, recompress
 from cifar_lessons.data import load_cifar10
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,11 +32,11 @@ for quality in args.qualities:
     copy = None
     for seed in args.seeds:
         config, run_dir = dataclasses.replace(base, seed=seed), recompress.ladder_dir(quality, seed, budget=args.budget)
-        if fast.current_record(run_dir, config) is None and copy is None:
+        if ablations.current_record(run_dir, config) is None and copy is None:
             copy = recompress.reencoded(data, quality)  # re-encoded once per quality, only when a run needs it
             print(f"quality {quality}: PSNR {copy.source['psnr_vs_source_db']} dB against the copy", flush=True)
         label = f"quality {quality}, seed {seed}, {config.epochs} epochs"
-        if fast.train_unless_recorded(label, config, copy or data, run_dir) is None:
+        if ablations.train_unless_recorded(label, config, copy or data, run_dir) is None:
             failed.append(label)
 if failed:
     raise SystemExit(f"{len(failed)} run(s) failed: {'; '.join(failed)}")

@@ -217,7 +217,7 @@ def _prose_settings():
     import nbformat
     import numpy as np
 
-    from cifar_lessons import fast, results
+    from cifar_lessons import ablations, fast, results
     from cifar_lessons.data import CLASS_NAMES, OFFICIAL_PER_CLASS
     from cifar_lessons.identities import SEEDS
     from cifar_lessons.models import build_model
@@ -320,19 +320,19 @@ def _prose_settings():
     def best(split):
         return max(longer, key=lambda epochs: seed_0[epochs][split])
     # The ablation screen, read as the notebook's cell reads it: each change against the band of the seeds.
-    screen_table = fast.ablation_table()
-    screen_band = fast.ablation_band(screen_table, seeds)
+    screen_table = ablations.ablation_table()
+    screen_band = ablations.ablation_band(screen_table, seeds)
     band = screen_band["val_accuracy"]  # one run against one (the JPEG ladder's rungs are single runs too)
-    rows = {change["technique"]: change for change in fast.ablation_changes(screen_table, screen_band)}
+    rows = {change["technique"]: change for change in ablations.ablation_changes(screen_table, screen_band)}
     changes = {name: row["val_accuracy"] for name, row in rows.items()}
     averaged = fast.VARIANT_LABELS["no_weight_average"]
     removals = {name: row for name, row in rows.items() if not row["same_run"]}
     identity = "no identity initialization"
-    full_0 = next(row for row in screen_table[fast.FULL_RECIPE] if row["seed"] == 0)
+    full_0 = next(row for row in screen_table[ablations.FULL_RECIPE] if row["seed"] == 0)
     first_decay = next(row for row in screen_table["no weight decay"] if row["seed"] == 0)["val_accuracy"] - \
         full_0["val_accuracy"]
     steps_per_epoch = (official - c11.validation_size) // c11.batch_size  # TrainingBatches drops the last one
-    horizon, screen_steps = 1 / (1 - c11.ema_momentum), fast.ABLATION_EPOCHS * steps_per_epoch
+    horizon, screen_steps = 1 / (1 - c11.ema_momentum), ablations.ABLATION_EPOCHS * steps_per_epoch
     average_gains = [record["variants"][f"tta_{c11.tta}"]["val_accuracy"]
                      - record["variants"]["no_weight_average"]["val_accuracy"] for record in seeds.values()]
     # The JPEG ladder, read as its cell prints it: each rung against the copy itself, same seed and budget.
@@ -442,11 +442,11 @@ def _prose_settings():
         f"(seed {partner['seed']} of its seed study)", f"first reaches {target:.0%}", overlap,
         f"{words[variants].capitalize()} variants come free with every run",
         f"with the {words[views]} views",
-        f"The {words[len(fast.ablation_configs()) - 1]} removals at this chapter's budget and over "
-        f"{words[len(SEEDS)]} seeds", f"for {fast.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
-        f"what a technique buys in {fast.ABLATION_EPOCHS} epochs need not be what it buys in {c11.epochs}",
-        f"runs the same switch for {fast.ABLATION_EPOCHS} epochs",
-        f"at {c11.epochs} epochs the one the {fast.ABLATION_EPOCHS}-epoch screen showed",
+        f"The {words[len(ablations.ablation_configs()) - 1]} removals at this chapter's budget and over "
+        f"{words[len(SEEDS)]} seeds", f"for {ablations.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
+        f"what a technique buys in {ablations.ABLATION_EPOCHS} epochs need not be what it buys in {c11.epochs}",
+        f"runs the same switch for {ablations.ABLATION_EPOCHS} epochs",
+        f"at {c11.epochs} epochs the one the {ablations.ABLATION_EPOCHS}-epoch screen showed",
         # Reading the screen.
         claim(min(removals, key=changes.get) == identity and changes[identity] < -5 * band,
               "Removing the identity initialization costs far more than any other removal"),
@@ -488,10 +488,11 @@ def _prose_settings():
         f"{full_rungs[50][2]:.1f} dB against the copy, where the copy is about 30 dB",  # 30 dB: the copy's README
         claim(mean_11 + copy_cost < goal, "which would leave this recipe short of the goal on the original images"),
         claim(full_rungs[50][0] <= screen_rungs[50][0],
-              f"on this seed, training {c11.epochs} epochs instead of {fast.ABLATION_EPOCHS} did not shrink the loss"),
-        f"at the screen's {fast.ABLATION_EPOCHS} epochs (qualities {qualities(screen_rungs)}), and the recipe itself "
-        f"at its {c11.epochs} ({'qualities' if len(full_rungs) > 1 else 'quality'} {qualities(full_rungs)}), seed 0 "
-        "throughout",
+              f"on this seed, training {c11.epochs} epochs instead of {ablations.ABLATION_EPOCHS} did not shrink "
+              "the loss"),
+        f"at the screen's {ablations.ABLATION_EPOCHS} epochs (qualities {qualities(screen_rungs)}), and the recipe "
+        f"itself at its {c11.epochs} ({'qualities' if len(full_rungs) > 1 else 'quality'} {qualities(full_rungs)}), "
+        "seed 0 throughout",
         *reference_claims,
         # The budget runs (the recipe with more epochs), read as the budget cell prints them.
         claim(longer_seeds and all(count == 1 for count in longer_seeds.values()), "Each longer budget has one seed"),

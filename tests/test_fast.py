@@ -96,13 +96,13 @@ def test_quick_config_is_small_and_keeps_the_recipe():
 
 
 def test_ablation_removes_one_technique_each():
-    from cifar_lessons import fast
+    from cifar_lessons import ablations
 
     base = FastConfig()
-    ablations = fast.ablation_configs(base)
-    assert ablations.pop(fast.FULL_RECIPE) == base
-    assert fast.ablation_configs()[fast.FULL_RECIPE].epochs == fast.ABLATION_EPOCHS < base.epochs
-    for name, config in ablations.items():
+    removals = ablations.ablation_configs(base)
+    assert removals.pop(ablations.FULL_RECIPE) == base
+    assert ablations.ablation_configs()[ablations.FULL_RECIPE].epochs == ablations.ABLATION_EPOCHS < base.epochs
+    for name, config in removals.items():
         changed = {key for key, value in config.to_dict().items() if value != base.to_dict()[key]}
         assert changed, name
         # Weight averaging and test-time augmentation change nothing in training: free variants, no runs.
@@ -216,36 +216,36 @@ def _ablation_record(path, config, val_accuracy, test_accuracy, variants=None, q
 
 
 def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path):
-    from cifar_lessons import fast
+    from cifar_lessons import ablations, fast
 
-    configs = fast.ablation_configs()
-    full, warmup = configs[fast.FULL_RECIPE], configs["no warmup"]
+    configs = ablations.ablation_configs()
+    full, warmup = configs[ablations.FULL_RECIPE], configs["no warmup"]
     own = f"tta_{full.tta}"
     variants = {own: {"val_accuracy": 0.80, "test_accuracy": 0.79},
                 "tta_none": {"val_accuracy": 0.78, "test_accuracy": 0.76},
                 "no_weight_average": {"val_accuracy": 0.81, "test_accuracy": 0.77}}
-    _ablation_record(fast.ablation_dir(fast.FULL_RECIPE, 0, tmp_path), full, 0.80, 0.79, variants)
-    _ablation_record(fast.ablation_dir("no warmup", 0, tmp_path), warmup, 0.75, 0.78)
+    _ablation_record(ablations.ablation_dir(ablations.FULL_RECIPE, 0, tmp_path), full, 0.80, 0.79, variants)
+    _ablation_record(ablations.ablation_dir("no warmup", 0, tmp_path), warmup, 0.75, 0.78)
     # identity_init=False is the value runs had before the field existed: the record leaves it out of its config.
-    _ablation_record(fast.ablation_dir("no identity initialization", 0, tmp_path),
+    _ablation_record(ablations.ablation_dir("no identity initialization", 0, tmp_path),
                      configs["no identity initialization"], 0.79, 0.78)
     # Ignored: a run of another recipe (stale), a quick run, and a seed the full recipe has no run of.
-    _ablation_record(fast.ablation_dir("no label smoothing", 0, tmp_path),
+    _ablation_record(ablations.ablation_dir("no label smoothing", 0, tmp_path),
                      dataclasses.replace(configs["no label smoothing"], epochs=99), 0.1, 0.1)
-    _ablation_record(fast.ablation_dir("no weight decay", 0, tmp_path), configs["no weight decay"], 0.1, 0.1,
+    _ablation_record(ablations.ablation_dir("no weight decay", 0, tmp_path), configs["no weight decay"], 0.1, 0.1,
                      quick=True)
-    _ablation_record(fast.ablation_dir("no warmup", 1, tmp_path), dataclasses.replace(warmup, seed=1), 0.1, 0.1)
-    table = fast.ablation_table(tmp_path)
-    assert set(table) == {fast.FULL_RECIPE, "no warmup", "no identity initialization",
+    _ablation_record(ablations.ablation_dir("no warmup", 1, tmp_path), dataclasses.replace(warmup, seed=1), 0.1, 0.1)
+    table = ablations.ablation_table(tmp_path)
+    assert set(table) == {ablations.FULL_RECIPE, "no warmup", "no identity initialization",
                           fast.VARIANT_LABELS["tta_none"], fast.VARIANT_LABELS["no_weight_average"]}
-    assert table[fast.FULL_RECIPE] == [{"seed": 0, "val_accuracy": 0.80, "test_accuracy": 0.79}]
-    changes = {row["technique"]: row for row in fast.ablation_changes(table)}
+    assert table[ablations.FULL_RECIPE] == [{"seed": 0, "val_accuracy": 0.80, "test_accuracy": 0.79}]
+    changes = {row["technique"]: row for row in ablations.ablation_changes(table)}
     assert set(changes) == {"no warmup", "no identity initialization", fast.VARIANT_LABELS["tta_none"],
                             fast.VARIANT_LABELS["no_weight_average"]}
     assert changes["no warmup"]["seeds"] == [0]
     assert changes["no warmup"]["val_accuracy"] == pytest.approx(-0.05)
     assert changes["no warmup"]["test_accuracy"] == pytest.approx(-0.01)
-    assert [row["technique"] for row in fast.ablation_changes(table)][0] == "no warmup"  # largest loss first
+    assert [row["technique"] for row in ablations.ablation_changes(table)][0] == "no warmup"  # largest loss first
 
 
 @pytest.mark.slow
@@ -274,10 +274,10 @@ def test_free_variants_score_every_other_view_and_restore_the_weights():
 
 
 def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
-    from cifar_lessons import fast, recompress
+    from cifar_lessons import ablations, recompress
 
-    base = fast.ablation_configs()[fast.FULL_RECIPE]
-    _ablation_record(fast.ablation_dir(fast.FULL_RECIPE, 0, tmp_path), base, 0.85, 0.84)
+    base = ablations.ablation_configs()[ablations.FULL_RECIPE]
+    _ablation_record(ablations.ablation_dir(ablations.FULL_RECIPE, 0, tmp_path), base, 0.85, 0.84)
     _ablation_record(recompress.ladder_dir(50, 0, tmp_path), base, 0.83, 0.82)
     _ablation_record(recompress.ladder_dir(30, 0, tmp_path), base, 0.80, 0.79)
     _ablation_record(recompress.ladder_dir(10, 0, tmp_path), dataclasses.replace(base, epochs=99), 0.1, 0.1)  # stale
@@ -289,14 +289,15 @@ def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
 
 
 def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_path):
-    from cifar_lessons import fast, recompress
+    from cifar_lessons import ablations, recompress
     from cifar_lessons.chapters import get_chapter
 
     recipe = get_chapter("11").config
     _ablation_record(tmp_path / "11", recipe, 0.90, 0.89)  # the chapter's own seed-0 run
     _ablation_record(recompress.ladder_dir(50, 0, tmp_path, budget="full"), recipe, 0.88, 0.87)
     # A screen-budget run at the same quality is a different rung of a different ladder.
-    _ablation_record(recompress.ladder_dir(50, 0, tmp_path), fast.ablation_configs()[fast.FULL_RECIPE], 0.7, 0.7)
+    screen_recipe = ablations.ablation_configs()[ablations.FULL_RECIPE]
+    _ablation_record(recompress.ladder_dir(50, 0, tmp_path), screen_recipe, 0.7, 0.7)
     rows = recompress.ladder_table(tmp_path, budget="full")
     assert [(row["quality"], row["test_accuracy"], row["epochs"]) for row in rows] == [
         (None, 0.89, recipe.epochs), (50, 0.87, recipe.epochs)]
@@ -306,34 +307,35 @@ def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_pat
 
 
 def test_ablation_band_prefers_the_screens_own_seeds():
-    from cifar_lessons import fast
+    from cifar_lessons import ablations
 
     seeds = {seed: {"val_accuracy": 0.90 + 0.001 * seed, "test_accuracy": 0.89} for seed in range(3)}
-    two = {fast.FULL_RECIPE: [{"seed": s, "val_accuracy": v, "test_accuracy": 0.8} for s, v in ((0, 0.80), (1, 0.82))]}
-    band = fast.ablation_band(two, seeds)  # two screen seeds are not enough: the recipe's seeds give the band
+    full = ablations.FULL_RECIPE
+    two = {full: [{"seed": s, "val_accuracy": v, "test_accuracy": 0.8} for s, v in ((0, 0.80), (1, 0.82))]}
+    band = ablations.ablation_band(two, seeds)  # two screen seeds are not enough: the recipe's seeds give the band
     assert band["source"].startswith("the recipe's 3 seed runs")
     assert band["val_accuracy"] == pytest.approx(2 * np.sqrt(2) * 0.001) and band["test_accuracy"] == 0
-    three = {fast.FULL_RECIPE: [*two[fast.FULL_RECIPE], {"seed": 2, "val_accuracy": 0.84, "test_accuracy": 0.8}]}
-    band = fast.ablation_band(three, seeds)
+    three = {full: [*two[full], {"seed": 2, "val_accuracy": 0.84, "test_accuracy": 0.8}]}
+    band = ablations.ablation_band(three, seeds)
     assert band["source"] == "the screen's 3 full-recipe seeds"
     assert band["val_accuracy"] == pytest.approx(2 * np.sqrt(2) * 0.02)
-    assert fast.ablation_band({}, {}) is None
+    assert ablations.ablation_band({}, {}) is None
 
 
 def test_each_removal_gets_the_band_of_its_own_comparison():
-    from cifar_lessons import fast
+    from cifar_lessons import ablations, fast
 
     rows = lambda values: [{"seed": seed, "val_accuracy": v, "test_accuracy": v} for seed, v in enumerate(values)]  # noqa: E731
-    table = {fast.FULL_RECIPE: rows([0.80, 0.81, 0.82, 0.83]), "no warmup": rows([0.79]),
+    table = {ablations.FULL_RECIPE: rows([0.80, 0.81, 0.82, 0.83]), "no warmup": rows([0.79]),
              "no label smoothing": rows([0.78, 0.79, 0.80, 0.81]), fast.VARIANT_LABELS["tta_none"]: rows([0.7] * 4)}
     band = {"val_accuracy": 0.02, "test_accuracy": 0.04}
-    changes = {change["technique"]: change for change in fast.ablation_changes(table, band)}
+    changes = {change["technique"]: change for change in ablations.ablation_changes(table, band)}
     assert changes["no warmup"]["val_band"] == pytest.approx(0.02)  # one run against one run
     assert changes["no label smoothing"]["test_band"] == pytest.approx(0.04 / 2)  # four paired seeds: half as wide
     assert changes["no label smoothing"]["val_accuracy"] == pytest.approx(-0.02)
     none = changes[fast.VARIANT_LABELS["tta_none"]]
     assert none["same_run"] and none["val_band"] is None and none["test_band"] is None
-    assert fast.ablation_changes(table)[0]["val_band"] is None  # no band given, none drawn
+    assert ablations.ablation_changes(table)[0]["val_band"] is None  # no band given, none drawn
 
 
 def test_budget_table_counts_only_the_recipe_with_its_folders_epochs(tmp_path):
