@@ -64,7 +64,7 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
     Learning-rate drops (Chapter 7) are marked by dashed vertical lines, before the first epoch
     trained at the lower rate; ``kept_epoch`` (Chapter 8) is marked by a star on the validation curves.
     """
-    from .report import learning_rate_drops
+    from .ladder import learning_rate_drops
 
     drops = learning_rate_drops(history) if mark_drops and history.get("learning_rate") else []
     fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 2.8))

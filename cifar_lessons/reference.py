@@ -109,7 +109,7 @@ def reference_means(rows: list[dict]) -> dict[tuple[str, str], dict]:
 
 def _spread(values: list[float]) -> dict:
     """Count, mean and sample standard deviation (None for one value) of some runs' accuracies, in the form
-    ``report.compare_seeds`` takes."""
+    ``seeds.compare_seeds`` takes."""
     return {"n": len(values), "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
 
@@ -119,7 +119,7 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
 
     For validation and test: both means, the difference (airbench94 minus chapter 11), its standard
     error, Welch's p-value, the 95% confidence interval of the difference and chapter 10's verdict
-    (``report.compare_seeds``: not shown unless p < 0.05). Seed numbers do not pair runs across the two frameworks, so
+    (``seeds.compare_seeds``: not shown unless p < 0.05). Seed numbers do not pair runs across the two frameworks, so
     only the means are compared. Empty without ``split45`` runs or seed records.
     """
     from .seeds import compare_seeds

@@ -152,3 +152,36 @@ def verdict_text(comparison: dict) -> str:
     if comparison.get("p_value") is None:
         return comparison["verdict"]
     return f"{comparison['verdict']} ({p_text(comparison['p_value'])})"
+
+
+# How the seed summaries are written in tables and sentences.
+
+def percent(value) -> str:
+    """'85.9%' for 0.859, '-' for None."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def mean_sd(summary: dict) -> str:
+    """'85.9 ± 0.4%' over several seeds, '85.9%' for one, '-' for none."""
+    if summary["mean"] is None:
+        return "-"
+    if summary["std"] is None:
+        return percent(summary["mean"])
+    return f"{100 * summary['mean']:.1f} ± {100 * summary['std']:.1f}%"
+
+
+def per_seed(summary: dict) -> str:
+    """Test accuracy (%) of each seed: '85.9 · 86.2' for seeds 0, 1, ..., 'seed: value' when one is skipped."""
+    pairs = list(zip(summary["seeds"], summary["values"]))
+    if summary["seeds"] == list(range(len(pairs))):
+        return " · ".join(f"{100 * value:.1f}" for _, value in pairs) or "-"
+    return " · ".join(f"{seed}: {100 * value:.1f}" for seed, value in pairs)
+
+
+def gain_text(row: dict) -> str:
+    """A comparison row's gain in points: '+2.6 ± 1.2' (± its standard error), '+2.6' for one seed, '-' for none."""
+    if row["gain"] is None:
+        return "-"
+    if row["gain_se"] is None:
+        return f"{100 * row['gain']:+.1f}"
+    return f"{100 * row['gain']:+.1f} ± {100 * row['gain_se']:.1f}"

@@ -170,7 +170,8 @@ def _comparison_facts(rows: list[dict]) -> list[tuple[str, str]]:
 
 def chapter_header_html(chapter, config, results_dir=None) -> str:
     """The facts and links that open a chapter page, from the run records (site)."""
-    from cifar_lessons.report import _gain_text, _mean_sd, comparison_rows
+    from cifar_lessons.report import comparison_rows
+    from cifar_lessons.seeds import gain_text, mean_sd
 
     rows = {row["id"]: row for row in comparison_rows(results_dir)}
     compares = chapter.slug in COMPARES_EVERY_CHAPTER  # one model's numbers would mislead there
@@ -186,14 +187,14 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
         record = row["record"]
         main_run = f"{100 * record['test_accuracy']:.1f}%"
         if row["n"] and row["n"] > 1:
-            accuracy = f"{_mean_sd(row['summary'])} over {row['n']} seeds (main run {main_run})"
+            accuracy = f"{mean_sd(row['summary'])} over {row['n']} seeds (main run {main_run})"
         else:
             accuracy = f"{main_run} (one seed)"
         if row["status"] != "ok":
             accuracy += f" ({row['status']} record)"
         facts.append(("Test accuracy", accuracy))
         if not chapter.uses:
-            gain = "the baseline" if row["gain"] is None else f"{_gain_text(row)} points against the previous chapter"
+            gain = "the baseline" if row["gain"] is None else f"{gain_text(row)} points against the previous chapter"
             if row.get("verdict"):
                 gain += f" ({html.escape(row['verdict'])})"
             facts.append(("Gain", gain))

@@ -229,7 +229,7 @@ def test_analysis_plots_draw(mixed_precision_model, images):
 def test_effect_sentences_quote_the_records():
     from cifar_lessons.book import run_dir_for
     from cifar_lessons.chapters import training_chapters
-    from cifar_lessons.report import effect_sentence, technique_effects
+    from cifar_lessons.conclusion import effect_sentence, technique_effects
     from cifar_lessons.results import load_record
 
     effects = technique_effects()
@@ -267,7 +267,7 @@ def test_effect_sentences_quote_the_records():
 
 
 def test_kept_epoch_follows_the_stopping_rule():
-    from cifar_lessons.report import kept_epoch
+    from cifar_lessons.ladder import kept_epoch
 
     record = {"best_epoch": 4, "epochs_run": 9, "config": {"early_stopping": True}}
     assert kept_epoch(record) == 4
@@ -275,13 +275,13 @@ def test_kept_epoch_follows_the_stopping_rule():
 
 
 def test_going_further_sentence_with_and_without_the_chapter(monkeypatch, tmp_path):
-    from cifar_lessons import chapters, report
+    from cifar_lessons import chapters, conclusion
 
     monkeypatch.setattr(chapters, "CHAPTERS", tuple(c for c in chapters.CHAPTERS if c.slug != "going_further"))
-    assert report.going_further_sentence(tmp_path) == ""
+    assert conclusion.going_further_sentence(tmp_path) == ""
     extra = chapters.Chapter("11", "going_further", "Going further", "a stronger recipe")
     monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (extra,))
-    sentence = report.going_further_sentence(tmp_path)
+    sentence = conclusion.going_further_sentence(tmp_path)
     assert sentence.startswith("Chapter 11, *Going further*") and "no recorded run" in sentence
 
 

@@ -13,7 +13,7 @@ import functools
 
 import pytest
 
-from cifar_lessons import report, results
+from cifar_lessons import ladder, report, results
 from cifar_lessons.book import recorded_history
 from cifar_lessons.chapters import get_chapter
 from cifar_lessons.sweep import sweep_path
@@ -33,27 +33,27 @@ def _test_accuracy(chapter_id):
 
 def test_plateau_replay_cuts_after_patience_epochs_without_a_new_best():
     values = [1.0, 0.9, 0.95, 0.96, 0.8, 0.85, 0.86, 0.87, 0.88]
-    rows = report.replay_plateau(values, initial_lr=1.0, factor=0.5, patience=2, min_lr=0.2)
+    rows = ladder.replay_plateau(values, initial_lr=1.0, factor=0.5, patience=2, min_lr=0.2)
     assert [row["learning_rate"] for row in rows] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
     assert [row["next_learning_rate"] for row in rows][-1] == 0.2  # floored at min_lr
 
 
 def test_plateau_replay_ignores_improvements_below_min_delta():
-    rows = report.replay_plateau([1.0, 0.99995, 0.9999], 1.0, 0.5, patience=2, min_delta=1e-4)
+    rows = ladder.replay_plateau([1.0, 0.99995, 0.9999], 1.0, 0.5, patience=2, min_delta=1e-4)
     assert rows[-1]["next_learning_rate"] == 0.5
 
 
 def test_early_stopping_replay_stops_after_patience_and_keeps_the_best():
     values = [1.0, 0.8, 0.9, 0.85, 0.82, 0.7, 0.75]
-    assert report.replay_early_stopping(values, patience=3) == {"stopped_after": 5, "kept_epoch": 2}
-    assert report.replay_early_stopping(values, patience=4) == {"stopped_after": None, "kept_epoch": 6}
-    assert report.replay_early_stopping([0.1, 0.3, 0.2], patience=1, mode="max") == {
+    assert ladder.replay_early_stopping(values, patience=3) == {"stopped_after": 5, "kept_epoch": 2}
+    assert ladder.replay_early_stopping(values, patience=4) == {"stopped_after": None, "kept_epoch": 6}
+    assert ladder.replay_early_stopping([0.1, 0.3, 0.2], patience=1, mode="max") == {
         "stopped_after": 3, "kept_epoch": 2}
 
 
 def test_learning_rate_drops_name_the_first_epoch_at_the_lower_rate():
     history = {"epoch": [1, 2, 3, 4], "learning_rate": [1e-3, 1e-3, 5e-4, 5e-4]}
-    assert report.learning_rate_drops(history) == [3]
+    assert ladder.learning_rate_drops(history) == [3]
 
 
 # The replays reproduce what Keras did in the recorded runs.
@@ -61,7 +61,7 @@ def test_learning_rate_drops_name_the_first_epoch_at_the_lower_rate():
 @pytest.mark.parametrize("chapter_id", ["07", "08"])
 def test_replayed_schedule_matches_the_recorded_learning_rates(chapter_id):
     history, config = _history(chapter_id), get_chapter(chapter_id).config
-    rows = report.replay_plateau(history["val_loss"], config.learning_rate, config.reduce_lr_factor,
+    rows = ladder.replay_plateau(history["val_loss"], config.learning_rate, config.reduce_lr_factor,
                                  config.reduce_lr_patience, min_lr=1e-5)
     assert [row["learning_rate"] for row in rows] == pytest.approx(history["learning_rate"], rel=1e-6)
 
@@ -69,7 +69,7 @@ def test_replayed_schedule_matches_the_recorded_learning_rates(chapter_id):
 def test_replayed_stopping_rule_matches_the_recorded_stop():
     history, config = _history("08"), get_chapter("08").config
     record = report.chapter_status(get_chapter("08"))["record"]
-    replay = report.replay_early_stopping(history["val_loss"], config.early_stopping_patience)
+    replay = ladder.replay_early_stopping(history["val_loss"], config.early_stopping_patience)
     assert replay == {"stopped_after": record["epochs_run"], "kept_epoch": record["best_epoch"]}
 
 
@@ -78,15 +78,15 @@ def test_replayed_stopping_rule_matches_the_recorded_stop():
 def test_chapter_5_fits_faster_but_tests_lower_than_chapter_4():
     before, after = _history("04"), _history("05")
     assert all(new > old for new, old in zip(after["accuracy"], before["accuracy"]))  # "from the first epoch on"
-    assert report.epochs_to(after, "accuracy", 0.80) < report.epochs_to(before, "accuracy", 0.80)
+    assert ladder.epochs_to(after, "accuracy", 0.80) < ladder.epochs_to(before, "accuracy", 0.80)
     assert _test_accuracy("05") < _test_accuracy("04")
-    assert report.generalization_gap(after)[-1] > report.generalization_gap(before)[-1]  # "the gap widened"
+    assert ladder.generalization_gap(after)[-1] > ladder.generalization_gap(before)[-1]  # "the gap widened"
     assert _test_accuracy("07") > _test_accuracy("04")  # the summary: chapter 7 ends above chapter 4
 
 
 def test_chapter_5_scores_lower_on_its_training_images_in_inference_mode_than_its_log(real_data):
     """Chapter 5's prose: chapter 4's log is pessimistic, chapter 5's optimistic (its running averages lag)."""
-    rows = {row["chapter"]: row for row in report.mode_gap_rows(("04", "05"), real_data, sample=2000)}
+    rows = {row["chapter"]: row for row in ladder.mode_gap_rows(("04", "05"), real_data, sample=2000)}
     assert rows["04"]["train_accuracy"] > rows["04"]["logged_train_accuracy"]
     assert rows["05"]["train_accuracy"] < rows["05"]["logged_train_accuracy"]
 
@@ -94,7 +94,7 @@ def test_chapter_5_scores_lower_on_its_training_images_in_inference_mode_than_it
 def test_the_sweep_record_is_complete_and_pairs_every_rate():
     path = sweep_path()
     assert path.is_file(), f"{path} is missing: run `python -m cifar_lessons.sweep`"
-    sweep = report.load_lr_sweep()
+    sweep = ladder.load_lr_sweep()
     pairs = {(run["learning_rate"], run["batch_norm"]) for run in sweep["runs"]}
     assert pairs == {(rate, bn) for rate in sweep["learning_rates"] for bn in (False, True)}
     for run in sweep["runs"]:
@@ -106,7 +106,7 @@ def test_the_sweep_record_is_complete_and_pairs_every_rate():
 def test_the_sweep_supports_chapter_5s_reading():
     """Without batch norm the largest rates fail; with it every rate trains and is ahead; its best rate is the
     smallest; and its validation accuracy trails its training accuracy more (the lagging running averages)."""
-    rows = report.lr_sweep_rows(report.load_lr_sweep())
+    rows = ladder.lr_sweep_rows(ladder.load_lr_sweep())
     rates = sorted({row["learning_rate"] for row in rows})
     by = {(row["learning_rate"], row["batch_norm"]): row for row in rows}
     assert [by[rate, False]["diverged"] for rate in rates] == [False, False, True, True]  # "the two largest"
@@ -120,7 +120,7 @@ def test_the_sweep_supports_chapter_5s_reading():
     lag_with = by[smallest, True]["train_accuracy"] - by[smallest, True]["val_accuracy"]
     lag_without = by[smallest, False]["train_accuracy"] - by[smallest, False]["val_accuracy"]
     assert lag_with > lag_without
-    first_epoch = next(run for run in report.load_lr_sweep()["runs"]
+    first_epoch = next(run for run in ladder.load_lr_sweep()["runs"]
                        if run["learning_rate"] == smallest and run["batch_norm"])["history"]["val_accuracy"][0]
     assert first_epoch < 0.15  # "a first epoch close to chance"
 
@@ -128,7 +128,7 @@ def test_the_sweep_supports_chapter_5s_reading():
 # Chapter 6: "lowered training and validation accuracy together and narrowed the gap only slightly".
 
 def test_chapter_6_dropout_lowers_both_curves_and_narrows_the_logged_gap_slightly():
-    rows = {row["chapter"]: row for row in report.gap_comparison(("05", "06"))}
+    rows = {row["chapter"]: row for row in ladder.gap_comparison(("05", "06"))}
     assert rows["06"]["train_accuracy"] < rows["05"]["train_accuracy"]
     assert rows["06"]["val_accuracy"] < rows["05"]["val_accuracy"]
     narrowing = rows["05"]["mean_gap"] - rows["06"]["mean_gap"]
@@ -152,7 +152,7 @@ def test_chapter_6_convolutions_hold_more_weights_than_the_dense_layers():
 # Chapter 7: "the same run until the first cut; every difference after it is the schedule's".
 
 def test_chapters_6_and_7_are_one_run_until_the_first_cut():
-    experiment = report.schedule_experiment("06", "07")
+    experiment = ladder.schedule_experiment("06", "07")
     assert experiment["same_machine"]
     assert experiment["first_drop"] is not None
     assert experiment["shared_epochs"] == experiment["first_drop"] - 1
@@ -166,7 +166,7 @@ def test_chapters_6_and_7_are_one_run_until_the_first_cut():
 # Chapter 8: "most of the gain from the longer ceiling; the kept epoch had a lower validation accuracy".
 
 def test_chapter_8_gain_comes_mostly_from_the_ceiling_and_the_kept_epoch_is_not_the_most_accurate():
-    accounting = report.early_stopping_accounting("08")
+    accounting = ladder.early_stopping_accounting("08")
     assert accounting["epochs_run"] < accounting["ceiling"]  # the rule fired
     within_run = accounting["val_accuracy_kept"] - accounting["val_accuracy_at_budget"]
     test_gain = accounting["test_accuracy"] - accounting["previous_test_accuracy"]
@@ -174,13 +174,13 @@ def test_chapter_8_gain_comes_mostly_from_the_ceiling_and_the_kept_epoch_is_not_
     assert accounting["val_accuracy_last"] > accounting["val_accuracy_kept"]
     assert accounting["val_loss_last"] > accounting["val_loss_kept"]
     assert not accounting["same_machine_as_previous"]  # the prose says the two runs part from epoch 1
-    assert report.shared_epochs(_history("07"), _history("08")) == 0
+    assert ladder.shared_epochs(_history("07"), _history("08")) == 0
 
 
 def test_chapter_8_patience_equal_to_the_schedulers_would_stop_before_the_first_cut():
     history, config = _history("08"), get_chapter("08").config
-    replay = report.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
-    assert replay["stopped_after"] < report.learning_rate_drops(history)[0]
+    replay = ladder.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
+    assert replay["stopped_after"] < ladder.learning_rate_drops(history)[0]
 
 
 # The settings the prose names must be the registry's (and Keras' and the package's): a changed recipe fails here.
@@ -270,7 +270,7 @@ def _prose_settings():
     overlap = (f"chapter 8's race run and this chapter's {' and '.join(f'seed-{seed}' for seed in together)} "
                f"run{'s' if len(together) > 1 else ''} trained at the same time" if together
                else "no chapter-11 run trained at the same time as chapter 8's race run")
-    first_epochs = {results.load_record(folder)["seed"]: report.epochs_to(
+    first_epochs = {results.load_record(folder)["seed"]: ladder.epochs_to(
         results.read_json(folder / results.HISTORY_FILE), "val_accuracy", target)
         for folder in [root / "08", *sorted((root / "08").glob("seed*"))]}
     partner_epochs = first_epochs.pop(partner["seed"])
@@ -280,7 +280,7 @@ def _prose_settings():
     eight_dir = run_dir_for_seed(get_chapter("08"), partner["seed"])
     eight_record, eight_history = results.load_record(eight_dir), results.read_json(eight_dir / results.HISTORY_FILE)
     partner_history = results.read_json(root / race["baseline_run"] / results.HISTORY_FILE)
-    repeats = report.shared_epochs(eight_history, partner_history) == len(eight_history["epoch"])
+    repeats = ladder.shared_epochs(eight_history, partner_history) == len(eight_history["epoch"])
     # The race cell's estimate: chapter 8's fastest seed at the partner's CPU seconds per epoch.
     fastest_cpu = (min(partner_epochs, *first_epochs.values())
                    * np.mean(partner_history["epoch_cpu_s"][:partner_epochs]))

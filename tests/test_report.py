@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from cifar_lessons import report, results
+from cifar_lessons import conclusion, ladder, report, results, seeds
 from cifar_lessons.book import run_dir_for, seed_run_dir
 from cifar_lessons.chapters import get_chapter
 
@@ -75,7 +75,7 @@ def row_of(results_dir, chapter_id: str) -> dict:
 def test_seed_runs_are_found_and_summarized(tmp_path):
     write_runs(tmp_path, "04", {0: 0.80, 1: 0.82, 2: 0.78, 10: 0.81})
     (tmp_path / "04" / "seedling").mkdir()  # not a seed folder: ignored
-    summary = report.seed_summary(get_chapter("04"), tmp_path)
+    summary = seeds.seed_summary(get_chapter("04"), tmp_path)
     assert summary["seeds"] == [0, 1, 2, 10]  # numeric order, not "10" before "2"
     assert summary["values"] == [0.80, 0.82, 0.78, 0.81]
     assert summary["mean"] == pytest.approx(statistics.fmean([0.80, 0.82, 0.78, 0.81]))
@@ -96,7 +96,7 @@ def test_stale_seed_runs_are_left_out_with_a_reason(tmp_path, change, reason):
         other = dataclasses.replace(chapter.config, seed=2, epochs=chapter.config.epochs + 1)
         change = {"config": other.to_dict(), "config_hash": other.hash}
     write_record(seed_run_dir(chapter, 2, tmp_path), fake_record(chapter, 2, 0.99, **change))
-    summary = report.seed_summary(chapter, tmp_path)
+    summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["seeds"] == [0, 1] and 0.99 not in summary["values"]
     [excluded] = summary["excluded"]
     assert excluded["seed"] == 2 and reason in excluded["reason"]
@@ -111,7 +111,7 @@ def test_malformed_seed_record_and_seed0_folder_are_left_out(tmp_path):
     (seed_run_dir(chapter, 3, tmp_path)).mkdir(parents=True)
     (seed_run_dir(chapter, 3, tmp_path) / results.RECORD_FILE).write_text("{ not json")
     write_record(seed_run_dir(chapter, 0, tmp_path), fake_record(chapter, 0, 0.9))
-    summary = report.seed_summary(chapter, tmp_path)
+    summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["values"] == [0.78]
     reasons = {item["seed"]: item["reason"] for item in summary["excluded"]}
     assert "not valid JSON" in reasons[3] and "chapter's own seed" in reasons[0]
@@ -123,7 +123,7 @@ def test_stale_main_run_is_not_mixed_with_current_seed_runs(tmp_path):
     old = dataclasses.replace(chapter.config, epochs=1)
     write_record(run_dir_for(chapter, tmp_path),
                  fake_record(chapter, 0, 0.10, config=old.to_dict(), config_hash=old.hash))
-    summary = report.seed_summary(chapter, tmp_path)
+    summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["values"] == [0.70, 0.72] and summary["status"] == "stale"
     assert [item["seed"] for item in summary["excluded"]] == [0]
     assert "| 06 Dropout (stale) | 71.0 ± 1.4% | 1: 70.0 · 2: 72.0 |" in report.accuracy_table_markdown(tmp_path)
@@ -131,7 +131,7 @@ def test_stale_main_run_is_not_mixed_with_current_seed_runs(tmp_path):
     # Alone, the stale main run is still shown, marked stale, and not listed as left out.
     for seed in (1, 2):
         (seed_run_dir(chapter, seed, tmp_path) / results.RECORD_FILE).unlink()
-    summary = report.seed_summary(chapter, tmp_path)
+    summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["values"] == [0.10] and summary["status"] == "stale" and summary["excluded"] == []
 
 
@@ -163,7 +163,7 @@ def test_verdict_is_welchs_t_test_at_the_five_percent_level(tmp_path):
     row = row_of(tmp_path, "05")
     assert row["gain"] > 2 * row["gain_se"] and 0.05 < row["p_value"] < 0.1
     assert row["verdict"] == "not shown" and row["interval"][0] < 0 < row["interval"][1]
-    assert report.verdict_text(row) == f"not shown (p = {row['p_value']:.2f})"
+    assert seeds.verdict_text(row) == f"not shown (p = {row['p_value']:.2f})"
 
 
 def test_one_seed_on_either_side_gives_no_verdict(tmp_path):
@@ -171,7 +171,7 @@ def test_one_seed_on_either_side_gives_no_verdict(tmp_path):
     write_runs(tmp_path, "05", {0: 0.90, 1: 0.91, 2: 0.92})  # a huge gain, but chapter 04 has one seed
     row = row_of(tmp_path, "05")
     assert row["gain"] == pytest.approx(0.31) and row["gain_se"] is None
-    assert row["verdict"] == report.NO_VERDICT == "one seed: no verdict"
+    assert row["verdict"] == seeds.NO_VERDICT == "one seed: no verdict"
     sentence = report.chapter_gain("05", tmp_path)
     assert "One seed: no verdict" in sentence and "helps" not in sentence
     assert "cifar-lessons study --seeds 0 1 2 --chapters 04 05" in sentence
@@ -210,12 +210,12 @@ def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
 
 
 def test_seed_study_text_groups_the_comparisons_by_verdict(tmp_path):
-    assert "cannot measure the noise" in report.seed_study_text(tmp_path)
+    assert "cannot measure the noise" in conclusion.seed_study_text(tmp_path)
     write_runs(tmp_path, "04", {0: 0.800, 1: 0.810, 2: 0.790})
     write_runs(tmp_path, "05", {0: 0.830, 1: 0.840, 2: 0.820})  # +3.0 points, standard error 0.8: helps
     write_runs(tmp_path, "06", {0: 0.835, 1: 0.845})  # +1.0 points, standard error 0.8: not shown
     write_runs(tmp_path, "07", {0: 0.900})  # one seed: no verdict
-    text = report.seed_study_text(tmp_path)
+    text = conclusion.seed_study_text(tmp_path)
     assert "standard deviation of 0.7 (chapter 06) to 1.0 points (chapter 04)" in text
     assert "over the 3 chapters with two or more seeds" in text
     assert "The seeds support a gain for batch normalization (chapter 05, +3.0 ± 0.8 points, p = 0.02)" in text
@@ -232,7 +232,7 @@ def test_lr_sweep_finding_reads_stuck_runs_and_best_rates():
 
     sweep = {"epochs": 3, "subset": 10_000, "runs": [
         run(False, 1e-3, 0.42), run(False, 1e-2, 0.10), run(True, 1e-3, 0.40), run(True, 1e-2, 0.45)]}
-    text = report.lr_sweep_finding(sweep)
+    text = conclusion.lr_sweep_finding(sweep)
     assert "without batch normalization was stuck near chance from learning rate 0.01 up" in text
     assert "the one with it trained at every rate" in text
     assert "ahead at 1 of 2 rates" in text and "did best at 0.01 (45.0% validation accuracy)" in text
@@ -382,7 +382,7 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     from cifar_lessons.book import control_config, control_run_dir
 
     chapter = get_chapter("08")
-    assert "No control run" in report.early_stopping_control_text("08", tmp_path)
+    assert "No control run" in ladder.early_stopping_control_text("08", tmp_path)
 
     def history(val):
         return {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val, "accuracy": val, "loss": val,
@@ -401,9 +401,9 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     record["identity"] = {**record["identity"], "data": record["data"]["fingerprint"]}
     _write_run_with_history(control_run_dir(chapter, 1, tmp_path), record, history(shared + [0.74, 0.73]))
 
-    (found,) = report.early_stopping_controls("08", tmp_path)
+    (found,) = ladder.early_stopping_controls("08", tmp_path)
     assert (found["seed"], found["shared_epochs"], found["stop_epoch"], found["ceiling"]) == (1, 4, 4, 6)
-    text = report.early_stopping_control_text("08", tmp_path)
+    text = ladder.early_stopping_control_text("08", tmp_path)
     assert "repeated the chapter's run for 4 of the 4 epochs" in text
     assert "from 72.0% to 73.0% at epoch 6 (its best, 74.0%, at epoch 5)" in text
     assert "score 79.0% on the test set against 80.0% for the weights the rule kept" in text
@@ -413,4 +413,4 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     # A control made with another recipe is left out, not compared.
     stale = {**record, "config": {**control.to_dict(), "learning_rate": 0.01}}
     _write_run_with_history(control_run_dir(chapter, 1, tmp_path), stale, history(shared + [0.74, 0.73]))
-    assert report.early_stopping_controls("08", tmp_path) == []
+    assert ladder.early_stopping_controls("08", tmp_path) == []

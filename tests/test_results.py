@@ -250,7 +250,7 @@ def test_readme_results_block_matches_the_run_records():
 
 
 def test_validation_swing_reports_last_and_best_epoch(tmp_path):
-    from cifar_lessons.report import validation_swing
+    from cifar_lessons.ladder import validation_swing
 
     chapter = get_chapter("06")
     assert "no recorded run" in validation_swing("06", tmp_path)
