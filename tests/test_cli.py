@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -291,3 +292,19 @@ def test_a_chapter_on_other_data_shows_the_books_run_and_trains_nothing(tmp_path
     assert run.record == before and results.load_record(folder) == before
     assert "It is shown as the book's reference, and nothing was trained. Set RETRAIN = True" in out
     assert not (folder / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("after", [0.15, 0.6])  # while Python imports the package, before the command line runs
+@pytest.mark.parametrize("how", ["console script", "python -m"])
+def test_a_signal_during_the_first_imports_is_no_traceback(tmp_path, how, after):
+    script = Path(sys.executable).parent / "cifar-lessons"
+    command = [str(script)] if how == "console script" else [sys.executable, "-m", "cifar_lessons"]
+    if how == "console script" and not script.is_file():
+        pytest.skip("the console script is not installed next to this Python")
+    process = subprocess.Popen([*command, "--results", str(tmp_path), "train", "01", "--quick"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted."
