@@ -482,10 +482,28 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
         "precision": precision,
     }
     record["wall_time_s"] = round(wall_before + time.perf_counter() - started, 1)
+    replaced = _readable_record(run_dir)  # the run this one replaces (the book's, in a fresh clone)
     # The new run replaces the old one whole, its record last (run_folder.publish); the checkpoint goes after.
     record = run_folder.publish(run_dir, lambda path: save_model(model, path), history, record)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    print(f"This run:         {run_summary(record)}", flush=True)
+    if replaced is not None:
+        print(f"The run replaced: {run_summary(replaced)}", flush=True)
     return Run(model=model, history=history, record=record, run_dir=run_dir)
+
+
+def _readable_record(run_dir: Path) -> dict | None:
+    try:
+        return results.load_record(run_dir)
+    except results.RecordError:
+        return None
+
+
+def run_summary(record: dict) -> str:
+    """One line to set two runs side by side: accuracy, epochs, time, machine, precision, data, seed (Chapter 1)."""
+    return (f"{100 * record['test_accuracy']:.1f}% test, {record['epochs_run']} epochs, "
+            f"{record['wall_time_s'] / 60:.1f} min on {results.cpu_name(record['hardware'])} ({record['precision']}), "
+            f"{record['data']['name']}, seed {record['seed']}")
 
 
 def save_model(model, path: Path) -> None:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifar_lessons import results
+from cifar_lessons import results, training
 from cifar_lessons.data import CLASS_NAMES, Dataset, fingerprint_arrays
 from cifar_lessons.models import build_model
 from cifar_lessons.training import TrainConfig, TrainingError, load_run, train
@@ -540,3 +540,13 @@ def test_a_run_says_how_long_it_will_take_after_a_few_batches(tmp_path, capsys):
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Time estimate")]
     assert re.fullmatch(r"Time estimate: \d+ ms per batch here, so about \d+ min for 3 epochs \(validation not "
                         r"counted; early stopping may end sooner\)\.", line), line
+
+
+def test_a_finished_run_is_set_beside_the_run_it_replaces(tmp_path, capsys):
+    first = train(TINY, learnable_dataset(per_class=20), tmp_path, verbose=0)
+    assert "The run replaced" not in capsys.readouterr().out  # nothing was there before
+    second = train(dataclasses.replace(TINY, seed=1), learnable_dataset(per_class=20), tmp_path, verbose=0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("This run:", "The run"))]
+    assert lines == [f"This run:         {training.run_summary(second.record)}",
+                     f"The run replaced: {training.run_summary(first.record)}"]
+    assert lines[1].endswith("seed 0") and f"{100 * first.record['test_accuracy']:.1f}% test" in lines[1]
