@@ -56,6 +56,9 @@ _NO_ALT = 'alt="No description has been provided for this image"'
 # nbconvert's heading anchors, made Material's: the same look as on the other pages, and left out of the
 # search index's titles (which would otherwise end in a pilcrow).
 _ANCHOR_LINK = re.compile(r'<a class="anchor-link" href="(#[^"]*)">\u00b6</a>')
+# A chapter's link to another chapter names its notebook (so it works in Jupyter and Colab); on the site the
+# page is the notebook's .html.
+_CHAPTER_LINK = re.compile(r'href="(\d\d_\w+)\.ipynb(#[^"]*)?"')
 
 
 def _collect_css(match) -> str:
@@ -148,6 +151,7 @@ def clean_notebook_page(content: str) -> str:
     content = _CLIPBOARD.sub("", content)
     content = _CLIPBOARD_TEXT.sub("", content)
     content = _CELL_TOOLBAR.sub("", content)
+    content = _CHAPTER_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', content)
     content = _ANCHOR_LINK.sub('<a class="headerlink" href="\\1" title="Permanent link">\u00b6</a>', content)
     content = _CODE.sub(lambda m: f'<div class="highlight language-{m.group(1)}"><pre><span></span>'
                                   f"<code>{m.group(3)}</code></pre></div>", content)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 
+import nbformat
 import pytest
 import yaml
 from book_html import IMAGE_BUDGET, LONG_LISTING_LINES
@@ -735,3 +736,13 @@ def test_the_404_page_and_the_sitemap_work_under_the_project_path(site):
     sitemap = (site / "sitemap.xml").read_text()
     for chapter in CHAPTERS:
         assert f"<loc>{site_url}chapters/{chapter.notebook.with_suffix('.html').name}</loc>" in sitemap
+
+
+def test_chapters_link_to_chapter_1s_training_section_on_the_site_and_in_jupyter(site):
+    for chapter in training_chapters()[1:8]:
+        source = " ".join(cell.source for cell in nbformat.read(chapter.notebook, as_version=4).cells)
+        assert "](01_data_and_baseline.ipynb#training)" in source  # works in Jupyter and Colab
+        page = (site / "chapters" / chapter.notebook.with_suffix(".html").name).read_text()
+        assert 'href="01_data_and_baseline.html#training"' in page  # and on the site
+        assert f'href="{chapter.notebook.name}" download' in page  # the download button keeps the notebook
+    assert 'id="training"' in (site / "chapters" / "01_data_and_baseline.html").read_text()
