@@ -109,7 +109,8 @@ def on_config(config, **kwargs):
     The shared notebook stylesheet is not in ``extra_css``: only notebook pages link it (on_post_page).
     """
     chapters = [{f"{int(c.id)}. {c.title}": f"chapters/{c.notebook.name}"} for c in CHAPTERS]
-    config["nav"] = [{"Home": "index.md"}, {"Chapters": chapters}, {"Results": "results.md"}]
+    config["nav"] = [{"Home": "index.md"}, {"Chapters": chapters}, {"Results": "results.md"},
+                     {"References": "references.md"}]
     return config
 
 

@@ -746,3 +746,21 @@ def test_chapters_link_to_chapter_1s_training_section_on_the_site_and_in_jupyter
         assert 'href="01_data_and_baseline.html#training"' in page  # and on the site
         assert f'href="{chapter.notebook.name}" download' in page  # the download button keeps the notebook
     assert 'id="training"' in (site / "chapters" / "01_data_and_baseline.html").read_text()
+
+
+def test_every_citation_in_the_chapters_is_in_the_references(site):
+    """An author-year citation in any chapter's prose names a work the References page lists, with its chapter."""
+    references = (REPO_ROOT / "docs" / "references.md").read_text()
+    entries = [" ".join(entry.split()) for entry in references.split("\n- ")[1:]]
+    cited = re.compile(r"(?:van )?([A-Z][a-zü]+)(?: (?:&|and) [A-Z][a-z]+| et al\.)?,? \(?(\d{4})\)?")
+    for chapter in CHAPTERS:
+        text = " ".join(cell.source for cell in nbformat.read(chapter.notebook, as_version=4).cells
+                        if cell.cell_type == "markdown")
+        for author, year in set(cited.findall(" ".join(text.split()))):
+            if not 1940 < int(year) < 2030 or author in {"Chapter", "Keras", "Python", "December"}:
+                continue
+            matching = [entry for entry in entries if author in entry.split(" (")[0] and f"({year})" in entry]
+            assert matching, f"chapter {chapter.id} cites {author} {year}, which docs/references.md does not list"
+            assert re.search(rf"Chapters? [^.]*\b{int(chapter.id)}\b", matching[0]), \
+                f"docs/references.md does not name chapter {int(chapter.id)} for {author} {year}"
+    assert (site / "references.html").is_file()
