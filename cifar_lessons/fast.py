@@ -458,6 +458,7 @@ def _splits(config: FastConfig, data: Dataset):
     return splits["train"], splits["val"], splits["test"]
 
 
+@run_folder.one_trainer  # holds run_dir's lock while it trains, as train() does for every other chapter
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
                verbose: int = 2, free_variants: bool | None = None) -> dict:
     """Train the going-further recipe, evaluate the saved (TTA) model on the test set,
@@ -467,20 +468,10 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
     test-time augmentations and the raw last-epoch weights on the same trained network,
     after the run's clock has stopped.
     """
-    started, cpu_started = time.perf_counter(), time.process_time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder.locked(run_dir):  # one trainer per folder, as for every chapter
-        run_folder.finish(run_dir)  # a save that a kill interrupted completes first
-        run_folder.clear_staging(run_dir)
-        return _train_fast_in(run_dir, config, data, chapter, verbose, free_variants, started, cpu_started)
-
-
-def _train_fast_in(run_dir: Path, config: FastConfig, data: Dataset, chapter: str, verbose: int,
-                   free_variants: bool | None, started: float, cpu_started: float) -> dict:
-    """The body of :func:`train_fast`, run while it holds the folder's lock."""
     from .training import resolve_precision
 
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run_dir = Path(run_dir)
     # Runs are short (minutes): an interrupted run starts over rather than resuming
     # mid-schedule.
     work = run_dir / "checkpoint"

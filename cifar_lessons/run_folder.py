@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -108,3 +109,19 @@ def clear_staging(run_dir: Path) -> None:
     """Remove unfinished staging folders that a killed save left behind (they hold no complete run)."""
     for leftover in Path(run_dir).glob(".staging-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def one_trainer(train):
+    """Decorate ``train(config, data, run_dir, ...)`` to run holding ``run_dir``'s lock, after moving in a staged
+    run that a kill left behind (chapter 11's ``train_fast``; ``training.train`` does the same itself)."""
+    @functools.wraps(train)
+    def holding_the_lock(config, data, run_dir, *args, **kwargs):
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with locked(run_dir):
+            finish(run_dir)
+            clear_staging(run_dir)
+            return train(config, data, run_dir, *args, **kwargs)
+
+    return holding_the_lock
+
