@@ -14,8 +14,9 @@ import numpy as np
 
 from . import results
 from .data import Dataset
-from .fast import VARIANT_LABELS, train_fast
+from .fast import train_fast
 from .fast_config import FastConfig
+from .fast_tta import VARIANT_LABELS
 
 # The ablation's budget: 3 of the recipe's 10 epochs, so that one run takes minutes instead of most of an hour
 # on a laptop CPU, and the whole screen fits in an afternoon. A shorter schedule is a screen, not the recipe.

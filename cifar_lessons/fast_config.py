@@ -48,7 +48,7 @@ class FastConfig:
     flip: bool = True
     alternate_flips: bool = True  # each image mirrored on every other epoch, not at random (airbench)
     translate_pixels: int = 2
-    tta: str = "airbench"  # "none", "flip", "flip_shift" (zero-padded shifts) or "airbench" (fast.inference_model)
+    tta: str = "airbench"  # "none", "flip", "flip_shift" (zero-padded shifts) or "airbench" (fast_tta.inference_model)
     # Data and run.
     validation_size: int = 5000
     seed: int = 0

@@ -26,7 +26,7 @@ IDENTITIES_FILE = results.PACKAGE_DIR.parent / "results" / "identities.json"
 SEEDS = (0, 1, 2)
 PRECISIONS = ("float32", "mixed_bfloat16")
 # The modules whose code decides what a run's identity is: the registry's configs, the models, the training.
-IDENTITY_MODULES = ("chapters", "config", "fast", "fast_config", "models", "training")
+IDENTITY_MODULES = ("chapters", "config", "fast", "fast_config", "fast_tta", "models", "training")
 
 
 def source_key(root: Path = results.PACKAGE_DIR) -> str:

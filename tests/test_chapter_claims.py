@@ -217,7 +217,7 @@ def _prose_settings():
     import nbformat
     import numpy as np
 
-    from cifar_lessons import ablations, fast, results
+    from cifar_lessons import ablations, fast, fast_tta, results
     from cifar_lessons.data import CLASS_NAMES, OFFICIAL_PER_CLASS
     from cifar_lessons.identities import SEEDS
     from cifar_lessons.models import build_model
@@ -236,7 +236,7 @@ def _prose_settings():
     (kernel,) = {layer.kernel_size[0] for layer in block_convs}
     per_block = sum(layer.name.startswith("block1_") for layer in block_convs)
     patch, channels = whiten.kernel_size[0], images.shape[-1]
-    six = fast.inference_model(dataclasses.replace(c11, tta="flip_shift"), net)
+    six = fast_tta.inference_model(dataclasses.replace(c11, tta="flip_shift"), net)
     views = sum(layer.name.startswith("view") for layer in six.layers)
     depth_8 = sum(isinstance(layer, (layers.Conv2D, layers.Dense)) for layer in build_model(c8, images).layers)
     widths = [str(width) for width in c11.widths]
@@ -325,7 +325,7 @@ def _prose_settings():
     band = screen_band["val_accuracy"]  # one run against one (the JPEG ladder's rungs are single runs too)
     rows = {change["technique"]: change for change in ablations.ablation_changes(screen_table, screen_band)}
     changes = {name: row["val_accuracy"] for name, row in rows.items()}
-    averaged = fast.VARIANT_LABELS["no_weight_average"]
+    averaged = fast_tta.VARIANT_LABELS["no_weight_average"]
     removals = {name: row for name, row in rows.items() if not row["same_run"]}
     identity = "no identity initialization"
     full_0 = next(row for row in screen_table[ablations.FULL_RECIPE] if row["seed"] == 0)

@@ -32,12 +32,12 @@ def test_whitening_kernel_decorrelates_patches():
 
 def test_mirror_and_shift_views_are_exact():
     """The stock-layer mirror and one-pixel shifts used for test-time augmentation move pixels exactly."""
-    from cifar_lessons import fast
+    from cifar_lessons import fast_tta
 
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
-    mirrored = np.asarray(fast._flip_layer()(images))
+    mirrored = np.asarray(fast_tta._flip_layer()(images))
     np.testing.assert_array_equal(mirrored, images[:, :, ::-1, :])
-    shifted = np.asarray(fast._shift_layer(1, 1, "down_right")(images))
+    shifted = np.asarray(fast_tta._shift_layer(1, 1, "down_right")(images))
     np.testing.assert_array_equal(shifted[:, 1:, 1:, :], images[:, :-1, :-1, :])
     assert not shifted[:, 0, :, :].any() and not shifted[:, :, 0, :].any()
 
@@ -114,12 +114,12 @@ def test_ablation_removes_one_technique_each():
 
 def test_reflect_shifts_match_numpy_reflect_padding():
     """airbench's test-time shifts: pad one pixel by reflection, crop at a corner; the stock layers agree."""
-    from cifar_lessons import fast
+    from cifar_lessons import fast_tta
 
     images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    down_right = np.asarray(fast._reflect_shift_layer(1, "down_right")(images))
-    up_left = np.asarray(fast._reflect_shift_layer(-1, "up_left")(images))
+    down_right = np.asarray(fast_tta._reflect_shift_layer(1, "down_right")(images))
+    up_left = np.asarray(fast_tta._reflect_shift_layer(-1, "up_left")(images))
     np.testing.assert_array_equal(down_right, padded[:, :32, :32])
     np.testing.assert_array_equal(up_left, padded[:, 2:, 2:])
 
@@ -129,13 +129,13 @@ def test_airbench_tta_weights_its_six_views_as_airbench_does():
     import keras
     from keras import layers
 
-    from cifar_lessons import fast
+    from cifar_lessons import fast_tta
 
     inputs = keras.Input((32, 32, 3))
     logits = layers.Dense(10, name="logits")(layers.Flatten()(layers.AveragePooling2D(4)(inputs)))
     net = keras.Model(inputs, logits, name="fast_net")  # not mirror-invariant, so every view counts
     images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3)).astype("float32")
-    model = fast.inference_model(dataclasses.replace(FastConfig(), tta="airbench"), net)
+    model = fast_tta.inference_model(dataclasses.replace(FastConfig(), tta="airbench"), net)
 
     def logits_of(view):
         return np.asarray(net(view))
@@ -216,7 +216,7 @@ def _ablation_record(path, config, val_accuracy, test_accuracy, variants=None, q
 
 
 def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path):
-    from cifar_lessons import ablations, fast
+    from cifar_lessons import ablations, fast_tta
 
     configs = ablations.ablation_configs()
     full, warmup = configs[ablations.FULL_RECIPE], configs["no warmup"]
@@ -237,11 +237,11 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
     _ablation_record(ablations.ablation_dir("no warmup", 1, tmp_path), dataclasses.replace(warmup, seed=1), 0.1, 0.1)
     table = ablations.ablation_table(tmp_path)
     assert set(table) == {ablations.FULL_RECIPE, "no warmup", "no identity initialization",
-                          fast.VARIANT_LABELS["tta_none"], fast.VARIANT_LABELS["no_weight_average"]}
+                          fast_tta.VARIANT_LABELS["tta_none"], fast_tta.VARIANT_LABELS["no_weight_average"]}
     assert table[ablations.FULL_RECIPE] == [{"seed": 0, "val_accuracy": 0.80, "test_accuracy": 0.79}]
     changes = {row["technique"]: row for row in ablations.ablation_changes(table)}
-    assert set(changes) == {"no warmup", "no identity initialization", fast.VARIANT_LABELS["tta_none"],
-                            fast.VARIANT_LABELS["no_weight_average"]}
+    assert set(changes) == {"no warmup", "no identity initialization", fast_tta.VARIANT_LABELS["tta_none"],
+                            fast_tta.VARIANT_LABELS["no_weight_average"]}
     assert changes["no warmup"]["seeds"] == [0]
     assert changes["no warmup"]["val_accuracy"] == pytest.approx(-0.05)
     assert changes["no warmup"]["test_accuracy"] == pytest.approx(-0.01)
@@ -252,7 +252,7 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
 def test_free_variants_score_every_other_view_and_restore_the_weights():
     import keras
 
-    from cifar_lessons import fast
+    from cifar_lessons import fast, fast_tta
 
     config = FastConfig(widths=(8, 8, 8))
     rng = np.random.default_rng(3)
@@ -263,14 +263,14 @@ def test_free_variants_score_every_other_view_and_restore_the_weights():
     trained = net.get_weights()
     raw = [weight + rng.normal(0, 0.1, weight.shape).astype(weight.dtype) for weight in trained]
     validation, test = (images[:12], labels[:12]), (images[12:], labels[12:])
-    variants = fast.score_free_variants(config, net, raw, validation, test)
-    assert set(variants) == {f"tta_{tta}" for tta in fast.TTA_MODES if tta != config.tta} | {"no_weight_average"}
+    variants = fast_tta.score_free_variants(config, net, raw, validation, test)
+    assert set(variants) == {f"tta_{tta}" for tta in fast_tta.TTA_MODES if tta != config.tta} | {"no_weight_average"}
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), trained))  # the averaged weights are back
     # With the raw weights equal to the averaged ones, "no weight averaging" is the saved model itself.
-    same = fast.score_free_variants(config, net, trained, validation, test)["no_weight_average"]
-    assert same == fast._variant_scores(fast.inference_model(config, net), validation, test)
+    same = fast_tta.score_free_variants(config, net, trained, validation, test)["no_weight_average"]
+    assert same == fast_tta._variant_scores(fast_tta.inference_model(config, net), validation, test)
     no_average = dataclasses.replace(config, ema_momentum=None)
-    assert "no_weight_average" not in fast.score_free_variants(no_average, net, raw, validation, test)
+    assert "no_weight_average" not in fast_tta.score_free_variants(no_average, net, raw, validation, test)
 
 
 def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
@@ -323,17 +323,17 @@ def test_ablation_band_prefers_the_screens_own_seeds():
 
 
 def test_each_removal_gets_the_band_of_its_own_comparison():
-    from cifar_lessons import ablations, fast
+    from cifar_lessons import ablations, fast_tta
 
     rows = lambda values: [{"seed": seed, "val_accuracy": v, "test_accuracy": v} for seed, v in enumerate(values)]  # noqa: E731
     table = {ablations.FULL_RECIPE: rows([0.80, 0.81, 0.82, 0.83]), "no warmup": rows([0.79]),
-             "no label smoothing": rows([0.78, 0.79, 0.80, 0.81]), fast.VARIANT_LABELS["tta_none"]: rows([0.7] * 4)}
+             "no label smoothing": rows([0.78, 0.79, 0.80, 0.81]), fast_tta.VARIANT_LABELS["tta_none"]: rows([0.7] * 4)}
     band = {"val_accuracy": 0.02, "test_accuracy": 0.04}
     changes = {change["technique"]: change for change in ablations.ablation_changes(table, band)}
     assert changes["no warmup"]["val_band"] == pytest.approx(0.02)  # one run against one run
     assert changes["no label smoothing"]["test_band"] == pytest.approx(0.04 / 2)  # four paired seeds: half as wide
     assert changes["no label smoothing"]["val_accuracy"] == pytest.approx(-0.02)
-    none = changes[fast.VARIANT_LABELS["tta_none"]]
+    none = changes[fast_tta.VARIANT_LABELS["tta_none"]]
     assert none["same_run"] and none["val_band"] is None and none["test_band"] is None
     assert ablations.ablation_changes(table)[0]["val_band"] is None  # no band given, none drawn
 
