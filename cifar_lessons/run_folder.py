@@ -111,16 +111,24 @@ def clear_staging(run_dir: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def training_in(run_dir: Path):
+    """Hold ``run_dir`` for one training: its lock, after a staged run that a kill left behind is moved in and
+    unfinished staging folders are cleared (``training.train``, and ``train_fast`` through :func:`one_trainer`)."""
+    with locked(run_dir):
+        finish(run_dir)
+        clear_staging(run_dir)
+        yield
+
+
 def one_trainer(train):
-    """Decorate ``train(config, data, run_dir, ...)`` to run holding ``run_dir``'s lock, after moving in a staged
-    run that a kill left behind (chapter 11's ``train_fast``; ``training.train`` does the same itself)."""
+    """Decorate ``train(config, data, run_dir, ...)`` to run inside :func:`training_in` (chapter 11's
+    ``train_fast``, which keeps its whole loop in one function for the chapter to show)."""
     @functools.wraps(train)
     def holding_the_lock(config, data, run_dir, *args, **kwargs):
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with locked(run_dir):
-            finish(run_dir)
-            clear_staging(run_dir)
+        with training_in(run_dir):
             return train(config, data, run_dir, *args, **kwargs)
 
     return holding_the_lock

@@ -366,9 +366,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: Path, chapter: str = "adh
     except OSError as error:
         raise TrainingError(f"cannot write to {run_dir} ({error.strerror or error}); "
                             "choose a writable --results folder.") from None
-    with run_folder.locked(run_dir):  # one trainer per folder; a second one is refused, naming the first
-        run_folder.finish(run_dir)  # a save that a kill interrupted completes before anything else
-        run_folder.clear_staging(run_dir)
+    with run_folder.training_in(run_dir):  # one trainer per folder; an interrupted save completes first
         try:
             return _train_in(run_dir, config, data, chapter, verbose, strategy, callbacks, started)
         except OSError as error:
