@@ -36,6 +36,11 @@ class Chapter:
         return CHAPTERS_DIR / f"{self.id}_{self.slug}.ipynb"
 
     @property
+    def label(self) -> str:
+        """'Chapter 11' for a chapter, 'Appendix A' for an appendix (Chapter 1)."""
+        return f"Chapter {int(self.id)}" if self.id.isdigit() else f"Appendix {self.id}"
+
+    @property
     def trains(self) -> bool:
         """Whether the chapter trains a model of its own (Chapter 1)."""
         return self.config is not None
@@ -91,19 +96,30 @@ CHAPTERS = (
             FastConfig(), milestone=0.89),
 )
 
+# Appendices: pages of the book that teach no technique of their own. Notes on the fast recipe holds the
+# research behind chapter 11 (the race's accounting, the ablation screen, the JPEG ladder, airbench94 itself on
+# the copy, longer budgets); it trains nothing and reads chapter 11's records and those of its scripts.
+APPENDICES = (
+    Chapter("A", "fast_recipe_notes", "Notes on the fast recipe",
+            "the research behind chapter 11's recipe", uses="11"),
+)
+# Every notebook of the book, in reading order: the site's navigation and the notebook tests use this list.
+PAGES = CHAPTERS + APPENDICES
+
 
 class UnknownChapterError(KeyError):
     """Raised for a chapter id that is not in the registry (Chapter 1)."""
 
     def __str__(self):
-        ids = ", ".join(chapter.id for chapter in CHAPTERS)
+        ids = ", ".join(chapter.id for chapter in PAGES)
         return f"unknown chapter {self.args[0]!r}; choose one of {ids}"
 
 
 def get_chapter(chapter_id: str | int) -> Chapter:
     """Look a chapter up by id ('7', '07' or 7) (Chapter 1)."""
-    key = str(chapter_id).strip().zfill(2)
-    for chapter in CHAPTERS:
+    key = str(chapter_id).strip()
+    key = key.zfill(2) if key.isdigit() else key.upper()
+    for chapter in PAGES:
         if chapter.id == key:
             return chapter
     raise UnknownChapterError(str(chapter_id))

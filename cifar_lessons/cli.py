@@ -8,16 +8,24 @@ import signal
 import sys
 import traceback
 
-from .chapters import CHAPTERS, UnknownChapterError, get_chapter, training_chapters
+from .chapters import CHAPTERS, PAGES, UnknownChapterError, get_chapter, training_chapters
 from .data import DataError
 from .results import RecordError, TrainingError
 
 
-def _chapter_arg(value: str):
+def _page_arg(value: str):
     try:
         return get_chapter(value)
     except UnknownChapterError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _chapter_arg(value: str):
+    chapter = _page_arg(value)
+    if chapter not in CHAPTERS:  # an appendix: a page to read, with nothing to train or evaluate
+        ids = ", ".join(c.id for c in CHAPTERS)
+        raise argparse.ArgumentTypeError(f"{chapter.label} is a page to read, not a chapter; choose one of {ids}")
+    return chapter
 
 
 def _seed_arg(value: str) -> int:
@@ -224,7 +232,7 @@ def cmd_study(args) -> int:
 def cmd_notebooks(args) -> int:
     from .notebooks import execute_notebook
 
-    chapters = args.chapters or list(CHAPTERS)
+    chapters = args.chapters or list(PAGES)
     for chapter in chapters:
         print(f"Executing {chapter.notebook.name}", flush=True)
         execute_notebook(chapter.notebook, chapter.notebook, results_dir=args.results)
@@ -272,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--plan", action="store_true", help="list the runs, recorded or to train, and stop")
     commands.add_parser("identities", help="recompute results/identities.json after changing the package code")
     notebooks = commands.add_parser("notebooks", help="re-execute chapter notebooks in place (reusing runs)")
-    notebooks.add_argument("chapters", nargs="*", type=_chapter_arg, help="chapter ids (default: all)")
+    notebooks.add_argument("chapters", nargs="*", type=_page_arg, help="chapter or appendix ids (default: all)")
     return parser
 
 

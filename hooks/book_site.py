@@ -27,7 +27,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.utils import get_relative_url
 
-from cifar_lessons.chapters import CHAPTERS
+from cifar_lessons.chapters import APPENDICES, CHAPTERS, PAGES
 
 log = logging.getLogger("mkdocs.hooks.cifar_lessons")
 
@@ -108,9 +108,11 @@ def on_config(config, **kwargs):
 
     The shared notebook stylesheet is not in ``extra_css``: only notebook pages link it (on_post_page).
     """
-    chapters = [{f"{int(c.id)}. {c.title}": f"chapters/{c.notebook.name}"} for c in CHAPTERS]
-    config["nav"] = [{"Home": "index.md"}, {"Chapters": chapters}, {"Results": "results.md"},
-                     {"References": "references.md"}]
+    def entries(pages):
+        return [{f"{c.id.lstrip('0')}. {c.title}": f"chapters/{c.notebook.name}"} for c in pages]
+
+    config["nav"] = [{"Home": "index.md"}, {"Chapters": entries(CHAPTERS)}, {"Appendix": entries(APPENDICES)},
+                     {"Results": "results.md"}, {"References": "references.md"}]
     return config
 
 
@@ -130,7 +132,7 @@ def _notebook_chapter(page):
     if not page.file.src_uri.endswith(".ipynb"):
         return None
     name = posixpath.basename(page.file.src_uri)
-    return next((c for c in CHAPTERS if c.notebook.name == name), None)
+    return next((c for c in PAGES if c.notebook.name == name), None)
 
 
 def on_page_context(context, page, config, **kwargs):
@@ -181,7 +183,8 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
         facts = _comparison_facts(list(rows.values()))
     elif chapter.uses:
         studied = f" ({html.escape(rows[chapter.uses]['title'])})" if chapter.uses in rows else ""
-        facts = [("Studies", f"the model of chapter {int(chapter.uses)}{studied}")]
+        what = "the runs" if chapter in APPENDICES else "the model"
+        facts = [("Studies", f"{what} of chapter {int(chapter.uses)}{studied}")]
     else:
         facts = [("Technique", html.escape(chapter.technique))]
     if row and row["record"]:

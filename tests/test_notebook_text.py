@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from cifar_lessons.chapters import CHAPTERS
+from cifar_lessons.chapters import PAGES
 
 # A tab, carriage return, form feed or other control character in Markdown is almost always a LaTeX
 # command whose backslash was eaten by a Python string ("\frac" -> form feed + "rac").
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]|\t")
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.id)
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda chapter: chapter.id)
 def test_markdown_has_no_control_characters(chapter):
     notebook = json.loads(chapter.notebook.read_text())
     problems = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cifar_lessons.chapters import CHAPTERS, REPO_ROOT
+from cifar_lessons.chapters import CHAPTERS, PAGES, REPO_ROOT
 from cifar_lessons.notebooks import execute_notebook
 
 # Where a notebook installs the package from when it is missing (Colab): the repository pyproject.toml names.
@@ -54,7 +54,7 @@ def committed_state():
 
 
 @pytest.mark.slow  # minutes on a 2-core CPU: outside the default run, in CI (`-m "not full"`)
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: f"{c.id}_{c.slug}")
 def test_notebook_runs_in_quick_mode(chapter, real_data, tmp_path, committed_state):
     assert chapter.notebook.is_file(), f"chapter {chapter.id} has no notebook at {chapter.notebook}"
     output = execute_notebook(chapter.notebook, tmp_path / chapter.notebook.name, quick=True,
@@ -67,13 +67,13 @@ def test_notebook_runs_in_quick_mode(chapter, real_data, tmp_path, committed_sta
         assert any(path.name == "record.json" for path in (tmp_path / "results").rglob("*"))
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: f"{c.id}_{c.slug}")
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: f"{c.id}_{c.slug}")
 def test_notebook_shape(chapter):
     """Title first, then a cell that installs the package where it is missing, versions printed, a parameters
     cell, and a summary with exercises at the end."""
     notebook = nbformat.read(chapter.notebook, as_version=4)
     cells = notebook.cells
-    assert cells[0].source.startswith(f"# Chapter {int(chapter.id)}: {chapter.title}")
+    assert cells[0].source.startswith(f"# {chapter.label}: {chapter.title}")
     code = [cell.source for cell in cells if cell.cell_type == "code"]
     # One setup cell, the same in every chapter: where the package is missing, a shallow clone of the repository
     # (so the recorded runs come with it), installed in place.

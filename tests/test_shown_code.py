@@ -22,7 +22,7 @@ import pytest
 
 from cifar_lessons import analysis, models, training
 from cifar_lessons.book import run_dir_for
-from cifar_lessons.chapters import CHAPTERS, step_chapters
+from cifar_lessons.chapters import PAGES, step_chapters
 from cifar_lessons.results import MODEL_FILE, load_record
 
 SAVE_MARK = "#@save"
@@ -32,7 +32,7 @@ PACKAGE_MODULES = {"models": models, "training": training, "analysis": analysis}
 def shown_functions() -> dict[str, tuple[str, ast.FunctionDef]]:
     """Every function defined in a ``#@save`` cell: name -> (chapter id, its syntax tree)."""
     shown = {}
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         for cell in nbformat.read(chapter.notebook, as_version=4).cells:
             if cell.cell_type != "code" or not cell.source.startswith(SAVE_MARK):
                 continue
@@ -63,7 +63,7 @@ def shown_namespace() -> dict:
     from keras import layers
 
     namespace = {"keras": keras, "layers": layers, "np": np}
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         for cell in nbformat.read(chapter.notebook, as_version=4).cells:
             if cell.cell_type == "code" and cell.source.startswith(SAVE_MARK):
                 exec(compile(cell.source, f"chapter {chapter.id} #@save cell", "exec"), namespace)
@@ -305,3 +305,30 @@ def test_recorded_normalization_uses_the_training_split(chapter, recorded_models
     expected = models.normalization_layer(x_train).get_config()
     np.testing.assert_allclose(recorded["mean"], expected["mean"], rtol=1e-9)
     np.testing.assert_allclose(recorded["variance"], expected["variance"], rtol=1e-9)
+
+
+def printed_sources() -> list[tuple[str, str, str]]:
+    """Every ``show(module.function)`` cell of the book: (page id, the expression, the committed output)."""
+    found = []
+    for chapter in PAGES:
+        for cell in nbformat.read(chapter.notebook, as_version=4).cells:
+            match = re.fullmatch(r"show\(([\w.]+)\)", cell.source.strip()) if cell.cell_type == "code" else None
+            if match:
+                printed = [output["data"]["text/plain"] for output in cell.get("outputs", [])
+                           if output.get("output_type") == "execute_result"]
+                found.append((chapter.id, match.group(1), printed[0] if printed else ""))
+    return found
+
+
+def test_printed_source_is_the_package_source():
+    """A page that prints a function's source (chapter 11's ``show(fast.build_fast_net)``) shows the code as it is
+    now: an edit to the function without re-executing the notebook leaves a page showing code that no longer runs."""
+    import importlib
+
+    cells = printed_sources()
+    assert len(cells) >= 10, "chapter 11 and Appendix A print their functions with show()"
+    for page, expression, printed in cells:
+        module, _, name = expression.rpartition(".")
+        source = inspect.getsource(getattr(importlib.import_module(f"cifar_lessons.{module}"), name))
+        assert printed.strip() == source.strip(), (
+            f"page {page} prints an old {expression}: re-execute its notebook (cifar-lessons notebooks {page})")

@@ -22,7 +22,7 @@ from book_mathml import FormulaError, formulas_to_mathml, latex_to_mathml, noteb
 from book_site import NOTEBOOK_CSS
 
 from cifar_lessons.book import chapter_status
-from cifar_lessons.chapters import CHAPTERS, REPO_ROOT, get_chapter, training_chapters
+from cifar_lessons.chapters import CHAPTERS, PAGES, REPO_ROOT, get_chapter, training_chapters
 
 # Screenshots the browser tests take (CI artifacts; build/ is ignored by git).
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
@@ -80,7 +80,7 @@ def test_notebook_css_only_on_notebook_pages(site):
     and carries no rules for JupyterLab's editor and toolbars."""
     for page in ("index.html", "results.html", "404.html"):
         assert "notebook.css" not in (site / page).read_text(), f"{page} links the notebook stylesheet"
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
         links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page)
         assert f"../{NOTEBOOK_CSS}" in links, f"chapter {chapter.id} does not link the notebook stylesheet"
@@ -94,7 +94,7 @@ def test_notebook_css_only_on_notebook_pages(site):
 
 def test_notebook_tooling_is_not_shown(site):
     """No cell-tag chips ("parameters"), MathJax or Mermaid loaders, or CDN scripts on chapter pages."""
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
         for marker in ('class="celltoolbar"', 'class="cell-tag"', "text/x-mathjax-config", '<script src="">',
                        "cdnjs.cloudflare.com"):
@@ -103,7 +103,7 @@ def test_notebook_tooling_is_not_shown(site):
 
 def test_figures_are_described(site):
     """Figures carry alt text naming their section, not nbconvert's 'No description has been provided'."""
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
         assert "No description has been provided" not in page, f"chapter {chapter.id}: a figure without alt text"
         for number, alt in enumerate(re.findall(r'<img alt="([^"]*)"[^>]*src="figures/', page), 1):
@@ -112,7 +112,7 @@ def test_figures_are_described(site):
 
 def test_long_source_listings_are_folded(site):
     """No page shows a Code() listing longer than LONG_LISTING_LINES unfolded."""
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
         for match in re.finditer(r'(<details class="nb-output"><summary>[^<]*</summary>)?<div class="highlight">'
                                  r"<pre>(.*?)</pre>", page, re.S):
@@ -144,7 +144,7 @@ def test_folding_hides_long_listings_and_outputs_and_keeps_short_ones():
 def test_every_formula_in_the_notebooks_converts():
     """Every formula of every chapter notebook converts to clean MathML (the build fails otherwise)."""
     failures, count = [], 0
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         for formulas in notebook_formulas(chapter.notebook).values():
             for display, tex in formulas:
                 count += 1
@@ -212,7 +212,7 @@ def prose(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", article))
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: c.id)
 def test_chapter_formulas_are_mathml(site, chapter):
     """Each formula of the notebook is one MathML element on the page, and no raw LaTeX is left in the prose."""
     formulas = [item for found in notebook_formulas(chapter.notebook).values() for item in found]
@@ -234,7 +234,7 @@ def test_search_snippets_are_text_not_widgets(site):
         assert not re.match(r"(<[^>]+>)*\s*(In|Out)\s*\[\d*\]:", text), f"{entry['location']}: starts with a prompt"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: c.id)
 def test_chapter_header_states_the_record_and_links_the_notebook(site, chapter):
     page = (site / "chapters" / f"{chapter.notebook.stem}.html").read_text()
     match = re.search(r'<div class="chapter-header".*?</div>', page, re.S)
@@ -284,11 +284,11 @@ def page_text(site, path, separator=" "):
     return html.unescape(re.sub(r"<[^>]+>", separator, (site / path).read_text()))
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: c.id)
 def test_every_chapter_has_a_page(site, chapter):
     page = site / "chapters" / f"{chapter.notebook.stem}.html"
     assert page.is_file(), f"no page for chapter {chapter.id}"
-    assert f"Chapter {int(chapter.id)}: {chapter.title}" in page.read_text()
+    assert f"{chapter.label}: {chapter.title}" in page.read_text()
 
 
 def test_results_page_shows_the_recorded_numbers(site):
@@ -494,7 +494,7 @@ def test_every_page_loads_cleanly(site, served, browser):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.id)
+@pytest.mark.parametrize("chapter", PAGES, ids=lambda c: c.id)
 def test_chapter_figures_are_drawn_and_legible_in_both_schemes(site, served, browser, chapter):
     """Every figure has content (not one colour), fits the column, and shows no white box in dark mode."""
     from selenium.webdriver.common.by import By
@@ -694,7 +694,7 @@ def test_formulas_are_drawn_as_mathml(site, served, browser):
     """Chromium lays the formulas out as MathML (block or inline), in the text colour of both schemes."""
     from selenium.webdriver.common.by import By
 
-    pages = [c for c in CHAPTERS if any(notebook_formulas(c.notebook).values())]
+    pages = [c for c in PAGES if any(notebook_formulas(c.notebook).values())]
     assert pages, "no chapter has a formula"
     problems = []
     for chapter in pages:
@@ -734,7 +734,7 @@ def test_the_404_page_and_the_sitemap_work_under_the_project_path(site):
     not_found = (site / "404.html").read_text()
     assert f'href="{path}assets/stylesheets/main.' in not_found
     sitemap = (site / "sitemap.xml").read_text()
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         assert f"<loc>{site_url}chapters/{chapter.notebook.with_suffix('.html').name}</loc>" in sitemap
 
 
@@ -753,7 +753,7 @@ def test_every_citation_in_the_chapters_is_in_the_references(site):
     references = (REPO_ROOT / "docs" / "references.md").read_text()
     entries = [" ".join(entry.split()) for entry in references.split("\n- ")[1:]]
     cited = re.compile(r"(?:van )?([A-Z][a-zü]+)(?: (?:&|and) [A-Z][a-z]+| et al\.)?,? \(?(\d{4})\)?")
-    for chapter in CHAPTERS:
+    for chapter in PAGES:
         text = " ".join(cell.source for cell in nbformat.read(chapter.notebook, as_version=4).cells
                         if cell.cell_type == "markdown")
         for author, year in set(cited.findall(" ".join(text.split()))):
@@ -761,6 +761,7 @@ def test_every_citation_in_the_chapters_is_in_the_references(site):
                 continue
             matching = [entry for entry in entries if author in entry.split(" (")[0] and f"({year})" in entry]
             assert matching, f"chapter {chapter.id} cites {author} {year}, which docs/references.md does not list"
-            assert re.search(rf"Chapters? [^.]*\b{int(chapter.id)}\b", matching[0]), \
-                f"docs/references.md does not name chapter {int(chapter.id)} for {author} {year}"
+            kind, number = chapter.label.split()  # Chapter 11, Appendix A
+            assert re.search(rf"{kind}(?:es|s)? [^.]*\b{number}\b", matching[0]), \
+                f"docs/references.md does not name {chapter.label} for {author} {year}"
     assert (site / "references.html").is_file()
