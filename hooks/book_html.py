@@ -58,7 +58,7 @@ _NO_ALT = 'alt="No description has been provided for this image"'
 _ANCHOR_LINK = re.compile(r'<a class="anchor-link" href="(#[^"]*)">\u00b6</a>')
 # A chapter's link to another chapter names its notebook (so it works in Jupyter and Colab); on the site the
 # page is the notebook's .html.
-_CHAPTER_LINK = re.compile(r'href="(\d\d_\w+)\.ipynb(#[^"]*)?"')
+_CHAPTER_LINK = re.compile(r'href="((?:\d\d|[A-Z])_\w+)\.ipynb(#[^"]*)?"')
 
 
 def _collect_css(match) -> str:

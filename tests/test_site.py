@@ -748,6 +748,18 @@ def test_chapters_link_to_chapter_1s_training_section_on_the_site_and_in_jupyter
     assert 'id="training"' in (site / "chapters" / "01_data_and_baseline.html").read_text()
 
 
+def test_links_between_notebooks_lead_to_pages(site):
+    """A link from one notebook to another names the .ipynb (for Jupyter and Colab); on the site it must lead to
+    the page, and only the download button may point at a notebook file."""
+    for chapter in PAGES:
+        page = (site / "chapters" / chapter.notebook.with_suffix(".html").name).read_text()
+        to_notebooks = [tag for tag in re.findall(r"<a [^>]*href=\"(?!https?:)[^\"#]*\.ipynb[^\"]*\"[^>]*>", page)
+                        if " download" not in tag]
+        assert not to_notebooks, f"{chapter.label} links a notebook file instead of its page: {to_notebooks}"
+    eleven = (site / "chapters" / "11_going_further.html").read_text()
+    assert 'href="A_fast_recipe_notes.html"' in eleven
+
+
 def test_every_citation_in_the_chapters_is_in_the_references(site):
     """An author-year citation in any chapter's prose names a work the References page lists, with its chapter."""
     references = (REPO_ROOT / "docs" / "references.md").read_text()
