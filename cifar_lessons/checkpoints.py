@@ -8,9 +8,11 @@ weight files; resume refuses one whose files or epoch do not match, and falls ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -180,3 +182,18 @@ def load_checkpoint(folder: Path, model, identity: dict) -> dict | None:
         raise TrainingError(f"every checkpoint in {folder} is damaged ({', '.join(damaged)}). "
                             f"Delete {folder} to start this run from scratch.")
     return None
+
+
+@contextlib.contextmanager
+def stopped_message(chapter: str, folder: Path, quiet=lambda error: False):
+    """Around a fit: when it stops with an exception (Ctrl-C, a kill, an error), say what is kept for a resume
+    (Chapter 1). ``quiet(error)`` true leaves the message to the caller (a full disk gets one line of its own)."""
+    try:
+        yield
+    except BaseException as error:
+        if not quiet(error):
+            saved = checkpoints(folder)
+            print(f"Training of {chapter} stopped: " + (
+                f"{saved[0].name} in {folder} is kept; run the same command again to resume."
+                if saved else "no epoch had finished, so nothing is kept."), file=sys.stderr, flush=True)
+        raise

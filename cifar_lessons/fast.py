@@ -30,6 +30,7 @@ from .data import Dataset
 from .fast_config import FastConfig
 from .fast_tta import inference_model, score, score_free_variants
 from .results import TrainingError
+from .training import EpochLog
 
 
 def whitening_kernel(
@@ -218,6 +219,8 @@ class TrainingBatches(keras.utils.PyDataset):
         )
         # (epoch, order): the permutation of the epoch asked for last
         self._order = (None, None)
+        # The run's step of this dataset's step 0: a resumed run sets it, since Keras counts from 0 again.
+        self.first_step = 0
 
     @staticmethod
     def steps_for(images: int, batch_size: int) -> int:
@@ -240,7 +243,7 @@ class TrainingBatches(keras.utils.PyDataset):
         return self._order[1]
 
     def __getitem__(self, step: int):
-        epoch, batch = divmod(int(step), self.steps_per_epoch)
+        epoch, batch = divmod(self.first_step + int(step), self.steps_per_epoch)
         index = self.order(epoch)[batch * self.batch_size:(batch + 1) * self.batch_size]
         images = self.images[index]
         if self.alternate_flips:
@@ -315,31 +318,6 @@ def compile_fast(model: keras.Model, config: FastConfig, steps_per_epoch: int) -
     )
 
 
-class _EpochLog(keras.callbacks.Callback):
-    """Writes the per-epoch history (with the learning rate and epoch time) after every epoch."""
-
-    def __init__(self, path: Path, history: dict):
-        super().__init__()
-        self.path, self.history = path, history
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started, self.cpu_started = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        optimizer = self.model.optimizer
-        logs["learning_rate"] = float(np.asarray(optimizer.learning_rate))
-        logs["epoch_time_s"] = time.perf_counter() - self.started
-        # CPU seconds of this process: unlike wall time, barely changed by other programs on the machine.
-        logs["epoch_cpu_s"] = time.process_time() - self.cpu_started
-        for values in self.history.values():
-            del values[epoch:]
-        self.history.setdefault("epoch", []).append(epoch + 1)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        results.write_json_atomic(self.path, self.history)
-
-
 def _splits(config: FastConfig, data: Dataset):
     """Train, validation and test arrays, split exactly as chapters 1-8 split them (training.prepare_data)."""
     from .training import prepare_data
@@ -350,23 +328,23 @@ def _splits(config: FastConfig, data: Dataset):
 
 @run_folder.one_trainer  # holds run_dir's lock while it trains, as train() does for every other chapter
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
-               verbose: int = 2, free_variants: bool | None = None) -> dict:
+               verbose: int = 2, free_variants: bool | None = None, callbacks: tuple = ()) -> dict:
     """Train the going-further recipe, evaluate the saved (TTA) model on the test set,
     write a record (Chapter 11).
 
     ``free_variants`` (default: every run but a quick one) also scores the other
     test-time augmentations and the raw last-epoch weights on the same trained network,
-    after the run's clock has stopped.
+    after the run's clock has stopped. ``callbacks`` join fit's, before the checkpoint.
     """
+    from .checkpoints import CHECKPOINT_DIR, RunCheckpoint, load_checkpoint, stopped_message
     from .training import resolve_precision
 
     started, cpu_started = time.perf_counter(), time.process_time()
     run_dir = Path(run_dir)
-    # Runs are short (minutes): an interrupted run starts over rather than resuming
-    # mid-schedule.
-    work = run_dir / "checkpoint"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    # Checkpointed after every epoch, as train() does: an interrupted run resumes after its last complete
+    # epoch, with the weights, the optimizer (its step count, momentum and moving average) and the random
+    # generators as they were, and the batches continuing where they stopped.
+    work = run_dir / CHECKPOINT_DIR
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
     previous_policy = keras.mixed_precision.global_policy()
@@ -379,7 +357,15 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         batches = TrainingBatches(x_train, one_hot[y_train], config)
         compile_fast(model, config, batches.steps_per_epoch)
         identity = run_identity(config, model, net, precision, data.fingerprint)
-        history: dict = {}
+        state = load_checkpoint(work, model, identity) or {}
+        history = state.get("history", {})
+        done = state.get("epoch", 0)
+        if state:
+            print(f"Resuming {chapter} after epoch {done} from {work}"
+                  + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
+        checkpoint = RunCheckpoint(work, identity, history, [], restored=state,
+                                   wall_time_s=state.get("wall_time_s", 0.0), started=started)
+        batches.first_step = done * batches.steps_per_epoch  # Keras counts a resumed run's steps from 0
         # The weights before the moving average replaces them, for the ablation.
         last_raw_weights = []
         keep_raw = keras.callbacks.LambdaCallback(
@@ -389,19 +375,24 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
             )
         )
         fit_started = time.perf_counter()
-        model.fit(
-            batches,
-            steps_per_epoch=batches.steps_per_epoch,
-            validation_data=(x_val, one_hot[y_val]),
-            epochs=config.epochs,
-            shuffle=False,  # TrainingBatches shuffles every epoch itself
-            callbacks=[
-                _EpochLog(work / results.HISTORY_FILE, history),
-                keras.callbacks.TerminateOnNaN(),
-                keep_raw,
-            ],
-            verbose=verbose,
-        )
+        if not state.get("finished"):
+            with stopped_message(chapter, work):
+                model.fit(
+                    batches,
+                    steps_per_epoch=batches.steps_per_epoch,
+                    validation_data=(x_val, one_hot[y_val]),
+                    epochs=config.epochs,
+                    initial_epoch=done,
+                    shuffle=False,  # TrainingBatches shuffles every epoch itself
+                    callbacks=[
+                        EpochLog(history),
+                        keras.callbacks.TerminateOnNaN(),
+                        keep_raw,
+                        *callbacks,
+                        checkpoint,  # last: it saves the epoch the others have seen
+                    ],
+                    verbose=verbose,
+                )
         fit_time = time.perf_counter() - fit_started
         if config.ema_momentum is not None:
             # The moving-average weights replace the raw ones at the end of fit;
@@ -414,9 +405,11 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         val_loss, val_accuracy = score(final, x_val, y_val)
         model_tmp = Path(tempfile.mkstemp(dir=run_dir, prefix=f".{results.MODEL_FILE}.", suffix=".partial.keras")[1])
         final.save(model_tmp)
-        # The race's clock stops here: trained, evaluated and saved.
+        # The race's clock stops here: trained, evaluated and saved. A resumed run's wall clock includes
+        # its earlier segments (from the checkpoint); its CPU clock is this process's only.
+        wall_before = checkpoint.wall_time_s
         run_time, run_cpu = (
-            time.perf_counter() - started,
+            wall_before + time.perf_counter() - started,
             time.process_time() - cpu_started,
         )
         # Free ablations from the same run, outside the timed part: every test-time
@@ -451,7 +444,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         raise TrainingError(
             "training diverged (the loss is not finite); lower peak_learning_rate"
         )
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    wall, cpu = wall_before + time.perf_counter() - started, time.process_time() - cpu_started
     record = {
         "format": results.RECORD_FORMAT,
         "chapter": chapter,
@@ -490,6 +483,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         "precision": precision,
         "parameters": int(net.count_params()),
         "identity": identity,
+        "resumed_after_epoch": done,  # 0 for a run trained in one go
     }
     # The new run replaces the old one whole, its record last (run_folder.publish).
     record = run_folder.publish(run_dir, lambda path: model_tmp.replace(path), history, record)

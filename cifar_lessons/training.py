@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from . import results, run_folder
-from .checkpoints import CHECKPOINT_DIR, RunCheckpoint, checkpoints, load_checkpoint
+from .checkpoints import CHECKPOINT_DIR, RunCheckpoint, checkpoints, load_checkpoint, stopped_message
 from .config import TrainConfig
 from .data import Dataset, train_validation_split
 from .models import build_model
@@ -189,11 +189,15 @@ def resolve_precision(precision: str) -> str:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Adds every epoch's metrics, learning rate and duration to the history (Chapter 1)."""
+    """Adds every epoch's metrics, learning rate and duration to the history (Chapter 1).
 
-    def __init__(self, history: dict):
+    With ``path``, the history is also written there (atomically) after every epoch, as chapter 11's
+    training does. An epoch logged again (a resumed run repeating it) replaces its earlier entry.
+    """
+
+    def __init__(self, history: dict, path: Path | None = None):
         super().__init__()
-        self.history = history
+        self.history, self.path = history, path
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started, self.cpu_started = time.perf_counter(), time.process_time()
@@ -204,9 +208,13 @@ class EpochLog(keras.callbacks.Callback):
         logs["epoch_time_s"] = time.perf_counter() - self.started
         # CPU seconds of this process: unlike wall time, barely changed by other programs on the machine.
         logs["epoch_cpu_s"] = time.process_time() - self.cpu_started
+        for values in self.history.values():
+            del values[epoch:]
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
+        if self.path is not None:
+            results.write_json_atomic(self.path, self.history)
 
 
 class TimeEstimate(keras.callbacks.Callback):
@@ -429,7 +437,8 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
             # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run
             # (and EarlyStopping, its state restored, puts back the kept weights when it ends).
             start = config.epochs if state.get("stop_training") else done
-            try:
+            # train() says in one line what a full disk kept.
+            with stopped_message(chapter, checkpoint_dir, quiet=_disk_full):
                 # The chapters' fit call (Chapter 1), with the bookkeeping callbacks around the chapter's own:
                 # the epoch log and the time estimate first, then NaN detection and the checkpoint, which must
                 # come last.
@@ -437,14 +446,6 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
                           callbacks=[EpochLog(history), TimeEstimate(config.epochs - start), *rules, *callbacks,
                                      keras.callbacks.TerminateOnNaN(), checkpoint],
                           initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
-            except BaseException as error:
-                if _disk_full(error):
-                    raise  # train() says what is kept, in one line
-                saved = checkpoints(checkpoint_dir)
-                print(f"Training of {chapter} stopped: " + (
-                    f"{saved[0].name} in {checkpoint_dir} is kept; run the same command again to resume."
-                    if saved else "no epoch had finished, so nothing is kept."), file=sys.stderr, flush=True)
-                raise
             if checkpoint.diverged_epoch is not None:
                 raise TrainingError(
                     f"the loss became NaN or infinite in epoch {checkpoint.diverged_epoch}; nothing was recorded. "

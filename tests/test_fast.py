@@ -354,3 +354,32 @@ def test_budget_table_counts_only_the_recipe_with_its_folders_epochs(tmp_path):
     assert [(row["epochs"], row["seed"], row["test_accuracy"]) for row in rows] == [
         (recipe.epochs, 0, 0.89), (13, 1, 0.90), (20, 0, 0.91)]
     assert budget.budget_config(20, 0).changes_from(recipe) == {"epochs": (recipe.epochs, 20)}
+
+
+@pytest.mark.slow  # three tiny chapter-11 runs: about a minute
+def test_an_interrupted_fast_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, capsys):
+    """train_fast checkpoints every epoch like train(): killed after epoch 2 of 3 and started again, it trains
+    epoch 3 only, on the batches an uninterrupted run sees there, and records the same result."""
+    from test_training import EpochsSeen, StopAt, learnable_dataset
+
+    from cifar_lessons import fast
+
+    config = dataclasses.replace(FastConfig(), widths=(8, 8, 8), epochs=3, batch_size=50, validation_size=100,
+                                 whiten_sample=100, precision="float32")
+    data = learnable_dataset(per_class=40)
+    reference = fast.train_fast(config, data, tmp_path / "reference", verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        fast.train_fast(config, data, tmp_path / "resumed", verbose=0, callbacks=(StopAt(3),))
+    assert not (tmp_path / "resumed" / "record.json").exists()
+    assert "epoch-0002 in" in capsys.readouterr().err
+    seen = EpochsSeen()
+    resumed = fast.train_fast(config, data, tmp_path / "resumed", verbose=0, callbacks=(seen,))
+    assert "Resuming 11 after epoch 2" in capsys.readouterr().out
+    assert seen.epochs == [3] and resumed["resumed_after_epoch"] == 2 and reference["resumed_after_epoch"] == 0
+    history = results.read_json(tmp_path / "resumed" / results.HISTORY_FILE)
+    assert history["epoch"] == [1, 2, 3]
+    for key in ("val_accuracy", "test_accuracy", "val_loss", "test_loss"):
+        assert resumed[key] == pytest.approx(reference[key]), key
+    for variant, scores in reference["variants"].items():  # the raw last-epoch weights included
+        assert resumed["variants"][variant] == pytest.approx(scores), variant
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
