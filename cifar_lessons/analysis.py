@@ -261,3 +261,19 @@ def examples_per_class(labels: np.ndarray, mask: np.ndarray, count: int, seed: i
         if len(picks) >= count:
             break
     return np.array(picks[:count], dtype=int)
+
+
+def load_photo(path, size: int = 32) -> np.ndarray:
+    """Any photo as a CIFAR-10 image: the centred square, shrunk to ``size`` x ``size`` RGB pixels (Chapter 9).
+
+    CIFAR-10's images are small crops with the object filling most of the frame; a photo shrunk the same way
+    gives the model the kind of input it was trained on. Returns uint8 pixels, 0-255, shape (size, size, 3).
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as photo:
+        photo = ImageOps.exif_transpose(photo).convert("RGB")  # phone photos store their rotation apart
+        side = min(photo.size)
+        left, top = (photo.width - side) // 2, (photo.height - side) // 2
+        square = photo.crop((left, top, left + side, top + side))
+        return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)

@@ -1,7 +1,7 @@
 """Matplotlib figures used across the book. Each function returns its Figure.
 
 Importing this module applies the book's figure style (``cifar_lessons.style``): figures sized for
-the site's text column, transparent backgrounds and grey ink that read in light and dark mode.
+the site's text column, dark grey ink on white paper (a white card in the site's dark scheme).
 """
 
 from __future__ import annotations
@@ -17,16 +17,22 @@ style.use()
 
 
 def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
-    """A grid of random training images, one row per class (Chapter 1)."""
+    """A grid of random training images, one column per class (Chapter 1).
+
+    Ten columns across the text column give each 32-pixel image about 70 pixels on the page, so the
+    pixels themselves show.
+    """
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(class_names), per_class, figsize=(style.COLUMN_WIDTH * 0.7, len(class_names) * 0.56))
-    for row, name in enumerate(class_names):
-        picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
-        for col, index in enumerate(picks):
-            axes[row, col].imshow(images[index], interpolation="nearest")  # the real pixels, and a small PNG
-            axes[row, col].axis("off")
-        axes[row, 0].set_title(name, loc="left", fontsize=10)
-    fig.tight_layout()
+    cell = style.COLUMN_WIDTH / len(class_names)
+    fig, axes = plt.subplots(per_class, len(class_names), figsize=(style.COLUMN_WIDTH, cell * per_class + 0.3),
+                             squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    for column, name in enumerate(class_names):
+        picks = rng.choice(np.flatnonzero(labels == column), per_class, replace=False)
+        for row, index in enumerate(picks):
+            axes[row, column].imshow(images[index], interpolation="nearest")  # the real pixels, and a small PNG
+            axes[row, column].axis("off")
+        axes[0, column].set_title(name, fontsize=9)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.3 / (cell * per_class + 0.3))
     return fig
 
 
@@ -39,7 +45,8 @@ def class_balance(y_train, y_test, class_names):
     ax.set_xticks(positions, class_names, rotation=30)
     ax.set_ylabel("images")
     ax.set_title("Class balance")
-    ax.legend()
+    ax.set_ylim(0, 1.3 * np.bincount(y_train).max())  # room for the legend above the bars
+    ax.legend(loc="upper center", ncols=2)
     fig.tight_layout()
     return fig
 
@@ -67,7 +74,7 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
     from .ladder import learning_rate_drops
 
     drops = learning_rate_drops(history) if mark_drops and history.get("learning_rate") else []
-    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 2.8))
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.2), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if compare:
             ax.plot(compare["epoch"], compare[f"val_{metric}"], color="grey", linestyle=":",
@@ -83,9 +90,10 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    # One legend for both panels, below them, where it covers no curve.
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8,
+               frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -130,7 +138,8 @@ def learning_rate(history: dict, compare: dict | None = None, compare_label: str
 def lr_sweep(sweep: dict):
     """Training loss and validation accuracy per epoch of each sweep run, one column per learning rate (Chapter 5)."""
     rates = sorted({run["learning_rate"] for run in sweep["runs"]})
-    fig, axes = plt.subplots(2, len(rates), figsize=(style.COLUMN_WIDTH, 4.6), sharey="row", squeeze=False)
+    fig, axes = plt.subplots(2, len(rates), figsize=(style.COLUMN_WIDTH, 4.9), sharey="row", squeeze=False,
+                             layout="constrained")
     for column, rate in enumerate(rates):
         for run in sweep["runs"]:
             if run["learning_rate"] != rate:
@@ -151,9 +160,10 @@ def lr_sweep(sweep: dict):
     axes[0, 0].set_ylabel("training loss (log scale)")
     axes[1, 0].set_ylabel("validation accuracy (%)")
     axes[1, 0].set_ylim(0, 100)
-    axes[0, -1].legend(fontsize=8)
+    # One legend below the panels, where it covers no curve.
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8,
+               frameon=False)
     fig.suptitle(f"Learning-rate sweep: {sweep['subset']:,} training images, {sweep['epochs']} epochs per run")
-    fig.tight_layout()
     return fig
 
 
@@ -251,7 +261,7 @@ def feature_maps(maps, title: str, count: int = 16):
 
 
 # Colours readable on a white page and on a dark one (the site's light and dark schemes).
-NEUTRAL_TEXT = "#7d7d7d"
+NEUTRAL_TEXT = style.INK
 SEED_COLOR = "#3f7fd8"
 MILESTONE_COLOR = "#d9730d"
 
@@ -261,8 +271,7 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
     standard deviation as an error bar, the milestone as a tick (Chapter 10).
 
     ``accuracies`` holds, per chapter, either one value or the values of each recorded seed (fractions).
-    The x-axis covers only the range the values span. The background is transparent and the colours
-    read on white and on dark pages.
+    The x-axis covers only the range the values span.
     """
     values = [100 * np.atleast_1d(np.asarray(value, dtype=float)) for value in accuracies]
     marks = [None if m is None else 100 * m for m in (milestones or [None] * len(values))]
@@ -277,8 +286,6 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
              "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
     with plt.rc_context(style):
         fig, ax = plt.subplots(figsize=(width_inches, 0.42 * len(values) + 1.5), layout="constrained")
-        fig.patch.set_alpha(0)
-        ax.set_facecolor("none")
         spread_rows = [i for i, v in enumerate(values) if len(v) >= 2]
         if spread_rows:
             ax.errorbar([means[i] for i in spread_rows], positions[spread_rows],

@@ -75,7 +75,7 @@ def _figure_markdown(figure, alt: str) -> str:
 
     width_px = 700  # CSS pixels: 7 inches at 100 px per inch, so 10-point text shows at about 14 px
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth(), transparent=True)  # sharp on HiDPI
+    figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth())  # sharp on HiDPI, on white
     plt.close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f'![{alt}](data:image/png;base64,{encoded}){{ .results-chart width="{width_px}" }}'

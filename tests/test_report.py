@@ -300,7 +300,11 @@ def test_chart_zooms_on_the_values_and_shows_spread_seeds_and_milestones(tmp_pat
     seeds = [collection for collection in ax.collections if collection.get_label() == "each seed"]
     assert len(seeds[0].get_offsets()) == 6
     assert figure.get_figwidth() == pytest.approx(7.0)
-    assert figure.patch.get_alpha() == 0  # transparent: no white box in dark mode
+    from matplotlib.colors import to_hex
+
+    from cifar_lessons.style import PAPER
+
+    assert to_hex(figure.patch.get_facecolor()) == PAPER  # ink on white paper, in both schemes
     # The legend sits outside the plotting area, so it covers no point.
     figure.canvas.draw()
     legend = figure.legends[0].get_window_extent()
@@ -323,8 +327,8 @@ def test_site_chart_is_sized_for_the_content_column(tmp_path):
     markdown = results_chart_markdown(tmp_path)
     assert 'width="700"' in markdown
     image = Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^)]+)\)", markdown).group(1))))
-    assert image.size[0] == 1400 and image.mode == "RGBA"  # twice the displayed width, for HiDPI screens
-    assert image.getpixel((0, 0))[3] == 0  # transparent background
+    assert image.size[0] == 1400  # twice the displayed width, for HiDPI screens
+    assert image.convert("RGB").getpixel((0, 0)) == (255, 255, 255)  # white paper
 
 
 # The study command.
