@@ -88,7 +88,8 @@ def cmd_train(args) -> int:
         run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
     record = run.record
     print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
-          f"{record['epochs_run']} epochs in {record['wall_time_s'] / 60:.1f} min ({run.run_dir})")
+          f"{record['epochs_run']} epoch{'s' * (record['epochs_run'] != 1)} in {record['wall_time_s'] / 60:.1f} min "
+          f"({run.run_dir})")
     return 0
 
 

@@ -49,6 +49,9 @@ def chapters_table_markdown(results_dir=None) -> str:
         value = accuracy.get(chapter.id)
         shown = f"{100 * value:.1f}%" if value is not None else ("-" if chapter.trains else "")
         lines.append(f"| {link} | {chapter.technique} | {shown} |")
+    for appendix in APPENDICES:
+        lines.append(f"| [{appendix.label}: {appendix.title}](chapters/{appendix.notebook.name}) | "
+                     f"{appendix.technique} | |")
     return "\n".join(lines)
 
 

@@ -479,7 +479,7 @@ def _prose_settings():
         claim(all(eleven_share > eight_share for eleven_share, eight_share in overlaps),
               "the shared minutes were a larger part of chapter 11's clock than of chapter 8's"),
         claim(any(epochs < partner_epochs for epochs in first_epochs.values()),
-              f"the race partner, seed {partner['seed']}, is not the fastest of them"),
+              f"chapter 8's timed run, seed {partner['seed']}, is not the fastest of them"),
         claim(repeats, f"the control repeats chapter 8's seed-{partner['seed']} run epoch for epoch up to that "
                        "run's stop"),
         claim(all(cpu_per_epoch(path) > cpu_per_epoch(race["baseline_run"]) for path in race["runs"]),
@@ -487,7 +487,7 @@ def _prose_settings():
         claim(repeats, f"Chapter 8's timed run is its control run of seed {partner['seed']}"),
         claim(0.95 < fastest_ratio < 1.05, "against chapter 8's fastest seed the estimate is close to a tie"),
         # The ablations.
-        f"{words[variants].capitalize()} variants come free with every run",
+        f"{words[variants].capitalize()} variants come with every run at no training cost",
         f"with the {words[views]} views",
         f"The {words[len(ablations.ablation_configs()) - 1]} removals at chapter 11's budget and over "
         f"{words[len(SEEDS)]} seeds", f"for {ablations.ABLATION_EPOCHS} of the recipe's {c11.epochs} epochs",
@@ -524,7 +524,7 @@ def _prose_settings():
         f"airbench94 trains on all {official:,}",
         claim(all(val < -band for val, _, _ in [*screen_rungs.values(), *full_rungs.values()])
               and screen_rungs[30][0] < screen_rungs[50][0],
-              "Every rung cost more than the band, and the lower quality cost more"),
+              "Every re-encoding cost more than the band, and the lower quality cost more"),
         claim(0.7 < screen_rungs[50][2] - screen_rungs[30][2] < 1.5
               and all(1.6 < rungs[30][0] / rungs[50][0] < 2 for rungs in (screen_rungs, full_rungs)),
               "quality 30 adds about a decibel more distortion than quality 50 and costs nearly twice as much, in "

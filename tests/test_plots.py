@@ -53,7 +53,8 @@ def covered(legend, ax) -> bool:
 
 @pytest.mark.parametrize("figure", [
     lambda: plots.training_curves(history(), title="t", compare=history(15), compare_label="before", kept_epoch=9),
-    lambda: plots.class_balance(np.repeat(np.arange(10), 50), np.repeat(np.arange(10), 10), [f"c{i}" for i in range(10)]),
+    lambda: plots.class_balance(np.repeat(np.arange(10), 50), np.repeat(np.arange(10), 10),
+                                [f"c{i}" for i in range(10)]),
     lambda: plots.lr_sweep({"subset": 1000, "epochs": 3, "runs": [
         {"learning_rate": rate, "batch_norm": bn, "history": {"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2],
                                                               "val_accuracy": [0.3, 0.4, 0.5]}}
