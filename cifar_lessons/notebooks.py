@@ -9,10 +9,11 @@ from .chapters import CHAPTERS_DIR
 
 
 def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_dir: Path | None = None,
-                     timeout: int = 3600, progress: bool = True) -> Path:
+                     timeout: int = 3600, progress: bool = True, cwd: Path | None = None) -> Path:
     """Run a chapter notebook top to bottom with papermill, writing the executed copy to ``output`` (Chapter 1).
 
-    ``quick`` and ``results_dir`` are injected into the cell tagged ``parameters``.
+    ``quick`` and ``results_dir`` are injected into the cell tagged ``parameters``. The kernel starts in
+    ``cwd`` (default: the chapters folder, where a notebook's relative paths such as ``../results`` point).
     A failing cell raises papermill's PapermillExecutionError naming the cell, and ``output`` is left as it
     was: the run writes to a temporary file beside it, which replaces ``output`` only when every cell ran.
     """
@@ -35,7 +36,7 @@ def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_
     os.close(handle)
     try:
         papermill.execute_notebook(source, partial, parameters=parameters, kernel_name="python3",
-                                   cwd=str(CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
+                                   cwd=str(cwd or CHAPTERS_DIR), execution_timeout=timeout, progress_bar=progress,
                                    log_output=False)
         strip_runtime_noise(Path(partial))
         os.replace(partial, output)
