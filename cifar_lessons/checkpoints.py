@@ -184,6 +184,23 @@ def load_checkpoint(folder: Path, model, identity: dict) -> dict | None:
     return None
 
 
+def resume(folder: Path, model, identity: dict, chapter: str, watched: list, started: float):
+    """Continue an interrupted run: the newest loadable checkpoint of this identity restored into ``model``,
+    said aloud, and the checkpoint callback that carries it on (Chapter 1).
+
+    Returns ``(state, history, checkpoint)``: the checkpoint's state ({} for a fresh run), the history so far
+    (the dict the epoch log must append to) and the :class:`RunCheckpoint` for fit, last in its callbacks.
+    """
+    state = load_checkpoint(folder, model, identity) or {}
+    history = state.get("history", {})
+    if state:
+        print(f"Resuming {chapter} after epoch {state['epoch']} from {folder}"
+              + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
+    checkpoint = RunCheckpoint(folder, identity, history, watched, restored=state,
+                               wall_time_s=state.get("wall_time_s", 0.0), started=started)
+    return state, history, checkpoint
+
+
 @contextlib.contextmanager
 def stopped_message(chapter: str, folder: Path, quiet=lambda error: False):
     """Around a fit: when it stops with an exception (Ctrl-C, a kill, an error), say what is kept for a resume

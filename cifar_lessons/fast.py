@@ -336,7 +336,7 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
     test-time augmentations and the raw last-epoch weights on the same trained network,
     after the run's clock has stopped. ``callbacks`` join fit's, before the checkpoint.
     """
-    from .checkpoints import CHECKPOINT_DIR, RunCheckpoint, load_checkpoint, stopped_message
+    from .checkpoints import CHECKPOINT_DIR, resume, stopped_message
     from .training import resolve_precision
 
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -357,14 +357,8 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
         batches = TrainingBatches(x_train, one_hot[y_train], config)
         compile_fast(model, config, batches.steps_per_epoch)
         identity = run_identity(config, model, net, precision, data.fingerprint)
-        state = load_checkpoint(work, model, identity) or {}
-        history = state.get("history", {})
+        state, history, checkpoint = resume(work, model, identity, chapter, [], started)
         done = state.get("epoch", 0)
-        if state:
-            print(f"Resuming {chapter} after epoch {done} from {work}"
-                  + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
-        checkpoint = RunCheckpoint(work, identity, history, [], restored=state,
-                                   wall_time_s=state.get("wall_time_s", 0.0), started=started)
         batches.first_step = done * batches.steps_per_epoch  # Keras counts a resumed run's steps from 0
         # The weights before the moving average replaces them, for the ablation.
         last_raw_weights = []

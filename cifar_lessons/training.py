@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from . import results, run_folder
-from .checkpoints import CHECKPOINT_DIR, RunCheckpoint, checkpoints, load_checkpoint, stopped_message
+from .checkpoints import CHECKPOINT_DIR, checkpoints, resume, stopped_message
 from .config import TrainConfig
 from .data import Dataset, train_validation_split
 from .models import build_model
@@ -425,14 +425,8 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
         rules = chapter_callbacks(config)
         identity = run_identity(config, model, rules, precision, data.fingerprint)
         # Resume: the newest complete checkpoint of the same identity continues where it stopped.
-        state = load_checkpoint(checkpoint_dir, model, identity) or {}
-        history = state.get("history", {})
+        state, history, checkpoint = resume(checkpoint_dir, model, identity, chapter, rules, started)
         done = state.get("epoch", 0)
-        if state:
-            print(f"Resuming {chapter} after epoch {done} from {checkpoint_dir}"
-                  + (" (training had finished; evaluating and saving)" if state["finished"] else ""), flush=True)
-        checkpoint = RunCheckpoint(checkpoint_dir, identity, history, rules, restored=state,
-                                   wall_time_s=state.get("wall_time_s", 0.0), started=started)
         if not state.get("finished"):
             # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run
             # (and EarlyStopping, its state restored, puts back the kept weights when it ends).

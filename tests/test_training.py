@@ -266,7 +266,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     import keras
-    from cifar_lessons import results, run_folder, training
+    from cifar_lessons import checkpoints, results, run_folder, training
     from test_training import STATEFUL, learnable_dataset
 
     point, run_dir = sys.argv[1], sys.argv[2]
@@ -292,11 +292,11 @@ KILL_SCRIPT = textwrap.dedent("""
             original(source, target)
         training.os.replace = replace
     elif point == "after-fit":  # fit() has ended and its final checkpoint is written; nothing evaluated yet
-        ended = training.RunCheckpoint.on_train_end
+        ended = checkpoints.RunCheckpoint.on_train_end
         def on_train_end(self, logs=None):
             ended(self, logs)
             die()
-        training.RunCheckpoint.on_train_end = on_train_end
+        checkpoints.RunCheckpoint.on_train_end = on_train_end
     elif point == "while-staging":  # the new model and history are staged, its record not yet
         original_write = results.write_json_atomic
         def write(path, payload):
