@@ -18,7 +18,10 @@
 #
 # Step 0 moves the momentum-0.99 runs of chapters 5-8 to results/NN/momentum0.99/seedS (the control: batch
 # norm's momentum changes no weight, only the moving statistics, so each old run is the new one's twin).
-# Then main runs seed by seed (every chapter's seed 0 first), then chapter 8's control with seeds 0-2.
+# Runs that earlier sessions landed on main (results/retrain) move into place. Then the main runs chapter by
+# chapter, seeds 0-2 each (a chapter's verdict needs all three, and a session may end before the ladder
+# does), then chapter 8's control with seeds 0-2. Copy each run that lands to results/retrain/NN/seedS on
+# main and commit it there: only main outlives the session.
 # A recorded run is skipped, an interrupted one resumes from its checkpoint: run the script again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,8 +55,19 @@ for chapter in 05 06 07 08; do
   git commit -q -m "Chapter $chapter: the runs with batch-norm momentum 0.99 move to $old, the control of the retrained ones"
 done
 
-for seed in 0 1 2; do
-  for chapter in 05 06 07 08; do
+# Runs that earlier sessions landed on main (results/retrain/NN/seedS, see its README) take their places.
+for landed in results/retrain/[0-9][0-9]/seed[0-9]; do
+  [ -d "$landed" ] || continue
+  chapter="$(basename "$(dirname "$landed")")"; seed="${landed##*seed}"
+  folder="results/$chapter"; if [ "$seed" != 0 ]; then folder="results/$chapter/seed$seed"; fi
+  if [ -e "$folder/record.json" ]; then continue; fi
+  mkdir -p "$folder"
+  git mv "$landed/record.json" "$landed/history.json" "$landed/model.keras" "$folder/"
+  git commit -q -m "Chapter $chapter seed $seed: the retrained run landed in $landed takes its place in $folder"
+done
+
+for chapter in 05 06 07 08; do
+  for seed in 0 1 2; do
     folder="results/$chapter"; if [ "$seed" != 0 ]; then folder="results/$chapter/seed$seed"; fi
     cifar-lessons study --chapters "$chapter" --seeds "$seed"
     commit "$folder" "Run: chapter $chapter seed $seed with batch-norm momentum 0.9 ($(python -c 'from cifar_lessons.results import hardware_info, cpu_name; print(cpu_name(hardware_info()))'))"

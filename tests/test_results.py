@@ -342,3 +342,24 @@ def test_hashing_a_fifo_named_like_a_model_is_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(results.RecordError, match="not a regular file"):
         results.file_sha256(fifo)  # no writer ever comes: reading it would wait forever
+
+
+RETRAIN_DIR = results.default_results_dir() / "retrain"
+
+
+def _landed_retrain_runs():
+    return sorted(RETRAIN_DIR.glob("[0-9][0-9]/seed[0-9]"))
+
+
+@pytest.mark.parametrize("run_dir", _landed_retrain_runs(), ids=lambda path: f"{path.parent.name}-{path.name}")
+def test_landed_retrain_run_is_the_momentum_09_recipe(run_dir):
+    """A run of the ladder's retrain (results/retrain/README.md) is intact and is the chapter's recipe with
+    batch-norm momentum 0.9 and its seed: the code that trained it builds the same network as this code."""
+    from cifar_lessons.book import run_status
+
+    chapter = get_chapter(run_dir.parent.name)
+    seed = int(run_dir.name.removeprefix("seed"))
+    config = dataclasses.replace(chapter.config, batch_norm_momentum=0.9, seed=seed)
+    status = run_status(run_dir, config)
+    assert status["status"] == "ok", status["message"]
+    assert status["record"]["seed"] == seed and not status["record"]["quick"]
