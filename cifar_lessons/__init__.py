@@ -2,7 +2,7 @@
 
 What a learner imports: ``data`` (sources, cache, validation split), ``config`` and ``models``
 (the recipe and the Keras blocks the chapters show), ``training`` (fit, checkpoint, resume, record),
-``evaluation``, ``analysis``, ``plots`` and ``results`` (run records). The book's machinery:
+``evaluation``, ``analysis``, ``plots``, ``charts`` and ``results`` (run records). The book's machinery:
 ``chapters`` (the registry), ``book``, ``seeds``, ``report``, ``notebooks`` and ``cli``. Chapter 11's
 fast recipe: ``fast`` and ``fast_config``. The README's layout table lists every module.
 

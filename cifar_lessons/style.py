@@ -5,7 +5,7 @@ at (nearly) its natural size in the site's content column and a 10-point label s
 pixels tall there; in a notebook they are drawn at twice that resolution ("retina"), so they stay
 sharp on HiDPI screens and when zoomed. Figures are dark grey ink on white paper: one grey cannot
 reach a 4.5:1 contrast on both a white and a dark page, so in the site's dark scheme a figure is a
-white card (the site's stylesheet rounds its corners). ``plots`` applies the style when it is
+white card (the site's stylesheet rounds its corners). ``plots`` and ``charts`` apply the style when
 imported; ``use()`` applies it anywhere else (Chapter 1).
 """
 

@@ -60,7 +60,7 @@ def results_chart_markdown(results_dir=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    from cifar_lessons.plots import chapter_accuracies
+    from cifar_lessons.charts import chapter_accuracies
     from cifar_lessons.report import comparison_rows
 
     rows = [row for row in comparison_rows(results_dir) if row["values"]]

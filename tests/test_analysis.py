@@ -11,7 +11,7 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cifar_lessons import analysis, plots  # noqa: E402
+from cifar_lessons import analysis, charts, plots  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_analysis_plots_draw(mixed_precision_model, images):
     fig = plots.class_activation_maps(images, {"predicted": heatmaps}, [str(i) for i in range(6)])
     assert len(fig.axes) == 12
     assert plots.filters(np.random.default_rng(0).normal(size=(3, 3, 3, 10))).axes
-    assert plots.gains_and_costs(["a", "b"], [None, 0.02], [1.0, 2.0], [0.1, 0.05]).axes
+    assert charts.gains_and_costs(["a", "b"], [None, 0.02], [1.0, 2.0], [0.1, 0.05]).axes
 
 
 # Chapter 10's report sentences, checked against the committed run records.

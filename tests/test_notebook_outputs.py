@@ -94,9 +94,10 @@ def test_record_names_no_machine_path(record):
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_every_cell_that_draws_a_figure_shows_one(notebook):
-    """A cell that calls a `plots.` function must show an image (a figure made inside an `if` block is not
+    """A cell that calls a `plots.` or `charts.` function must show an image (a figure made inside an `if` block is not
     the cell's result, and was once silently lost)."""
     missing = [number for number, cell in enumerate(nbformat.read(notebook, as_version=4).cells)
-               if cell.cell_type == "code" and re.search(r"\bplots\.\w+\(", cell.source)
+               if cell.cell_type == "code" and re.search(r"\b(plots|charts)\.\w+\(", cell.source)
                and not any(output.get("data", {}).get("image/png") for output in cell.get("outputs", []))]
-    assert not missing, f"{notebook.name}: cells {missing} call a plots function but show no figure; re-execute"
+    assert not missing, (f"{notebook.name}: cells {missing} call a plots or charts function but show no figure; "
+                         "re-execute")
