@@ -7,13 +7,62 @@ site can read configs without importing TensorFlow; ``cifar_lessons.training`` r
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from . import results
 
 
+class RecipeConfig:
+    """What every recipe's config does, chapters 1-8's and chapter 11's alike (Chapter 1): a plain-JSON
+    round trip, a hash that identifies the recipe, the changes from another config, and a quick version.
+
+    Subclasses are frozen dataclasses. ``ADDED_LATER`` names fields added after runs were recorded, with the
+    value those runs used: a record leaves such a field out while it holds that value, so adding an option
+    keeps every earlier config hash. ``QUICK`` holds the fields :meth:`quick` changes.
+    """
+
+    ADDED_LATER: ClassVar[dict] = {}
+    QUICK: ClassVar[dict] = {}
+
+    def to_dict(self) -> dict:
+        """Every field as plain JSON types (Chapter 1)."""
+        return {key: _plain(value) for key, value in dataclasses.asdict(self).items()}
+
+    def record_dict(self) -> dict:
+        """The config as a run record stores it, the values its hash is computed from (Chapter 1)."""
+        return {key: value for key, value in self.to_dict().items()
+                if not (key in self.ADDED_LATER and value == self.ADDED_LATER[key])}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Rebuild a config from :meth:`to_dict` or :meth:`record_dict` output (Chapter 1)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {**cls.ADDED_LATER, **values}  # a record made before a field existed ran without it
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in values.items() if key in known})
+
+    @property
+    def hash(self) -> str:
+        """Identity of this config; a record with another hash is stale (Chapter 1)."""
+        return results.config_hash(self.record_dict())
+
+    def quick(self):
+        """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 1)."""
+        return dataclasses.replace(self, **self.QUICK)
+
+    def changes_from(self, previous) -> dict:
+        """Fields that differ from ``previous``: (old value, new value) per field, what a chapter changed
+        (Chapter 2)."""
+        old, new = previous.to_dict(), self.to_dict()
+        return {key: (old.get(key), new[key]) for key in new if old.get(key) != new[key]}
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RecipeConfig):
     """All hyperparameters of one run, in one place (Chapter 1)."""
+
+    ADDED_LATER = {"batch_norm_momentum": 0.99}  # RecipeConfig: the value the first recorded runs used
+    QUICK = {"epochs": 1, "subset": 1000, "validation_size": 500}
 
     # Architecture (Chapters 1, 3, 5, 6).
     widths: tuple = (32, 64, 64)
@@ -43,41 +92,6 @@ class TrainConfig:
     seed: int = 0
     # A quick run trains on a small subset for smoke tests; never a chapter result.
     subset: int | None = None
-
-    def to_dict(self) -> dict:
-        """The config as plain JSON types (Chapter 1).
-
-        A field added after runs were recorded is left out while it holds the value those runs used
-        (``ADDED_FIELDS``), so their config hashes still hold; any other value is part of the config.
-        """
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()
-                if not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output (Chapter 1)."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: tuple(value) if isinstance(value, list) else value
-                      for key, value in values.items() if key in known})
-
-    @property
-    def hash(self) -> str:
-        """Identity of this config; a record with another hash is stale (Chapter 1)."""
-        return results.config_hash(self.to_dict())
-
-    def quick(self) -> TrainConfig:
-        """The same recipe on a tiny subset for one epoch, for smoke tests (Chapter 1)."""
-        return dataclasses.replace(self, epochs=1, subset=1000, validation_size=500)
-
-    def changes_from(self, previous: TrainConfig) -> dict:
-        """Fields that differ from ``previous``: what a chapter changed (Chapter 2)."""
-        old, new = dataclasses.asdict(previous), dataclasses.asdict(self)
-        return {key: (_plain(old[key]), _plain(new[key])) for key in new if old[key] != new[key]}
-
-
-# Fields added after the first runs were recorded, with the value those runs used (see TrainConfig.to_dict).
-ADDED_FIELDS = {"batch_norm_momentum": 0.99}
 
 
 def _plain(value):

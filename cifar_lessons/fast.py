@@ -13,9 +13,9 @@ Every hyperparameter of a run lives in :class:`FastConfig`; an ablation switches
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -26,11 +26,12 @@ import numpy as np
 from keras import layers
 
 from . import results, run_folder
+from .checkpoints import CHECKPOINT_DIR, resume, stopped_message
 from .data import Dataset
 from .fast_config import FastConfig
 from .fast_tta import inference_model, score, score_free_variants
 from .results import TrainingError
-from .training import EpochLog
+from .training import EpochLog, dtype_policy, prepare_data, resolve_precision
 
 
 def whitening_kernel(
@@ -318,14 +319,6 @@ def compile_fast(model: keras.Model, config: FastConfig, steps_per_epoch: int) -
     )
 
 
-def _splits(config: FastConfig, data: Dataset):
-    """Train, validation and test arrays, split exactly as chapters 1-8 split them (training.prepare_data)."""
-    from .training import prepare_data
-
-    splits = prepare_data(config, data)
-    return splits["train"], splits["val"], splits["test"]
-
-
 @run_folder.one_trainer  # holds run_dir's lock while it trains, as train() does for every other chapter
 def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = "11",
                verbose: int = 2, free_variants: bool | None = None, callbacks: tuple = ()) -> dict:
@@ -336,153 +329,96 @@ def train_fast(config: FastConfig, data: Dataset, run_dir: Path, chapter: str = 
     test-time augmentations and the raw last-epoch weights on the same trained network,
     after the run's clock has stopped. ``callbacks`` join fit's, before the checkpoint.
     """
-    from .checkpoints import CHECKPOINT_DIR, resume, stopped_message
-    from .training import resolve_precision
-
     started, cpu_started = time.perf_counter(), time.process_time()
     run_dir = Path(run_dir)
-    # Checkpointed after every epoch, as train() does: an interrupted run resumes after its last complete
-    # epoch, with the weights, the optimizer (its step count, momentum and moving average) and the random
-    # generators as they were, and the batches continuing where they stopped.
-    work = run_dir / CHECKPOINT_DIR
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        (x_train, y_train), (x_val, y_val), (x_test, y_test) = _splits(config, data)
-        net = build_fast_net(config, x_train)
+    with dtype_policy(precision):
+        splits = prepare_data(config, data)
+        net = build_fast_net(config, splits["train"][0])
         model = training_model(config, net)
-        one_hot = np.eye(10, dtype=np.float32)
-        batches = TrainingBatches(x_train, one_hot[y_train], config)
+        batches = TrainingBatches(splits["train"][0], ONE_HOT[splits["train"][1]], config)
         compile_fast(model, config, batches.steps_per_epoch)
         identity = run_identity(config, model, net, precision, data.fingerprint)
-        state, history, checkpoint = resume(work, model, identity, chapter, [], started)
+        # Checkpointed after every epoch, as train() does: an interrupted run resumes after its last complete
+        # epoch, with the weights, the optimizer (its step count, momentum and moving average) and the random
+        # generators as they were, and the batches continuing where they stopped.
+        state, history, checkpoint = resume(run_dir / CHECKPOINT_DIR, model, identity, chapter, [], started)
         done = state.get("epoch", 0)
-        batches.first_step = done * batches.steps_per_epoch  # Keras counts a resumed run's steps from 0
-        # The weights before the moving average replaces them, for the ablation.
-        last_raw_weights = []
-        keep_raw = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: (
-                epoch == config.epochs - 1
-                and last_raw_weights.append(net.get_weights())
-            )
-        )
         fit_started = time.perf_counter()
-        if not state.get("finished"):
-            with stopped_message(chapter, work):
-                model.fit(
-                    batches,
-                    steps_per_epoch=batches.steps_per_epoch,
-                    validation_data=(x_val, one_hot[y_val]),
-                    epochs=config.epochs,
-                    initial_epoch=done,
-                    shuffle=False,  # TrainingBatches shuffles every epoch itself
-                    callbacks=[
-                        EpochLog(history),
-                        keras.callbacks.TerminateOnNaN(),
-                        keep_raw,
-                        *callbacks,
-                        checkpoint,  # last: it saves the epoch the others have seen
-                    ],
-                    verbose=verbose,
-                )
+        last_raw_weights = [] if state.get("finished") else _fit_fast(
+            model, net, config, batches, splits["val"], done, history, [*callbacks, checkpoint], chapter, verbose)
         fit_time = time.perf_counter() - fit_started
+        if not all(math.isfinite(loss) for loss in history.get("loss", [math.nan])):
+            raise TrainingError("training diverged (the loss is not finite); lower peak_learning_rate")
         if config.ema_momentum is not None:
-            # The moving-average weights replace the raw ones at the end of fit;
-            # re-estimate the batch-norm statistics for them with one pass over the
-            # training images (no weight updates).
-            _recompute_batch_norm_statistics(net, x_train, config.batch_size)
-        # Saved uncompiled: no optimizer state in the file.
-        final = inference_model(config, net)
-        test_loss, test_accuracy = score(final, x_test, y_test)
-        val_loss, val_accuracy = score(final, x_val, y_val)
+            # The moving-average weights replace the raw ones at the end of fit; re-estimate the batch-norm
+            # statistics for them with one pass over the training images (no weight updates).
+            _recompute_batch_norm_statistics(net, splits["train"][0], config.batch_size)
+        final = inference_model(config, net)  # saved uncompiled: no optimizer state in the file
+        scores = {f"{split}_{name}": value for split in ("test", "val")
+                  for name, value in zip(("loss", "accuracy"), score(final, *splits[split]))}
         model_tmp = Path(tempfile.mkstemp(dir=run_dir, prefix=f".{results.MODEL_FILE}.", suffix=".partial.keras")[1])
         final.save(model_tmp)
-        # The race's clock stops here: trained, evaluated and saved. A resumed run's wall clock includes
-        # its earlier segments (from the checkpoint); its CPU clock is this process's only.
-        wall_before = checkpoint.wall_time_s
-        run_time, run_cpu = (
-            wall_before + time.perf_counter() - started,
-            time.process_time() - cpu_started,
-        )
-        # Free ablations from the same run, outside the timed part: every test-time
-        # augmentation (none included), and the raw weights of the last epoch instead
-        # of their moving average.
+        # The race's clock stops here: trained, evaluated and saved. A resumed run's wall clock includes its
+        # earlier segments (from the checkpoint); its CPU clock is this process's only.
+        run_time = checkpoint.wall_time_s + time.perf_counter() - started
+        run_cpu = time.process_time() - cpu_started
         analysis_started = time.perf_counter()
-        # The saved model's own variant is scored above already.
-        variants = {
-            f"tta_{config.tta}": {
-                "val_accuracy": val_accuracy,
-                "test_accuracy": test_accuracy,
-            }
-        }
-        if free_variants is None:
-            # A quick run skips them: they cost more than its training.
-            free_variants = config.subset is None
-        if free_variants:
-            variants.update(
-                score_free_variants(
-                    config,
-                    net,
-                    last_raw_weights[0] if last_raw_weights else None,
-                    (x_val, y_val),
-                    (x_test, y_test),
-                )
-            )
+        variants = _variants(config, net, last_raw_weights, splits, scores, free_variants)
         analysis_time = time.perf_counter() - analysis_started
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-    if not np.all(np.isfinite(history.get("loss", [np.nan]))):
-        model_tmp.unlink(missing_ok=True)
-        raise TrainingError(
-            "training diverged (the loss is not finite); lower peak_learning_rate"
-        )
-    wall, cpu = wall_before + time.perf_counter() - started, time.process_time() - cpu_started
-    record = {
-        "format": results.RECORD_FORMAT,
-        "chapter": chapter,
-        "recipe": "fast",
-        "config": config.record_dict(),
-        "config_hash": config.hash,
-        "seed": config.seed,
-        "epochs_run": len(history["epoch"]),
-        "best_epoch": int(np.argmax(history["val_accuracy"])) + 1,
-        "wall_time_s": round(wall, 1),
-        "cpu_time_s": round(cpu, 1),
-        "fit_time_s": round(fit_time, 1),
-        "run_time_s": round(run_time, 1),
-        "run_cpu_time_s": round(run_cpu, 1),
-        "analysis_time_s": round(analysis_time, 1),
-        "variants": variants,
-        "train_time_s": round(float(np.sum(history["epoch_time_s"])), 1),
-        "images_per_s": round(
-            batches.steps_per_epoch * config.batch_size * len(history["epoch"])
-            / float(np.sum(history["epoch_time_s"])),
-            1,
-        ),
-        "train_images": len(x_train),
-        "val_images": len(x_val),
-        "test_images": len(x_test),
-        "hardware": results.hardware_info(),
-        "versions": results.library_versions(),
-        "data": data.source,
-        "code": results.code_identity(),
-        "val_accuracy": float(val_accuracy),
-        "val_loss": float(val_loss),
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": bool(config.subset),
-        "precision": precision,
-        "parameters": int(net.count_params()),
-        "identity": identity,
-        "resumed_after_epoch": done,  # 0 for a run trained in one go
-    }
+    record = results.run_record(
+        chapter=chapter, config=config, history=history, identity=identity, precision=precision,
+        data_source=data.source, sizes={f"{split}_images": len(splits[split][0]) for split in splits},
+        scores=scores, images_per_epoch=batches.steps_per_epoch * config.batch_size)
+    record.update({
+        "recipe": "fast", "parameters": int(net.count_params()), "variants": variants,
+        "fit_time_s": round(fit_time, 1), "run_time_s": round(run_time, 1), "run_cpu_time_s": round(run_cpu, 1),
+        "analysis_time_s": round(analysis_time, 1), "resumed_after_epoch": done,  # 0 for a run in one go
+        "cpu_time_s": round(time.process_time() - cpu_started, 1),
+        "wall_time_s": round(checkpoint.wall_time_s + time.perf_counter() - started, 1),
+    })
     # The new run replaces the old one whole, its record last (run_folder.publish).
     record = run_folder.publish(run_dir, lambda path: model_tmp.replace(path), history, record)
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     return record
+
+
+ONE_HOT = np.eye(10, dtype=np.float32)  # class index -> the one-hot target label smoothing needs
+
+
+def _fit_fast(model, net, config: FastConfig, batches, val, done: int, history: dict, callbacks: list,
+              chapter: str, verbose: int) -> list:
+    """Train the epochs a run has left after ``done``; returns the raw weights of the last epoch, before the
+    moving average replaces them (for the ablation), or [] if a resumed run had none left to train."""
+    batches.first_step = done * batches.steps_per_epoch  # Keras counts a resumed run's steps from 0
+    last_raw_weights = []
+    keep_raw = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch == config.epochs - 1 and last_raw_weights.append(net.get_weights()))
+    with stopped_message(chapter, callbacks[-1].folder):
+        model.fit(
+            batches, steps_per_epoch=batches.steps_per_epoch, validation_data=(val[0], ONE_HOT[val[1]]),
+            epochs=config.epochs, initial_epoch=done,
+            shuffle=False,  # TrainingBatches shuffles every epoch itself
+            # the checkpoint last: it saves the epoch the others have seen
+            callbacks=[EpochLog(history), keras.callbacks.TerminateOnNaN(), keep_raw, *callbacks],
+            verbose=verbose)
+    return last_raw_weights
+
+
+def _variants(config: FastConfig, net, last_raw_weights: list, splits: dict, scores: dict,
+              free_variants: bool | None) -> dict:
+    """The saved model's scores under its test-time augmentation and, unless ``free_variants`` is False (by
+    default: a quick run's, which they would cost more than its training), every other test-time augmentation
+    and the raw weights of the last epoch instead of their moving average, on the same trained network."""
+    variants = {f"tta_{config.tta}": {"val_accuracy": scores["val_accuracy"],
+                                      "test_accuracy": scores["test_accuracy"]}}
+    if free_variants is None:
+        free_variants = config.subset is None
+    if free_variants:
+        variants.update(score_free_variants(config, net, last_raw_weights[0] if last_raw_weights else None,
+                                            splits["val"], splits["test"]))
+    return variants
 
 
 def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, precision: str,

@@ -12,6 +12,7 @@ whether it was edited after training.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -207,6 +208,33 @@ def load_record(run_dir: Path) -> dict:
 def config_hash(config: dict) -> str:
     """Short sha256 of a config's canonical JSON (Chapter 1)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def best_epoch(history: dict) -> int:
+    """The epoch with the lowest validation loss, counted from 1: the one EarlyStopping keeps (Chapter 1)."""
+    losses = history["val_loss"]
+    return min(range(len(losses)), key=losses.__getitem__) + 1
+
+
+def run_record(*, chapter: str, config, history: dict, identity: dict, precision: str, data_source: dict,
+               sizes: dict, scores: dict, images_per_epoch: int) -> dict:
+    """The keys every run record has, whichever training path made it (Chapters 1 and 11).
+
+    ``sizes`` holds train_images, val_images and test_images; ``scores`` val/test accuracy and loss;
+    ``images_per_epoch`` the training images one epoch shows (its batches times their size). The caller adds
+    what only its path knows, and the wall time last.
+    """
+    epochs_run = len(history["epoch"])
+    train_time = float(sum(history["epoch_time_s"]))
+    return {
+        "format": RECORD_FORMAT, "chapter": chapter, "config": config.record_dict(), "config_hash": config.hash,
+        "seed": config.seed, "epochs_run": epochs_run, "best_epoch": best_epoch(history),
+        "train_time_s": round(train_time, 1), "images_per_s": round(images_per_epoch * epochs_run / train_time, 1),
+        **sizes, "hardware": hardware_info(), "versions": library_versions(), "data": data_source,
+        "code": code_identity(), "identity": identity, **{key: float(value) for key, value in scores.items()},
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": bool(config.subset), "precision": precision,
+    }
 
 
 def cpuinfo_field(name: str) -> str | None:

@@ -55,7 +55,7 @@ def seed_run_status(chapter, seed: int, results_dir: Path | None = None) -> dict
     elif record["seed"] != seed or record["config"].get("seed") != seed:
         reason = f"records seed {record['seed']}, not the seed {seed} its folder names"
     elif results.config_hash(record["config"]) != expected.hash or record["config_hash"] != expected.hash:
-        changed = sorted(key for key, value in expected.to_dict().items() if record["config"].get(key) != value)
+        changed = sorted(key for key, value in expected.record_dict().items() if record["config"].get(key) != value)
         reason = (f"was made with another config than the chapter's (differs in {', '.join(changed) or 'its hash'})")
     else:
         main = chapter_status(chapter, results_dir)["record"]

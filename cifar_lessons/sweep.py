@@ -67,7 +67,7 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
             history = {key: _finite(values) for key, values in run.history.items()}
             runs.append({
                 "chapter": chapter_id, "batch_norm": config.batch_norm, "learning_rate": learning_rate,
-                "config": config.to_dict(), "config_hash": config.hash, "history": history,
+                "config": config.record_dict(), "config_hash": config.hash, "history": history,
                 "val_accuracy": run.record["val_accuracy"],
                 "test_accuracy": run.record["test_accuracy"], "test_images": run.record["test_images"],
                 "wall_time_s": run.record["wall_time_s"],

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import errno
 import functools
 import gc
@@ -414,67 +413,34 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     keras.utils.set_random_seed(config.seed)
     precision = resolve_precision(config.precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
+    with dtype_policy(precision):  # later models get the caller's policy back
         splits = prepare_data(config, data)
-        x_train, (x_val, y_val) = splits["train"][0], splits["val"]
         # The chapters' code: build_model and compile_model (Chapter 1), chapter_callbacks (Chapters 7 and 8).
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            model = compile_model(build_model(config, x_train), config)
+            model = compile_model(build_model(config, splits["train"][0]), config)
         rules = chapter_callbacks(config)
         identity = run_identity(config, model, rules, precision, data.fingerprint)
         # Resume: the newest complete checkpoint of the same identity continues where it stopped.
         state, history, checkpoint = resume(checkpoint_dir, model, identity, chapter, rules, started)
-        done = state.get("epoch", 0)
         if not state.get("finished"):
-            # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run
-            # (and EarlyStopping, its state restored, puts back the kept weights when it ends).
-            start = config.epochs if state.get("stop_training") else done
-            # train() says in one line what a full disk kept.
-            with stopped_message(chapter, checkpoint_dir, quiet=_disk_full):
-                # The chapters' fit call (Chapter 1), with the bookkeeping callbacks around the chapter's own:
-                # the epoch log and the time estimate first, then NaN detection and the checkpoint, which must
-                # come last.
-                fit_model(model, config, splits,
-                          callbacks=[EpochLog(history), TimeEstimate(config.epochs - start), *rules, *callbacks,
-                                     keras.callbacks.TerminateOnNaN(), checkpoint],
-                          initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
-            if checkpoint.diverged_epoch is not None:
-                raise TrainingError(
-                    f"the loss became NaN or infinite in epoch {checkpoint.diverged_epoch}; nothing was recorded. "
-                    f"Lower the learning rate, or delete {checkpoint_dir} and train again.")
-        wall_before = checkpoint.wall_time_s  # the time of earlier segments
-
-        x_test, y_test = splits["test"]
-        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-        val_loss, val_accuracy = model.evaluate(x_val, y_val, batch_size=500, verbose=0)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)  # later models get the caller's policy back
-    if not all(math.isfinite(value) for value in (test_loss, test_accuracy, val_loss, val_accuracy)):
+            _fit_rest(model, config, splits, state, history, [*rules, *callbacks], checkpoint, chapter, verbose)
+        scores = {}
+        for split in ("test", "val"):
+            scores[f"{split}_loss"], scores[f"{split}_accuracy"] = model.evaluate(*splits[split], batch_size=500,
+                                                                                  verbose=0)
+    if not all(math.isfinite(value) for value in scores.values()):
         raise TrainingError(f"evaluating {chapter} gave a NaN or infinite loss; nothing was recorded.")
-    epochs_run = len(history["epoch"])
-    train_time = float(np.sum(history["epoch_time_s"]))
-    # EarlyStopping keeps the weights of the epoch with the lowest validation loss: that epoch is the best one.
-    record = {
-        "format": results.RECORD_FORMAT, "chapter": chapter, "config": config.to_dict(),
-        "config_hash": config.hash, "seed": config.seed, "epochs_run": epochs_run,
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-        "train_time_s": round(train_time, 1),
-        "images_per_s": round(len(x_train) * epochs_run / train_time, 1),
-        "train_images": len(x_train), "val_images": len(x_val), "test_images": len(x_test),
-        "hardware": results.hardware_info(), "versions": results.library_versions(),
-        "data": data.source, "code": results.code_identity(), "identity": identity,
-        "val_accuracy": float(val_accuracy), "val_loss": float(val_loss),
-        "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "quick": bool(config.subset),
+    record = results.run_record(
+        chapter=chapter, config=config, history=history, identity=identity, precision=precision,
+        data_source=data.source, sizes={f"{split}_images": len(splits[split][0]) for split in splits},
+        scores=scores, images_per_epoch=len(splits["train"][0]))
+    record.update({
         "strategy": type(strategy).__name__ if strategy is not None else None,
         "replicas": getattr(strategy, "num_replicas_in_sync", 1),
         "devices": list(getattr(getattr(strategy, "extended", None), "worker_devices", ())) or None,
-        "precision": precision,
-    }
-    record["wall_time_s"] = round(wall_before + time.perf_counter() - started, 1)
+        # Earlier segments of a resumed run (from the checkpoint), then this one's.
+        "wall_time_s": round(checkpoint.wall_time_s + time.perf_counter() - started, 1),
+    })
     replaced = _readable_record(run_dir)  # the run this one replaces (the book's, in a fresh clone)
     # The new run replaces the old one whole, its record last (run_folder.publish); the checkpoint goes after.
     record = run_folder.publish(run_dir, lambda path: save_model(model, path), history, record)
@@ -483,6 +449,26 @@ def _train_in(run_dir: Path, config: TrainConfig, data: Dataset, chapter: str, v
     if replaced is not None:
         print(f"The run replaced: {run_summary(replaced)}", flush=True)
     return Run(model=model, history=history, record=record, run_dir=run_dir)
+
+
+def _fit_rest(model, config: TrainConfig, splits: dict, state: dict, history: dict, callbacks: list, checkpoint,
+              chapter: str, verbose) -> None:
+    """Train the epochs a run (new or resumed from ``state``) has left, logging into ``history``."""
+    # A checkpoint that stopped early or reached the last epoch runs no epoch: fit() only ends the run
+    # (and EarlyStopping, its state restored, puts back the kept weights when it ends).
+    start = config.epochs if state.get("stop_training") else state.get("epoch", 0)
+    # train() says in one line what a full disk kept.
+    with stopped_message(chapter, checkpoint.folder, quiet=_disk_full):
+        # The chapters' fit call (Chapter 1), with the bookkeeping callbacks around the chapter's own: the
+        # epoch log and the time estimate first, then NaN detection and the checkpoint, which must come last.
+        fit_model(model, config, splits,
+                  callbacks=[EpochLog(history), TimeEstimate(config.epochs - start), *callbacks,
+                             keras.callbacks.TerminateOnNaN(), checkpoint],
+                  initial_epoch=start, verbose=_progress_verbosity() if verbose is None else verbose)
+    if checkpoint.diverged_epoch is not None:
+        raise TrainingError(
+            f"the loss became NaN or infinite in epoch {checkpoint.diverged_epoch}; nothing was recorded. "
+            f"Lower the learning rate, or delete {checkpoint.folder} and train again.")
 
 
 def _readable_record(run_dir: Path) -> dict | None:

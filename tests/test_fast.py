@@ -191,8 +191,7 @@ def test_alternating_flips_show_every_image_both_ways_in_two_epochs():
 
 def test_configs_recorded_before_a_field_existed_keep_their_hash():
     """A field added later enters the hash only when it differs from the value old runs had."""
-    from cifar_lessons.fast_config import ADDED_LATER
-
+    ADDED_LATER = FastConfig.ADDED_LATER
     old = dataclasses.replace(FastConfig(), **ADDED_LATER)
     recorded = {key: value for key, value in old.to_dict().items() if key not in ADDED_LATER}
     assert FastConfig.from_dict(recorded) == old

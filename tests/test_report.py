@@ -33,7 +33,7 @@ def fake_record(chapter, run_seed: int = 0, accuracy: float = 0.5, **changes) ->
     seed = run_seed
     config = dataclasses.replace(chapter.config, seed=seed)
     record = {"identity": _expected_identity(config), "files": {},
-        "format": results.RECORD_FORMAT, "chapter": chapter.id, "config": config.to_dict(),
+        "format": results.RECORD_FORMAT, "chapter": chapter.id, "config": config.record_dict(),
         "config_hash": config.hash, "seed": seed, "epochs_run": 3, "best_epoch": 2,
         "wall_time_s": 600.0, "images_per_s": 100.0,
         "hardware": {"cpu": "Test CPU", "cores": 2, "gpus": []}, "precision": "float32",
@@ -94,7 +94,7 @@ def test_stale_seed_runs_are_left_out_with_a_reason(tmp_path, change, reason):
     write_runs(tmp_path, "05", {0: 0.78, 1: 0.79})
     if change.get("config") == "epochs":
         other = dataclasses.replace(chapter.config, seed=2, epochs=chapter.config.epochs + 1)
-        change = {"config": other.to_dict(), "config_hash": other.hash}
+        change = {"config": other.record_dict(), "config_hash": other.hash}
     write_record(seed_run_dir(chapter, 2, tmp_path), fake_record(chapter, 2, 0.99, **change))
     summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["seeds"] == [0, 1] and 0.99 not in summary["values"]
@@ -122,7 +122,7 @@ def test_stale_main_run_is_not_mixed_with_current_seed_runs(tmp_path):
     write_runs(tmp_path, "06", {1: 0.70, 2: 0.72})
     old = dataclasses.replace(chapter.config, epochs=1)
     write_record(run_dir_for(chapter, tmp_path),
-                 fake_record(chapter, 0, 0.10, config=old.to_dict(), config_hash=old.hash))
+                 fake_record(chapter, 0, 0.10, config=old.record_dict(), config_hash=old.hash))
     summary = seeds.seed_summary(chapter, tmp_path)
     assert summary["values"] == [0.70, 0.72] and summary["status"] == "stale"
     assert [item["seed"] for item in summary["excluded"]] == [0]
@@ -285,7 +285,7 @@ def test_chart_zooms_on_the_values_and_shows_spread_seeds_and_milestones(tmp_pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cifar_lessons.plots import chapter_accuracies
+    from cifar_lessons.charts import chapter_accuracies
 
     figure = chapter_accuracies(["01 A", "02 B", "03 C"], [[0.80, 0.82, 0.78], [0.85], [0.70, 0.72]],
                                 [0.76, 0.83, None])
@@ -341,7 +341,7 @@ def test_study_trains_only_missing_seeds_seed_by_seed(tmp_path, monkeypatch, cap
     chapter = get_chapter("02")
     stale = dataclasses.replace(chapter.config, seed=1, epochs=1)
     write_record(seed_run_dir(chapter, 1, tmp_path),
-                 fake_record(chapter, 1, 0.1, config=stale.to_dict(), config_hash=stale.hash))
+                 fake_record(chapter, 1, 0.1, config=stale.record_dict(), config_hash=stale.hash))
     trained = []
 
     def fake_run_chapter(chapter_id, results_dir=None, data=None, seed=None, **kwargs):
@@ -400,7 +400,7 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     write_runs(tmp_path, "08", {0: 0.81})  # the main run, which a seed run is compared with
     control = control_config(chapter, 1)
     record = {**fake_record(chapter, 1, 0.79, epochs_run=6, best_epoch=6, wall_time_s=400.0),
-              "chapter": "08-control", "config": control.to_dict(), "config_hash": control.hash,
+              "chapter": "08-control", "config": control.record_dict(), "config_hash": control.hash,
               "identity": _expected_identity(control)}
     record["identity"] = {**record["identity"], "data": record["data"]["fingerprint"]}
     _write_run_with_history(control_run_dir(chapter, 1, tmp_path), record, history(shared + [0.74, 0.73]))
@@ -415,6 +415,6 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
     assert "saved 2 epochs (the control's own epochs 5-6: 2 min, 3 CPU-min) for +1.0 test points" in text
 
     # A control made with another recipe is left out, not compared.
-    stale = {**record, "config": {**control.to_dict(), "learning_rate": 0.01}}
+    stale = {**record, "config": {**control.record_dict(), "learning_rate": 0.01}}
     _write_run_with_history(control_run_dir(chapter, 1, tmp_path), stale, history(shared + [0.74, 0.73]))
     assert ladder.early_stopping_controls("08", tmp_path) == []

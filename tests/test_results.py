@@ -19,7 +19,7 @@ def make_record(chapter, seal=True, **changes):
     from cifar_lessons.training import expected_identity
 
     record = {
-        "format": results.RECORD_FORMAT, "chapter": chapter.id, "config": chapter.config.to_dict(),
+        "format": results.RECORD_FORMAT, "chapter": chapter.id, "config": chapter.config.record_dict(),
         "config_hash": chapter.config.hash, "seed": 0, "epochs_run": 1, "best_epoch": 1,
         "wall_time_s": 1.0, "images_per_s": 1.0, "hardware": {}, "versions": {},
         "data": {"name": "test data", "fingerprint": "f"}, "code": {}, "val_accuracy": 0.5, "val_loss": 1.0,

@@ -474,9 +474,9 @@ def test_batch_norm_momentum_is_a_setting_that_leaves_earlier_identities_alone()
     from cifar_lessons.models import build_model
 
     config = get_chapter("05").config
-    assert "batch_norm_momentum" not in config.to_dict()  # 0.99: what the recorded runs used
+    assert "batch_norm_momentum" not in config.record_dict()  # 0.99: what the recorded runs used
     faster = dataclasses.replace(config, batch_norm_momentum=0.9)
-    assert faster.hash != config.hash and faster.to_dict()["batch_norm_momentum"] == 0.9
+    assert faster.hash != config.hash and faster.record_dict()["batch_norm_momentum"] == 0.9
     assert faster.changes_from(config) == {"batch_norm_momentum": (0.99, 0.9)}
     assert type(config).from_dict(faster.to_dict()) == faster
     model = build_model(faster, np.zeros((2, 32, 32, 3), np.uint8))
