@@ -8,7 +8,8 @@ of every chapter's recipe (seeds 0-2, float32 and mixed_bfloat16) are kept in
 (IDENTITY_MODULES, read as syntax trees, so comments and docstrings do not count).
 ``cifar-lessons list``, ``report`` and the site build read that file while the source is unchanged,
 and build the models themselves when it is not (the answer is the same, only slower).
-``cifar-lessons identities`` rewrites the file; a test fails when it no longer matches the code.
+``cifar-lessons identities`` rewrites the file; a test fails when its identities differ from what the code
+builds (an edit that changes no identity only makes the cache unused until the file is rewritten).
 """
 
 from __future__ import annotations
