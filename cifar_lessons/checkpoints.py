@@ -33,7 +33,12 @@ BEST_WEIGHTS_FILE = "best_weights.npz"  # EarlyStopping's kept weights, when it 
 
 
 def _seed_generators(model) -> list:
-    """The random-generator state of every dropout and augmentation layer, in a fixed order."""
+    """The random-generator state of every dropout and augmentation layer, in a fixed order.
+
+    Keras has no public list of a model's seed generators: each layer keeps its own in the private
+    ``_seed_generators``, found through the private ``_flatten_layers``. Without them a resumed run would
+    draw other flips, shifts and dropout masks; tests/test_keras_internals.py fails loudly if Keras changes them.
+    """
     return [generator for layer in model._flatten_layers(include_self=True)
             for generator in getattr(layer, "_seed_generators", [])]
 

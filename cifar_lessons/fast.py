@@ -289,6 +289,8 @@ class BiasBoostSGD(keras.optimizers.SGD):
         ]
 
     def update_step(self, gradient, variable, learning_rate):
+        # _get_variable_index is private Keras, the only way from a variable to its place in build()'s list
+        # (tests/test_keras_internals.py checks it).
         if self._boosted[self._get_variable_index(variable)]:
             learning_rate = learning_rate * self.bias_boost
         super().update_step(gradient, variable, learning_rate)

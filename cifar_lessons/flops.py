@@ -29,6 +29,7 @@ def layer_flops(layer) -> int:
 
 def forward_flops(model) -> int:
     """Floating-point operations of one image's forward pass through the convolutions and dense layers."""
+    # Keras' private _flatten_layers reaches layers inside nested blocks; tests/test_keras_internals.py checks it.
     return sum(layer_flops(layer) for layer in model._flatten_layers(include_self=False, recursive=True))
 
 

@@ -279,6 +279,8 @@ def architecture_hash(model) -> str:
 def augmentation_settings(model) -> list:
     """Class and settings (seed included) of every random augmentation layer in the model (Chapter 4)."""
     settings = []
+    # Keras' private _flatten_layers walks nested blocks too (the augmentation block is a Sequential inside the
+    # model), in a fixed order; tests/test_keras_internals.py fails loudly if a Keras release changes it.
     for layer in model._flatten_layers(include_self=False):
         config = layer.get_config()
         if type(layer).__name__.startswith("Random") and "seed" in config:
