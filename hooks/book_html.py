@@ -4,7 +4,8 @@ mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no option to
 collected here into one shared stylesheet, which only notebook pages link, without the rules for classes
 that no page has (JupyterLab's editor, toolbars and widgets: about 90% of it). Inline plots become image
 files (re-encoded when over ``IMAGE_BUDGET`` bytes) with alt text; the notebook copy widgets give way to
-Material's own code blocks and copy button; long outputs and source listings are folded.
+Material's own code blocks and copy button; long outputs and source listings are folded; printed prose is
+marked ``nb-prose`` so that it wraps on phones too (extra.css).
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ _PROMPT = re.compile(r'<div class="(jp-(?:Input|Output)Prompt [^"]*)">')
 _TEXT_OUTPUT = re.compile(r'(?P<open><div class="jp-Rendered(?:Text|HTMLCommon)(?![^"]*jp-MarkdownOutput)'
                           r'[^"]*"[^>]*>\s*)(?P<listing><div class="highlight">\s*)?'
                           r'<pre(?P<attrs>[^>]*)>(?P<body>.*?)</pre>(?(listing)\s*</div>)', re.S)
+# Printed text that is prose wraps at every width (extra.css: pre.nb-prose); everything else keeps each line on
+# one row and, on a phone, scrolls sideways, because wrapping would garble its columns. Not prose: a line with a
+# run of spaces or a tab inside it, or one that is indented (aligned columns, pprint's continuation lines,
+# classification reports); box drawing (Keras' model summary, progress bars); a Markdown table row (starting or
+# ending with a pipe: "a | b" between words is a sentence's separator).
+# Keras' fit log ("352/352 - 70s - 199ms/step - accuracy: 0.6 - loss: 1.1 - val_accuracy: ...", and "Epoch 3/15"
+# above it) is single-spaced, but it is a table all the same: one row per epoch, the same fields at the same
+# places, read down the page from epoch to epoch. Wrapped at a phone's 50 or so characters each epoch would take two
+# or three rows, broken at different fields, and the columns would be lost; so it scrolls, as on a terminal.
+PROSE_CLASS = "nb-prose"
+_BOX_DRAWING = re.compile("[\u2500-\u257f]")
+_KERAS_LOG_LINE = re.compile(r"\d+/\d+ (?:- |\[)|Epoch \d+/\d+$")  # verbose 2; Keras 2's [====>...]
 _IMAGE = re.compile(r'src="data:image/(png|jpeg);base64,([^"]+)"')
 # Cell tags (the "parameters" chip): notebook tooling, nothing for a reader.
 _CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_container[^"]*">.*?</div>\s*</div>', re.S)
@@ -69,10 +82,38 @@ def _collect_css(match) -> str:
     return ""
 
 
+def is_prose(text: str) -> bool:
+    """Whether printed text reads as sentences, which may wrap, rather than as columns, which must not."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    lines = [line for line in lines if line]
+    if not lines or _BOX_DRAWING.search(text):
+        return False
+    for line in lines:
+        if line[0].isspace() or "  " in line or "\t" in line:  # indented, or aligned inside the line
+            return False
+        if line.startswith("|") or line.endswith("|"):  # a Markdown table row
+            return False
+        if _KERAS_LOG_LINE.match(line):  # a fit log: see above
+            return False
+    return True
+
+
+def _mark_prose(match) -> str:
+    """The <pre> tag's attributes, with PROSE_CLASS added where it is a printed text output that is prose."""
+    attrs = match.group("attrs")
+    if match.group("listing") is not None or 'class="jp-RenderedText' not in match.group("open"):
+        return attrs  # source listings are code; HTML outputs (Rich's model summary) style their own <pre>
+    if not is_prose(html.unescape(re.sub(r"<[^>]+>", "", match.group("body")))):  # ANSI colours are <span>s
+        return attrs
+    if re.search(r'\bclass="', attrs):
+        return re.sub(r'\bclass="', f'class="{PROSE_CLASS} ', attrs, count=1)
+    return f' class="{PROSE_CLASS}"{attrs}'
+
+
 def _fold_long_output(match) -> str:
-    """A long output, or a long source listing, folded behind a one-line summary."""
+    """A long output, or a long source listing, folded behind a one-line summary; printed prose marked."""
     lines = match.group("body").rstrip("\n").count("\n") + 1
-    block = f"<pre{match.group('attrs')}>{match.group('body')}</pre>"
+    block = f"<pre{_mark_prose(match)}>{match.group('body')}</pre>"
     listing = match.group("listing") is not None
     if listing:
         block = f'<div class="highlight">{block}</div>'
@@ -159,7 +200,8 @@ def clean_notebook_page(content: str) -> str:
 
 
 def fold_long_outputs(content: str) -> str:
-    """Every output and source listing longer than its limit, folded behind a one-line summary."""
+    """Every output and source listing longer than its limit, folded behind a one-line summary; every printed
+    output that is prose marked PROSE_CLASS (it wraps on phones too)."""
     return _TEXT_OUTPUT.sub(_fold_long_output, content)
 
 
