@@ -3,7 +3,8 @@
 mkdocs-jupyter embeds ~600 KB of notebook CSS in every page and has no option to turn that off: the CSS is
 collected here into one shared stylesheet, which only notebook pages link, without the rules for classes
 that no page has (JupyterLab's editor, toolbars and widgets: about 90% of it). Inline plots become image
-files (re-encoded when over ``IMAGE_BUDGET`` bytes) with alt text; the notebook copy widgets give way to
+files (re-encoded when over ``IMAGE_BUDGET`` bytes), each a <figure> with a numbered caption from its code cell's
+first comment line, which is its alt text too; the notebook copy widgets give way to
 Material's own code blocks and copy button; long outputs and source listings are folded; printed prose is
 marked ``nb-prose`` so that it wraps on phones too (extra.css).
 """
@@ -11,6 +12,7 @@ marked ``nb-prose`` so that it wraps on phones too (extra.css).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import posixpath
@@ -64,8 +66,6 @@ _CELL_TOOLBAR = re.compile(r'<div class="celltoolbar">\s*<div class="button_cont
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?jp-Mermaid.*?</script>\s*'
                       r"<!-- End of mermaid configuration -->", re.S)
-_HEADING_OR_IMAGE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>|<img\b[^>]*>", re.S)
-_NO_ALT = 'alt="No description has been provided for this image"'
 # nbconvert's heading anchors, made Material's: the same look as on the other pages, and left out of the
 # search index's titles (which would otherwise end in a pilcrow).
 _ANCHOR_LINK = re.compile(r'<a class="anchor-link" href="(#[^"]*)">\u00b6</a>')
@@ -129,22 +129,91 @@ def _text(fragment: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).replace("\u00b6", " ").split())
 
 
-def describe_figures(content: str) -> str:
-    """Figures without alt text get one: the nearest heading above them and their number on the page."""
-    heading, number = "", 0
+# ---------- Numbered captions: "Figure 7.2: ..." under every figure of a notebook page ----------
+# A figure's caption is written by a person beside the code that draws it: the first line of the figure's code cell,
+# when that line is a comment of one sentence ("# Training and validation loss and accuracy, with the cuts."). A
+# comment whose first line wraps on to the next ("# The filters (...). Each is drawn with its own") is not one; nor is
+# "#@save". A figure whose cell has no caption is captioned with its section's heading, and the build says which.
+_CAPTION_COMMENT = re.compile(r"#\s*([^\s#@!%].*[.?!])")
+_FIGURE_MIMES = ("image/png", "image/jpeg")  # the outputs nbconvert draws as an <img> (the pairing checks it)
+_HEADING_OR_FIGURE = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1>"
+                                r'|(<div class="jp-RenderedImage\b[^>]*>\s*)(<img\b[^>]*>)', re.S)
+FIGURE_CLASS = "nb-figure"
 
-    def describe(match):
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """An image output of a notebook: its cell's caption (None: it has none), its place among the cell's images."""
+
+    caption: str | None
+    cell: int  # the cell's index in the notebook
+    part: int = 1
+    parts: int = 1
+
+
+def figure_caption(source: str) -> str | None:
+    """The caption a code cell gives its figures: its first line, when that is a one-sentence comment."""
+    lines = source.strip().splitlines()
+    match = _CAPTION_COMMENT.fullmatch(lines[0].strip()) if lines else None
+    return " ".join(match.group(1).split()) if match else None
+
+
+def notebook_figures(path) -> list[Figure]:
+    """Every image output of the notebook, in order, with its cell's caption."""
+    import nbformat
+
+    figures = []
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "code":
+            continue
+        images = [output for output in cell.get("outputs", [])
+                  if any(mime in output.get("data", {}) for mime in _FIGURE_MIMES)]
+        caption = figure_caption(cell.source)
+        figures += [Figure(caption, index, part, len(images)) for part in range(1, len(images) + 1)]
+    return figures
+
+
+def page_figure_count(content: str) -> int:
+    """How many figures (image outputs) a notebook page shows."""
+    return sum(1 for match in _HEADING_OR_FIGURE.finditer(content) if match.group(4))
+
+
+def caption_figures(content: str, figures: list[Figure], prefix: str) -> tuple[str, list[str]]:
+    """Each figure of the page, paired in order with the notebook's image outputs, as a <figure> with a numbered
+    <figcaption> ("Figure {prefix}.{n}: caption") and the caption as its alt text.
+
+    Returns the page and the numbers of the figures captioned with their section's heading (their cell has no
+    caption). Raises ValueError, and captions nothing, when the page and the notebook count different figures.
+    """
+    shown = page_figure_count(content)
+    if shown != len(figures):
+        raise ValueError(f"the page shows {shown} figure(s) but the notebook has {len(figures)} image output(s), so "
+                         "captions cannot be paired with figures; is an image output drawn as something else than "
+                         "<img> (HTML, SVG), or an <img> not an output?")
+    heading, number, from_headings = "", 0, []
+
+    def caption(match):
         nonlocal heading, number
         if match.group(1):
             heading = _text(match.group(2))
             return match.group(0)
+        figure = figures[number]
         number += 1
-        if _NO_ALT not in match.group(0):
-            return match.group(0)
-        alt = f"{heading}: figure {number}" if heading else f"Figure {number}"
-        return match.group(0).replace(_NO_ALT, f'alt="{html.escape(alt)}"')
+        label = f"Figure {prefix}.{number}"
+        text = figure.caption
+        if text is None:
+            from_headings.append(f"{prefix}.{number} (cell {figure.cell})")
+            text = heading
+        if figure.parts > 1:  # one cell, several figures: the same caption, told apart
+            end = text[-1] if text[-1:] in (".", "?", "!") else ""
+            text = f"{text[:len(text) - len(end)]} ({figure.part} of {figure.parts}){end}".strip()
+        image = re.sub(r'\salt="[^"]*"', "", match.group(4), count=1)
+        image = image.replace("<img", f'<img alt="{html.escape(text or label)}"', 1)
+        words = f'<span class="{FIGURE_CLASS}-number">{label}{":" if text else ""}</span> {html.escape(text)}'
+        return (f'{match.group(3)}<figure class="{FIGURE_CLASS}">{image}'
+                f"<figcaption>{words.rstrip()}</figcaption></figure>")
 
-    return _HEADING_OR_IMAGE.sub(describe, content)
+    return _HEADING_OR_FIGURE.sub(caption, content), from_headings
 
 
 def _image_file(data: bytes, kind: str, label: str) -> tuple[bytes, str]:

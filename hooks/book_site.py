@@ -229,7 +229,7 @@ def chapter_header_html(chapter, config, results_dir=None) -> str:
 @event_priority(50)  # before mkdocs-glightbox wraps the images in links
 def on_page_content(html_content, page, config, files, **kwargs):
     """Images as files on every page; on notebook pages also shared CSS, code blocks, formulas as MathML,
-    folded outputs, described figures and a header."""
+    folded outputs, numbered figure captions and a header."""
     chapter = _notebook_chapter(page)
     if chapter is None:
         return book_html.images_to_files(html_content, page, posixpath.splitext(page.file.name)[0])
@@ -240,13 +240,35 @@ def on_page_content(html_content, page, config, files, **kwargs):
         _formula_errors.append((page.file.src_uri, tex, problem))
     content = book_html.fold_long_outputs(content)
     content = book_html.images_to_files(content, page, chapter.notebook.stem)
-    content = book_html.describe_figures(content)
+    content = caption_figures(content, page, chapter)
     header = chapter_header_html(chapter, config)
     end_of_title = content.find("</h1>")
     if end_of_title >= 0:
         content = content[:end_of_title + 5] + header + content[end_of_title + 5:]
     else:
         content = header + content
+    return content
+
+
+def figure_prefix(chapter) -> str:
+    """What a page's figure numbers start with: the chapter's number (7 in "Figure 7.2"), or the appendix's letter."""
+    return str(int(chapter.id)) if chapter.id.isdigit() else chapter.id
+
+
+def caption_figures(content: str, page, chapter) -> str:
+    """The page's figures, paired in order with its notebook's image outputs, with numbered captions from their cells.
+
+    Fails the build when the page and the notebook count different figures: a caption under the wrong figure is
+    worse than none. Figures whose cell has no caption comment (captioned with their section's heading) are logged.
+    """
+    try:
+        figures = book_html.notebook_figures(page.file.abs_src_path)
+        content, from_headings = book_html.caption_figures(content, figures, figure_prefix(chapter))
+    except ValueError as error:
+        raise PluginError(f"{page.file.src_uri}: {error}") from error
+    if from_headings:
+        log.info(f"{page.file.src_uri}: figure(s) {', '.join(from_headings)} captioned with their section's heading: "
+                 "their cell does not start with a one-sentence comment saying what it draws")
     return content
 
 
