@@ -213,8 +213,8 @@ def mode_gap_text(rows: list[dict]) -> str:
         f"{100 * row['gap']:.1f} points" for row in rows)
 
 
-def _improved(value: float, best: float | None, min_delta: float, mode: str) -> bool:
-    """Keras' test for a new best: beyond the old best by more than ``min_delta``."""
+def is_improvement(value: float, best: float | None, min_delta: float, mode: str) -> bool:
+    """Keras' test for a new best: beyond the old best by more than ``min_delta`` (Chapter 7)."""
     if best is None:
         return True
     return value < best - min_delta if mode == "min" else value > best + min_delta
@@ -231,7 +231,7 @@ def replay_plateau(values, initial_lr: float, factor: float, patience: int, min_
     rows, best, wait, rate = [], None, 0, initial_lr
     for epoch, value in enumerate(values, start=1):
         row = {"epoch": epoch, "value": value, "learning_rate": rate}
-        if _improved(value, best, min_delta, mode):
+        if is_improvement(value, best, min_delta, mode):
             best, wait = value, 0
         else:
             wait += 1
@@ -254,7 +254,7 @@ def replay_early_stopping(values, patience: int, min_delta: float = 0.0, mode: s
     best, best_epoch, wait = None, None, 0
     for epoch, value in enumerate(values, start=1):
         wait += 1
-        if _improved(value, best, min_delta, mode):
+        if is_improvement(value, best, min_delta, mode):
             best, best_epoch, wait = value, epoch, 0
             continue
         if wait >= patience and epoch > 1:

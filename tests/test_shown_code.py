@@ -1,7 +1,7 @@
 """The code on the page is the code that trained.
 
 Notebook cells whose first line is ``#@save`` define functions that live, verbatim, in
-``cifar_lessons.models`` or ``cifar_lessons.training`` (d2l's one-source convention). These tests
+``cifar_lessons.models``, ``training``, ``analysis`` or ``ladder`` (d2l's one-source convention). These tests
 prove that a shown function and the package's are the same code, that everything ``train()`` runs
 to build, compile and fit a model is shown in some chapter, that ``train()`` really runs those
 functions and passes ``fit_model`` the callbacks the chapters show, that the shown code, executed,
@@ -20,13 +20,13 @@ import nbformat
 import numpy as np
 import pytest
 
-from cifar_lessons import analysis, models, training
+from cifar_lessons import analysis, ladder, models, training
 from cifar_lessons.book import run_dir_for
 from cifar_lessons.chapters import PAGES, step_chapters
 from cifar_lessons.results import MODEL_FILE, load_record
 
 SAVE_MARK = "#@save"
-PACKAGE_MODULES = {"models": models, "training": training, "analysis": analysis}
+PACKAGE_MODULES = {"models": models, "training": training, "analysis": analysis, "ladder": ladder}
 
 
 def shown_functions() -> dict[str, tuple[str, ast.FunctionDef]]:
@@ -82,8 +82,8 @@ def test_chapters_show_code():
 @pytest.mark.parametrize("name", sorted(SHOWN))
 def test_shown_function_is_the_package_function(name):
     chapter_id, shown = SHOWN[name]
-    assert name in PACKAGE, (f"chapter {chapter_id} shows {name} in a #@save cell, but neither "
-                             "cifar_lessons.models nor cifar_lessons.training defines it")
+    assert name in PACKAGE, (f"chapter {chapter_id} shows {name} in a #@save cell, but none of the modules "
+                             f"{', '.join(sorted(PACKAGE_MODULES))} defines it")
     module_name, packaged = PACKAGE[name]
     assert ast.dump(shown) == ast.dump(packaged), (
         f"chapter {chapter_id}'s {name} differs from cifar_lessons.{module_name}.{name}: copy the one into the "
