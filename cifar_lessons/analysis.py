@@ -8,32 +8,8 @@ float32 or float64, because NumPy and matplotlib do not handle bfloat16 properly
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-
-
-def studied_run(chapter_id: str, quick: bool = False, results_dir: Path | None = None, data=None):
-    """The run a chapter studies: its recorded run if one matches its config, else a fresh one (Chapter 9).
-
-    Beyond ``run_chapter``'s line about the recorded run it says how many epochs it trained, which
-    epoch's weights it kept and its test accuracy (the chapter that trained it shows its curves).
-    """
-    from .book import chapter_status, run_chapter, run_dir_for
-    from .chapters import REPO_ROOT, get_chapter
-    from .training import load_run
-
-    chapter = get_chapter(chapter_id)
-    if quick or chapter_status(chapter, results_dir)["status"] != "ok":
-        return run_chapter(chapter.id, quick=quick, results_dir=results_dir, data=data)
-    run_dir = run_dir_for(chapter, results_dir)
-    run = load_run(run_dir)
-    record = run.record
-    shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir.name
-    print(f"Chapter {chapter.id}: the recorded run in {shown} (config {record['config_hash']}, trained "
-          f"{record['created']}): {record['epochs_run']} epochs, weights of epoch {record['best_epoch']} kept "
-          f"if the run restored its best ones, test accuracy {record['test_accuracy']:.2%}.")
-    return run
 
 
 def activations(model, images: np.ndarray, layer_name: str, batch_size: int = 250) -> np.ndarray:

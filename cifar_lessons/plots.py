@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
+from .results import learning_rate_drops
 
 style.use()
 
@@ -69,8 +70,6 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
     Learning-rate drops (Chapter 7) are marked by dashed vertical lines, before the first epoch
     trained at the lower rate; ``kept_epoch`` (Chapter 8) is marked by a star on the validation curves.
     """
-    from .ladder import learning_rate_drops
-
     drops = learning_rate_drops(history) if mark_drops and history.get("learning_rate") else []
     fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.2), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):

@@ -216,6 +216,16 @@ def best_epoch(history: dict) -> int:
     return min(range(len(losses)), key=losses.__getitem__) + 1
 
 
+def learning_rate_drops(history: dict) -> list[int]:
+    """Epochs trained at a lower learning rate than the epoch before them (Chapter 7).
+
+    The history logs, per epoch, the rate that epoch trained with, so a drop decided by
+    ReduceLROnPlateau at the end of epoch ``e`` shows up at epoch ``e + 1``.
+    """
+    rates, epochs = history["learning_rate"], history["epoch"]
+    return [epochs[i] for i in range(1, len(rates)) if rates[i] < rates[i - 1] * (1 - 1e-6)]
+
+
 def run_record(*, chapter: str, config, history: dict, identity: dict, precision: str, data_source: dict,
                sizes: dict, scores: dict, images_per_epoch: int) -> dict:
     """The keys every run record has, whichever training path made it (Chapters 1 and 11).
@@ -288,8 +298,8 @@ def library_versions() -> dict:
 def package_sha256() -> str:
     """Short hash of the package's Python source (Chapter 1)."""
     digest = hashlib.sha256()
-    for source in sorted(PACKAGE_DIR.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
+    for source in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(source.relative_to(PACKAGE_DIR).as_posix().encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
 

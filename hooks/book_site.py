@@ -27,7 +27,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.utils import get_relative_url
 
-from cifar_lessons.chapters import APPENDICES, CHAPTERS, PAGES
+from cifar_lessons.book.chapters import APPENDICES, CHAPTERS, PAGES
 
 log = logging.getLogger("mkdocs.hooks.cifar_lessons")
 
@@ -40,7 +40,7 @@ _formula_errors: list = []
 
 def chapters_table_markdown(results_dir=None) -> str:
     """Home-page list: each chapter with its technique and recorded test accuracy (site)."""
-    from cifar_lessons.report import comparison_rows
+    from cifar_lessons.book.report import comparison_rows
 
     accuracy = {row["id"]: row["test_accuracy"] for row in comparison_rows(results_dir)}
     lines = ["| Chapter | Technique | Test accuracy |", "|---|---|---:|"]
@@ -60,8 +60,8 @@ def results_chart_markdown(results_dir=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    from cifar_lessons.charts import chapter_accuracies
-    from cifar_lessons.report import comparison_rows
+    from cifar_lessons.book.charts import chapter_accuracies
+    from cifar_lessons.book.report import comparison_rows
 
     rows = [row for row in comparison_rows(results_dir) if row["values"]]
     if not rows:
@@ -89,7 +89,7 @@ def race_chart_markdown(results_dir=None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    from cifar_lessons import race
+    from cifar_lessons.going_further import race
 
     if not race.race_path(results_dir).is_file():
         return "*No race recorded yet (results/11/race.json).*"
@@ -156,7 +156,7 @@ def _machine(record: dict) -> str:
 
 def _comparison_facts(rows: list[dict]) -> list[tuple[str, str]]:
     """The header of a page that compares every training chapter: what it compares, not one model's numbers."""
-    from cifar_lessons.chapters import step_chapters
+    from cifar_lessons.book.chapters import step_chapters
 
     step_ids = {chapter.id for chapter in step_chapters()}
     steps = [int(row["id"]) for row in rows if row["id"] in step_ids]
@@ -176,8 +176,8 @@ def _comparison_facts(rows: list[dict]) -> list[tuple[str, str]]:
 
 def chapter_header_html(chapter, config, results_dir=None) -> str:
     """The facts and links that open a chapter page, from the run records (site)."""
-    from cifar_lessons.report import comparison_rows
-    from cifar_lessons.seeds import gain_text, mean_sd
+    from cifar_lessons.book.report import comparison_rows
+    from cifar_lessons.book.seeds import gain_text, mean_sd
 
     rows = {row["id"]: row for row in comparison_rows(results_dir)}
     compares = chapter.slug in COMPARES_EVERY_CHAPTER  # one model's numbers would mislead there
@@ -332,8 +332,8 @@ def strip_downloadable_notebooks(site: Path) -> None:
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     """Replace the markers with tables and charts generated from the run records."""
-    from cifar_lessons.reference import reference_markdown
-    from cifar_lessons.report import accuracy_table_markdown, benchmark_markdown
+    from cifar_lessons.book.reference import reference_markdown
+    from cifar_lessons.book.report import accuracy_table_markdown, benchmark_markdown
 
     replacements = {
         "<!-- chapters-table -->": chapters_table_markdown,

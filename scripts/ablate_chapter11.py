@@ -12,8 +12,8 @@ study resumes where it stopped.
 import argparse
 import dataclasses
 
-from cifar_lessons import ablations
 from cifar_lessons.data import load_cifar10
+from cifar_lessons.going_further import ablations
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--seeds", type=int, nargs="+", default=[0])

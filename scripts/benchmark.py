@@ -5,7 +5,7 @@ interleaved rounds so a slow spell of the host hits every case alike, with Tenso
 fixed to the number of cores. Each measurement records wall-clock and process CPU seconds: if the CPU
 seconds per image differ between two cases but their wall rates agree, something outside the process
 caps it; if both agree, the cases simply do the same work. The arithmetic per image comes from
-:mod:`cifar_lessons.flops`, so the table shows how close each case gets to the CPU's float32 peak.
+:mod:`cifar_lessons.going_further.flops`, so the table shows how close each case gets to the CPU's float32 peak.
 
 Writes results/benchmark.json (hardware, CPU flags, library versions), which the README and the
 site's results page render. Run it on an otherwise idle machine (about 10 minutes on 2 cores):
@@ -28,8 +28,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cifar_lessons import fast, flops, models, training  # noqa: E402
-from cifar_lessons.chapters import get_chapter  # noqa: E402
+from cifar_lessons import models, training  # noqa: E402
+from cifar_lessons.book.chapters import get_chapter  # noqa: E402
+from cifar_lessons.going_further import fast, flops  # noqa: E402
 from cifar_lessons.results import (  # noqa: E402
     cpuinfo_field,
     default_results_dir,

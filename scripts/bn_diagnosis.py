@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from cifar_lessons import results
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons.book.chapters import get_chapter
 from cifar_lessons.data import load_cifar10
 from cifar_lessons.models import build_model
 from cifar_lessons.training import prepare_data

@@ -9,8 +9,9 @@ is given more time. Records go to results/11/budget/epochsE/seedS/ (model files 
 
 import argparse
 
-from cifar_lessons import ablations, budget
+from cifar_lessons.book import budget
 from cifar_lessons.data import load_cifar10
+from cifar_lessons.going_further import ablations
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, nargs="+", default=[20])

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from cifar_lessons import analysis, results
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons.book.chapters import get_chapter
 from cifar_lessons.data import load_cifar10
 from cifar_lessons.training import load_run, prepare_data
 

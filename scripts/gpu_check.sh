@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from cifar_lessons import results
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons.book.chapters import get_chapter
 
 root, rows = Path(sys.argv[1]), []
 for chapter_id in ("08", "11"):

@@ -16,8 +16,9 @@ against the copy.
 import argparse
 import dataclasses
 
-from cifar_lessons import ablations, recompress
+from cifar_lessons.book import recompress
 from cifar_lessons.data import load_cifar10
+from cifar_lessons.going_further import ablations
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--qualities", type=int, nargs="+", default=[50, 30])

@@ -5,7 +5,7 @@ Each layer of the network is timed on its own: a forward pass in training mode a
 chapter's precision. The table groups the layers by kind (convolutions, batch norm, GELU, pooling,
 the whitening stem) and puts the sum next to the time of one real training step of the whole model
 (which adds the optimizer update, the augmentation and the framework's overhead). Convolutions also
-get their achieved GFLOP/s from :mod:`cifar_lessons.flops`.
+get their achieved GFLOP/s from :mod:`cifar_lessons.going_further.flops`.
 
 Writes results/profile_11.json, which the README renders. Run it on an otherwise idle machine
 (about 2 minutes):
@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from cifar_lessons import fast, flops  # noqa: E402
-from cifar_lessons.chapters import get_chapter  # noqa: E402
+from cifar_lessons.book.chapters import get_chapter  # noqa: E402
+from cifar_lessons.going_further import fast, flops  # noqa: E402
 from cifar_lessons.results import default_results_dir, hardware_info, library_versions, write_json_atomic  # noqa: E402
 
 REPEATS = 5

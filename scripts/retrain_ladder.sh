@@ -6,7 +6,7 @@
 # sets chapter 5's batch_norm_momentum, so that later edits to the main checkout cannot change a run:
 #
 #   git worktree add ../ladder -b ladder-runs && cd ../ladder
-#   # switch the recipe in cifar_lessons/chapters.py, where chapters 6-8 inherit it:
+#   # switch the recipe in cifar_lessons/book/chapters.py, where chapters 6-8 inherit it:
 #   #   _BATCH_NORM = dataclasses.replace(_AUGMENTED, batch_norm=True, batch_norm_momentum=0.9)
 #   # then `cifar-lessons identities`, commit both, and start:
 #   nohup bash scripts/retrain_ladder.sh > ladder.log 2>&1 &
@@ -28,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 export CIFAR_LESSONS_DATA="${CIFAR_LESSONS_DATA:-$(cd .. && pwd)/shared/data/cifar10-jpeg.tar.gz}"
 
-if ! python -c 'import sys; from cifar_lessons.chapters import get_chapter
+if ! python -c 'import sys; from cifar_lessons.book.chapters import get_chapter
 sys.exit(get_chapter("05").config.batch_norm_momentum == 0.99)'; then
   echo "error: chapter 5 still uses Keras' default batch-norm momentum (0.99); switch the recipe first" >&2
   exit 1
@@ -74,7 +74,7 @@ for chapter in 05 06 07 08; do
   done
 done
 for seed in 0 1 2; do
-  if python -c "import sys; from cifar_lessons.book import control_status; from cifar_lessons.chapters import get_chapter
+  if python -c "import sys; from cifar_lessons.book.runs import control_status; from cifar_lessons.book.chapters import get_chapter
 sys.exit(control_status(get_chapter('08'), $seed)['status'] != 'ok')"; then continue; fi  # recorded: skip
   cifar-lessons train 08 --control --seed "$seed"
   commit "results/08/control/seed$seed" "Run: chapter 8's control (chapter 7's recipe to 50 epochs, no early stopping), seed $seed"

@@ -11,7 +11,8 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cifar_lessons import analysis, charts, plots  # noqa: E402
+from cifar_lessons import analysis, plots  # noqa: E402
+from cifar_lessons.book import charts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +228,9 @@ def test_analysis_plots_draw(mixed_precision_model, images):
 # Chapter 10's report sentences, checked against the committed run records.
 
 def test_effect_sentences_quote_the_records():
-    from cifar_lessons.book import run_dir_for
-    from cifar_lessons.chapters import training_chapters
-    from cifar_lessons.conclusion import effect_sentence, technique_effects
+    from cifar_lessons.book.chapters import training_chapters
+    from cifar_lessons.book.conclusion import effect_sentence, technique_effects
+    from cifar_lessons.book.runs import run_dir_for
     from cifar_lessons.results import load_record
 
     effects = technique_effects()
@@ -267,7 +268,7 @@ def test_effect_sentences_quote_the_records():
 
 
 def test_kept_epoch_follows_the_stopping_rule():
-    from cifar_lessons.ladder import kept_epoch
+    from cifar_lessons.book.ladder import kept_epoch
 
     record = {"best_epoch": 4, "epochs_run": 9, "config": {"early_stopping": True}}
     assert kept_epoch(record) == 4
@@ -275,7 +276,7 @@ def test_kept_epoch_follows_the_stopping_rule():
 
 
 def test_going_further_sentence_with_and_without_the_chapter(monkeypatch, tmp_path):
-    from cifar_lessons import chapters, conclusion
+    from cifar_lessons.book import chapters, conclusion
 
     monkeypatch.setattr(chapters, "CHAPTERS", tuple(c for c in chapters.CHAPTERS if c.slug != "going_further"))
     assert conclusion.going_further_sentence(tmp_path) == ""

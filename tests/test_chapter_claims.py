@@ -16,10 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from cifar_lessons import ladder, report, results
-from cifar_lessons.book import recorded_history
-from cifar_lessons.chapters import get_chapter
-from cifar_lessons.sweep import sweep_path
+from cifar_lessons import results
+from cifar_lessons.book import ladder, report
+from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.book.runs import recorded_history
+from cifar_lessons.book.sweep import sweep_path
 
 
 def _history(chapter_id):
@@ -56,7 +57,7 @@ def test_early_stopping_replay_stops_after_patience_and_keeps_the_best():
 
 def test_learning_rate_drops_name_the_first_epoch_at_the_lower_rate():
     history = {"epoch": [1, 2, 3, 4], "learning_rate": [1e-3, 1e-3, 5e-4, 5e-4]}
-    assert ladder.learning_rate_drops(history) == [3]
+    assert results.learning_rate_drops(history) == [3]
 
 
 # The replays reproduce what Keras did in the recorded runs.
@@ -96,7 +97,7 @@ def test_chapter_5_scores_lower_on_its_training_images_in_inference_mode_than_it
 
 def test_the_sweep_record_is_complete_and_pairs_every_rate():
     path = sweep_path()
-    assert path.is_file(), f"{path} is missing: run `python -m cifar_lessons.sweep`"
+    assert path.is_file(), f"{path} is missing: run `python -m cifar_lessons.book.sweep`"
     sweep = ladder.load_lr_sweep()
     pairs = {(run["learning_rate"], run["batch_norm"]) for run in sweep["runs"]}
     assert pairs == {(rate, bn) for rate in sweep["learning_rates"] for bn in (False, True)}
@@ -141,7 +142,7 @@ def test_chapter_6_dropout_lowers_both_curves_and_narrows_the_logged_gap_slightl
 
 def test_chapter_6_convolutions_hold_more_weights_than_the_dense_layers():
     """Chapter 6 says the dense layer is not where most of the weights are."""
-    from cifar_lessons.book import run_dir_for
+    from cifar_lessons.book.runs import run_dir_for
     from cifar_lessons.training import load_run
 
     model = load_run(run_dir_for(get_chapter("06"))).model
@@ -183,7 +184,7 @@ def test_chapter_8_gain_comes_mostly_from_the_ceiling_and_the_kept_epoch_is_not_
 def test_chapter_8_patience_equal_to_the_schedulers_would_stop_before_the_first_cut():
     history, config = _history("08"), get_chapter("08").config
     replay = ladder.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
-    assert replay["stopped_after"] < ladder.learning_rate_drops(history)[0]
+    assert replay["stopped_after"] < results.learning_rate_drops(history)[0]
 
 
 # The settings the prose names must be the registry's (and Keras' and the package's): a changed recipe fails here.
@@ -284,9 +285,9 @@ def _chapter_11_recipe():
 
     from keras import layers
 
+    from cifar_lessons.book.identities import SEEDS
     from cifar_lessons.data import CLASS_NAMES
-    from cifar_lessons.identities import SEEDS
-    from cifar_lessons.race import ACCURACY_GOAL as goal  # the goal both pages name
+    from cifar_lessons.going_further.race import ACCURACY_GOAL as goal  # the goal both pages name
 
     c11, net, target, channels = get_chapter("11").config, _fast_net(), _race().target, _sample_images().shape[-1]
     depth_8 = sum(isinstance(layer, (layers.Conv2D, layers.Dense)) for layer in _network_8().layers)
@@ -351,7 +352,7 @@ def _chapter_11_arithmetic():
 
 def _chapter_11_result():
     """Against chapter 8 and against airbench94, as the comparison cell prints them, and the summary."""
-    from cifar_lessons.race import ACCURACY_GOAL as goal
+    from cifar_lessons.going_further.race import ACCURACY_GOAL as goal
 
     race, ref = _race(), _reference()
     target, ratios, fastest_ratio, mean_11 = race.target, race.ratios, race.fastest_ratio, race.mean_11
@@ -434,8 +435,8 @@ def _appendix_race():
 
 def _appendix_ablations():
     """The ablations: the variants every run scores, and the screen's removals, seeds and epochs."""
-    from cifar_lessons import ablations
-    from cifar_lessons.identities import SEEDS
+    from cifar_lessons.book.identities import SEEDS
+    from cifar_lessons.going_further import ablations
 
     c11 = get_chapter("11").config
     variants = len(_race().seeds[c11.seed]["variants"]) - 1  # the saved model's own scores are not a variant
@@ -452,8 +453,8 @@ def _appendix_ablations():
 
 def _appendix_screen_reading():
     """Reading the screen, as the notebook's cell reads it: each change against the band of the seeds."""
-    from cifar_lessons import ablations, fast_tta
-    from cifar_lessons.identities import SEEDS
+    from cifar_lessons.book.identities import SEEDS
+    from cifar_lessons.going_further import ablations, fast_tta
 
     c11, screen, seeds = get_chapter("11").config, _ablation_screen(), _race().seeds
     band, rows = screen.band, screen.rows
@@ -498,7 +499,7 @@ def _appendix_copy_and_ladder():
     """What the copy costs: the details left out, and the JPEG ladder, read as its cell prints it."""
     import numpy as np
 
-    from cifar_lessons import ablations
+    from cifar_lessons.going_further import ablations
 
     c11, official, band, jpeg = get_chapter("11").config, _official_images(), _ablation_screen().band, _jpeg_ladder()
     screen_rungs, full_rungs = jpeg.screen_rungs, jpeg.full_rungs
@@ -533,9 +534,9 @@ def _appendix_copy_and_ladder():
 
 def _appendix_reference():
     """airbench94 itself on the copy, read as the reference cell prints it, and the summary's word on it."""
-    from cifar_lessons import reference
-    from cifar_lessons.identities import SEEDS
-    from cifar_lessons.race import ACCURACY_GOAL as goal
+    from cifar_lessons.book import reference
+    from cifar_lessons.book.identities import SEEDS
+    from cifar_lessons.going_further.race import ACCURACY_GOAL as goal
 
     ref, mean_11, copy_cost = _reference(), _race().mean_11, _jpeg_ladder().copy_cost
     official_ref, copy_cost_ref, by_split = ref.official_ref, ref.copy_cost_ref, ref.by_split
@@ -580,8 +581,8 @@ def _appendix_budget():
     """More time: the budget runs, seed 0 of the recipe at each number of epochs, as the budget cell prints them."""
     from collections import Counter
 
-    from cifar_lessons import budget
-    from cifar_lessons.race import ACCURACY_GOAL as goal
+    from cifar_lessons.book import budget
+    from cifar_lessons.going_further.race import ACCURACY_GOAL as goal
 
     c11, race = get_chapter("11").config, _race()
     budget_rows = budget.budget_table()
@@ -647,7 +648,7 @@ def _fast_net():
 
     from keras import layers
 
-    from cifar_lessons import fast, fast_tta
+    from cifar_lessons.going_further import fast, fast_tta
 
     c11 = get_chapter("11").config
     net = fast.build_fast_net(c11, _sample_images())
@@ -687,11 +688,11 @@ def _race():
     """Chapter 11's committed race against chapter 8 and its seed runs; chapter 8's seeds to the race's target."""
     import numpy as np
 
-    from cifar_lessons import fast
-    from cifar_lessons.book import run_dir_for_seed
-    from cifar_lessons.race import race_summary
+    from cifar_lessons.book.runs import run_dir_for_seed
+    from cifar_lessons.book.seeds import fast_seed_records
+    from cifar_lessons.going_further.race import race_summary
 
-    root, race, seeds = results.default_results_dir(), race_summary(), fast.seed_runs()
+    root, race, seeds = results.default_results_dir(), race_summary(), fast_seed_records()
     target, mean_11 = race["target"], float(np.mean([record["test_accuracy"] for record in seeds.values()]))
     partner, partner_start, partner_end = _run_window(race["baseline_run"])
     first_epochs = {results.load_record(folder)["seed"]: ladder.epochs_to(
@@ -716,8 +717,8 @@ def _race():
 @functools.cache
 def _reference():
     """airbench94 itself on the copy (results/11/reference), read as the reference cell prints it."""
-    from cifar_lessons import reference
-    from cifar_lessons.identities import SEEDS
+    from cifar_lessons.book import reference
+    from cifar_lessons.book.identities import SEEDS
 
     ref_rows, official_ref = reference.reference_table(), reference.REFERENCE_ACCURACY
     full_runs = [row for row in ref_rows if row["variant"] == "full"]
@@ -743,7 +744,7 @@ def _reference():
 @functools.cache
 def _ablation_screen():
     """The ablation screen's table, the band of the seeds, and each change against it."""
-    from cifar_lessons import ablations
+    from cifar_lessons.going_further import ablations
 
     screen_table = ablations.ablation_table()
     screen_band = ablations.ablation_band(screen_table, _race().seeds)
@@ -755,7 +756,7 @@ def _ablation_screen():
 @functools.cache
 def _jpeg_ladder():
     """The JPEG ladder, read as its cell prints it: each rung against the copy itself, same seed and budget."""
-    from cifar_lessons import recompress
+    from cifar_lessons.book import recompress
 
     def rung_costs(budget):  # quality: (validation change, test change, PSNR against the copy), seed 0
         return {row["quality"]: (row["val_change"], row["test_change"], row["psnr_vs_copy_db"])
@@ -846,7 +847,7 @@ def test_calibration_prose_follows_its_record():
 
 @functools.cache
 def _run_8():
-    from cifar_lessons.book import run_dir_for
+    from cifar_lessons.book.runs import run_dir_for
     from cifar_lessons.training import load_run
 
     return load_run(run_dir_for(get_chapter("08")))
@@ -1098,8 +1099,8 @@ def test_chapter_9_prose_quotes_what_chapter_8s_model_measures(section, chapter_
 
 def test_what_the_copy_costs_is_said_from_the_reference_runs_wherever_the_data_is_introduced():
     """README, chapter 1 and the home page give airbench94's numbers on the copy and on the official data."""
-    from cifar_lessons import reference
-    from cifar_lessons.chapters import REPO_ROOT
+    from cifar_lessons.book import reference
+    from cifar_lessons.book.chapters import REPO_ROOT
 
     rows = reference.reference_table()
     copy = reference.reference_means(rows)["full", "bfloat16 autocast"]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cifar_lessons import cli, results
-from cifar_lessons.cli import main
+from cifar_lessons import results
+from cifar_lessons.book import cli
+from cifar_lessons.book.cli import main
 
 
 def run_cli(*args, env=None, timeout=600):
@@ -176,8 +177,8 @@ def test_an_empty_results_option_is_refused(capsys):
 def test_control_run_trains_the_previous_recipe_to_the_ceiling_without_the_rule(tmp_path, real_data):
     """`train 08 --control --quick` runs chapter 7's recipe with chapter 8's ceiling and no EarlyStopping."""
     from cifar_lessons import results
-    from cifar_lessons.chapters import get_chapter
-    from cifar_lessons.cli import main
+    from cifar_lessons.book.chapters import get_chapter
+    from cifar_lessons.book.cli import main
 
     assert main(["--results", str(tmp_path), "train", "08", "--control", "--quick", "--seed", "1"]) == 0
     record = results.load_record(tmp_path / "quick" / "08-control" / "seed1")
@@ -191,7 +192,7 @@ def test_control_run_trains_the_previous_recipe_to_the_ceiling_without_the_rule(
 
 
 def test_control_run_of_a_chapter_without_early_stopping_is_refused(tmp_path, capsys):
-    from cifar_lessons.cli import main
+    from cifar_lessons.book.cli import main
 
     assert main(["--results", str(tmp_path), "train", "07", "--control"]) == 2
     assert "adds no early stopping" in capsys.readouterr().err
@@ -231,7 +232,7 @@ def test_a_signal_inside_an_exec_still_gives_the_shells_status(tmp_path):
     # shell expects 143. This reproduces it without TensorFlow and at no particular moment.
     (tmp_path / "signalled.py").write_text(
         "import os, signal\n"
-        "from cifar_lessons import cli\n"
+        "from cifar_lessons.book import cli\n"
         "def busy(args):\n"
         "    exec('os.kill(os.getpid(), signal.SIGTERM)\\nfor _ in range(10**8): pass')\n"
         "cli.HANDLERS['list'] = busy\n"
@@ -284,7 +285,7 @@ def test_data_reports_duplicates_and_clear_cache_empties_the_cache(tmp_path, cap
 def test_a_chapter_on_other_data_shows_the_books_run_and_trains_nothing(tmp_path, capsys, real_data):
     import dataclasses
 
-    from cifar_lessons.book import run_chapter
+    from cifar_lessons.book.runs import run_chapter
     from cifar_lessons.data import fingerprint_arrays
 
     folder = committed_run_copy(tmp_path)

@@ -659,7 +659,7 @@ def test_shared_offline_copy(shared_copy):
 
 def test_jpeg_reencoding_keeps_labels_and_names_its_images():
     """The JPEG ladder's copies: same labels and shapes, images that changed, a source that says how."""
-    from cifar_lessons import recompress
+    from cifar_lessons.book import recompress
     from cifar_lessons.data import Dataset, fingerprint_arrays
 
     x_train, y_train, x_test, y_test = synthetic_arrays()

@@ -14,7 +14,7 @@ import re
 import nbformat
 import pytest
 
-from cifar_lessons.chapters import PAGES, get_chapter
+from cifar_lessons.book.chapters import PAGES, get_chapter
 
 SOLUTION = re.compile(r"^(\d+)\. \*\*.*?<summary>Solution</summary>(.*?)</details>", re.S | re.M)
 CODE = re.compile(r"```python\n(.*?)```", re.S)
@@ -48,7 +48,7 @@ def test_solutions_are_found():
 def test_chapter_5_precise_batch_norm_solution_runs_on_a_quick_run(real_data, tmp_path):
     from keras import layers
 
-    from cifar_lessons.book import run_chapter
+    from cifar_lessons.book.runs import run_chapter
     from cifar_lessons.training import prepare_data
 
     chapter = get_chapter("05")
@@ -60,7 +60,7 @@ def test_chapter_5_precise_batch_norm_solution_runs_on_a_quick_run(real_data, tm
 
 
 def test_chapter_10_solutions_read_the_records():
-    from cifar_lessons import report
+    from cifar_lessons.book import report
 
     printed = run_solution(solutions("10")[2], {})
     rows = [row for row in report.comparison_rows() if row["p_value"] is not None]
@@ -75,7 +75,7 @@ def test_chapter_10_solutions_read_the_records():
 # minutes; they are otherwise executed exactly as written.
 QUICK_SOLUTIONS = '''\
 import dataclasses as _dataclasses
-import cifar_lessons.chapters as _chapters
+import cifar_lessons.book.chapters as _chapters
 import cifar_lessons.training as _training
 
 def _quick(config):
@@ -91,7 +91,7 @@ _training.train = lambda config, *args, **kwargs: _train(_quick(config), *args, 
 if "chapter" in globals():
     chapter = get_chapter(chapter.id)
 try:
-    import cifar_lessons.fast as _fast
+    import cifar_lessons.going_further.fast as _fast
     _train_fast = _fast.train_fast
     _fast.train_fast = lambda config, *args, **kwargs: _train_fast(_quick(config), *args, **kwargs)
 except ImportError:
@@ -117,8 +117,8 @@ def test_every_solution_runs_in_quick_mode(page, real_data, tmp_path):
     committed results readable through ../results; what the solutions write stays in a temporary folder."""
     from nbformat.v4 import new_code_cell
 
-    from cifar_lessons.chapters import REPO_ROOT
-    from cifar_lessons.notebooks import execute_notebook
+    from cifar_lessons.book.chapters import REPO_ROOT
+    from cifar_lessons.book.notebooks import execute_notebook
 
     found = {number: code for number, code in solutions(page).items() if (page, number) not in NEEDS_OFFICIAL_DATA}
     if not found:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from cifar_lessons import results
-from cifar_lessons.fast_config import FastConfig
+from cifar_lessons.going_further.fast_config import FastConfig
 
 
 def test_whitening_kernel_decorrelates_patches():
     """The filters turn correlated 2x2 patches into outputs with identity covariance."""
-    from cifar_lessons import fast
+    from cifar_lessons.going_further import fast
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(400, 32, 32, 1))
@@ -32,7 +32,7 @@ def test_whitening_kernel_decorrelates_patches():
 
 def test_mirror_and_shift_views_are_exact():
     """The stock-layer mirror and one-pixel shifts used for test-time augmentation move pixels exactly."""
-    from cifar_lessons import fast_tta
+    from cifar_lessons.going_further import fast_tta
 
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     mirrored = np.asarray(fast_tta._flip_layer()(images))
@@ -43,7 +43,7 @@ def test_mirror_and_shift_views_are_exact():
 
 
 def test_time_to_accuracy_sums_epochs_until_target():
-    from cifar_lessons import race
+    from cifar_lessons.going_further import race
 
     history = {"epoch_time_s": [10.0, 20.0, 30.0], "val_accuracy": [0.5, 0.86, 0.9]}
     assert race.time_to_accuracy(history, 0.85) == 30.0
@@ -68,7 +68,7 @@ def _fake_record(path, seed, run_time, cpu_time, accuracy):
 
 
 def test_race_summary_recomputes_the_ratio_from_files(tmp_path):
-    from cifar_lessons import race
+    from cifar_lessons.going_further import race
 
     baseline = tmp_path / "08" / "seed2"
     _fake_record(baseline, 2, 999.0, 999.0, 0.86)
@@ -96,7 +96,7 @@ def test_quick_config_is_small_and_keeps_the_recipe():
 
 
 def test_ablation_removes_one_technique_each():
-    from cifar_lessons import ablations
+    from cifar_lessons.going_further import ablations
 
     base = FastConfig()
     removals = ablations.ablation_configs(base)
@@ -114,7 +114,7 @@ def test_ablation_removes_one_technique_each():
 
 def test_reflect_shifts_match_numpy_reflect_padding():
     """airbench's test-time shifts: pad one pixel by reflection, crop at a corner; the stock layers agree."""
-    from cifar_lessons import fast_tta
+    from cifar_lessons.going_further import fast_tta
 
     images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3)).astype("float32")
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
@@ -129,7 +129,7 @@ def test_airbench_tta_weights_its_six_views_as_airbench_does():
     import keras
     from keras import layers
 
-    from cifar_lessons import fast_tta
+    from cifar_lessons.going_further import fast_tta
 
     inputs = keras.Input((32, 32, 3))
     logits = layers.Dense(10, name="logits")(layers.Flatten()(layers.AveragePooling2D(4)(inputs)))
@@ -151,7 +151,7 @@ def test_airbench_tta_weights_its_six_views_as_airbench_does():
 
 def test_identity_init_passes_the_input_through():
     """A block convolution with dirac init copies channel i to output i (the rest keep their random start)."""
-    from cifar_lessons import fast
+    from cifar_lessons.going_further import fast
 
     kernel = np.random.default_rng(4).normal(size=(3, 3, 4, 6)).astype("float32")
     identity = fast.identity_kernel(kernel)
@@ -163,7 +163,7 @@ def test_identity_init_passes_the_input_through():
 
 def test_alternating_flips_show_every_image_both_ways_in_two_epochs():
     """Epoch by epoch each image switches orientation; batches depend only on the seed and the step."""
-    from cifar_lessons import fast
+    from cifar_lessons.going_further import fast
 
     count = 40
     images = np.zeros((count, 32, 32, 3), np.uint8)
@@ -215,7 +215,7 @@ def _ablation_record(path, config, val_accuracy, test_accuracy, variants=None, q
 
 
 def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path):
-    from cifar_lessons import ablations, fast_tta
+    from cifar_lessons.going_further import ablations, fast_tta
 
     configs = ablations.ablation_configs()
     full, warmup = configs[ablations.FULL_RECIPE], configs["no warmup"]
@@ -251,7 +251,7 @@ def test_ablation_table_pairs_each_run_with_the_full_recipe_of_its_seed(tmp_path
 def test_free_variants_score_every_other_view_and_restore_the_weights():
     import keras
 
-    from cifar_lessons import fast, fast_tta
+    from cifar_lessons.going_further import fast, fast_tta
 
     config = FastConfig(widths=(8, 8, 8))
     rng = np.random.default_rng(3)
@@ -273,7 +273,8 @@ def test_free_variants_score_every_other_view_and_restore_the_weights():
 
 
 def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
-    from cifar_lessons import ablations, recompress
+    from cifar_lessons.book import recompress
+    from cifar_lessons.going_further import ablations
 
     base = ablations.ablation_configs()[ablations.FULL_RECIPE]
     _ablation_record(ablations.ablation_dir(ablations.FULL_RECIPE, 0, tmp_path), base, 0.85, 0.84)
@@ -288,8 +289,9 @@ def test_jpeg_ladder_table_starts_with_the_copy_itself(tmp_path):
 
 
 def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_path):
-    from cifar_lessons import ablations, recompress
-    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.book import recompress
+    from cifar_lessons.book.chapters import get_chapter
+    from cifar_lessons.going_further import ablations
 
     recipe = get_chapter("11").config
     _ablation_record(tmp_path / "11", recipe, 0.90, 0.89)  # the chapter's own seed-0 run
@@ -306,7 +308,7 @@ def test_jpeg_ladder_at_the_full_budget_starts_with_the_chapter_seed_run(tmp_pat
 
 
 def test_ablation_band_prefers_the_screens_own_seeds():
-    from cifar_lessons import ablations
+    from cifar_lessons.going_further import ablations
 
     seeds = {seed: {"val_accuracy": 0.90 + 0.001 * seed, "test_accuracy": 0.89} for seed in range(3)}
     full = ablations.FULL_RECIPE
@@ -322,7 +324,7 @@ def test_ablation_band_prefers_the_screens_own_seeds():
 
 
 def test_each_removal_gets_the_band_of_its_own_comparison():
-    from cifar_lessons import ablations, fast_tta
+    from cifar_lessons.going_further import ablations, fast_tta
 
     rows = lambda values: [{"seed": seed, "val_accuracy": v, "test_accuracy": v} for seed, v in enumerate(values)]  # noqa: E731
     table = {ablations.FULL_RECIPE: rows([0.80, 0.81, 0.82, 0.83]), "no warmup": rows([0.79]),
@@ -338,8 +340,8 @@ def test_each_removal_gets_the_band_of_its_own_comparison():
 
 
 def test_budget_table_counts_only_the_recipe_with_its_folders_epochs(tmp_path):
-    from cifar_lessons import budget
-    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.book import budget
+    from cifar_lessons.book.chapters import get_chapter
 
     recipe = get_chapter("11").config
     _ablation_record(tmp_path / "11", recipe, 0.90, 0.89)  # the chapter's own seed-0 run
@@ -361,7 +363,7 @@ def test_an_interrupted_fast_run_resumes_and_ends_like_an_uninterrupted_one(tmp_
     epoch 3 only, on the batches an uninterrupted run sees there, and records the same result."""
     from test_training import EpochsSeen, StopAt, learnable_dataset
 
-    from cifar_lessons import fast
+    from cifar_lessons.going_further import fast
 
     config = dataclasses.replace(FastConfig(), widths=(8, 8, 8), epochs=3, batch_size=50, validation_size=100,
                                  whiten_sample=100, precision="float32")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from cifar_lessons import checkpoints, flops
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons import checkpoints
+from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.going_further import flops
 from cifar_lessons.models import build_model
 from cifar_lessons.training import augmentation_settings
 
@@ -41,7 +42,7 @@ def test_flops_count_layers_inside_nested_blocks():
 
 
 def test_bias_boost_steps_only_batch_norm_shifts_faster():
-    from cifar_lessons.fast import BiasBoostSGD
+    from cifar_lessons.going_further.fast import BiasBoostSGD
 
     dense = keras.layers.Dense(2, use_bias=False)
     norm = keras.layers.BatchNormalization()

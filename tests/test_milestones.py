@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cifar_lessons.book import chapter_status, run_chapter, run_dir_for
-from cifar_lessons.chapters import training_chapters
-from cifar_lessons.cli import EVALUATE_TOLERANCE
+from cifar_lessons.book.chapters import training_chapters
+from cifar_lessons.book.cli import EVALUATE_TOLERANCE
+from cifar_lessons.book.runs import chapter_status, run_chapter, run_dir_for
 from cifar_lessons.evaluation import evaluate
 from cifar_lessons.results import MODEL_FILE
 from cifar_lessons.training import load_model
@@ -25,7 +25,7 @@ CHAPTER_IDS = {"ids": lambda chapter: f"{chapter.id}_{chapter.slug}"}
 def test_committed_model_meets_milestone(chapter, real_data):
     assert chapter.milestone is not None, (
         f"chapter {chapter.id} has no milestone: record a full run (`cifar-lessons train {chapter.id}`) "
-        "and set one in cifar_lessons/chapters.py")
+        "and set one in cifar_lessons/book/chapters.py")
     status = chapter_status(chapter)
     if status["status"] != "ok":
         pytest.fail(f"chapter {chapter.id}: record {status['status']}: {status['message']}")

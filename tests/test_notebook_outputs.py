@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from cifar_lessons.chapters import CHAPTERS_DIR, REPO_ROOT
+from cifar_lessons.book.chapters import CHAPTERS_DIR, REPO_ROOT
 
 NOTEBOOKS = sorted(CHAPTERS_DIR.glob("*.ipynb"))
 RECORDS = sorted(path for path in (REPO_ROOT / "results").rglob("*.json")

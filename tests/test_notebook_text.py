@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cifar_lessons.chapters import PAGES
+from cifar_lessons.book.chapters import PAGES
 
 # A tab, carriage return, form feed or other control character in Markdown is almost always a LaTeX
 # command whose backslash was eaten by a Python string ("\frac" -> form feed + "rac").

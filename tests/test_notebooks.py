@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cifar_lessons.chapters import CHAPTERS, PAGES, REPO_ROOT
-from cifar_lessons.notebooks import execute_notebook
+from cifar_lessons.book.chapters import CHAPTERS, PAGES, REPO_ROOT
+from cifar_lessons.book.notebooks import execute_notebook
 
 # Where a notebook installs the package from when it is missing (Colab): the repository pyproject.toml names.
 REPOSITORY_URL = re.search(r'^Repository = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.M).group(1)
@@ -86,7 +86,7 @@ def test_notebook_shape(chapter):
 
 def test_prose_quotes_the_configured_dropout_rate():
     """The dropout chapter's text names its rate; it must follow the registry if the rate changes."""
-    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.book.chapters import get_chapter
 
     chapter = get_chapter("06")
     intro = nbformat.read(chapter.notebook, as_version=4).cells[0].source
@@ -96,7 +96,7 @@ def test_prose_quotes_the_configured_dropout_rate():
 def test_runtime_noise_is_stripped_but_real_warnings_stay(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from cifar_lessons.notebooks import strip_runtime_noise
+    from cifar_lessons.book.notebooks import strip_runtime_noise
 
     noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
              "I0000 00:00:1795488570.377217   13680 port.cc:153] oneDNN custom operations are on.\n")
@@ -115,7 +115,7 @@ def test_run_metadata_is_stripped(tmp_path):
     """Timestamps and papermill's copy of the input notebook would churn every re-execution's diff."""
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from cifar_lessons.notebooks import strip_runtime_noise
+    from cifar_lessons.book.notebooks import strip_runtime_noise
 
     cell = new_code_cell("x = 1", metadata={"tags": ["parameters"], "papermill": {"duration": 0.1},
                                             "execution": {"iopub.status.idle": "2026-01-01T00:00:00Z"}})
@@ -144,8 +144,8 @@ def _output_text(notebook) -> str:
                          ids=lambda c: f"{c.id}_{c.slug}")
 def test_committed_notebook_shows_the_recorded_run(chapter):
     """A notebook executed before its chapter was retrained would show an older run's numbers."""
-    from cifar_lessons.book import run_dir_for
-    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.book.chapters import get_chapter
+    from cifar_lessons.book.runs import run_dir_for
     from cifar_lessons.results import load_record
 
     source = get_chapter(chapter.uses) if chapter.uses else chapter
@@ -157,8 +157,8 @@ def test_committed_notebook_shows_the_recorded_run(chapter):
 
 
 def test_conclusion_shows_the_current_table():
-    from cifar_lessons.chapters import get_chapter
-    from cifar_lessons.report import accuracy_table_markdown
+    from cifar_lessons.book.chapters import get_chapter
+    from cifar_lessons.book.report import accuracy_table_markdown
 
     shown = _output_text(nbformat.read(get_chapter("10").notebook, as_version=4))
     assert accuracy_table_markdown() in shown, (

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cifar_lessons import reference, results
+from cifar_lessons import results
+from cifar_lessons.book import reference
 
 
 def _write(path, **changes):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cifar_lessons.chapters import (
+from cifar_lessons.book.chapters import (
     CHAPTERS,
     UnknownChapterError,
     get_chapter,
@@ -67,20 +67,30 @@ def test_analysis_chapters_study_a_training_chapter():
 
 def test_only_the_going_further_chapter_leaves_the_step_by_step_recipe():
     """Chapter 11 has a recipe of its own; every other training chapter is a step of chapters 1-8."""
-    from cifar_lessons.fast_config import FastConfig
+    from cifar_lessons.going_further.fast_config import FastConfig
 
     others = [c for c in training_chapters() if c not in step_chapters()]
     assert [c.id for c in others] == ["11"]
     assert isinstance(others[0].config, FastConfig)
 
 
-def test_the_readme_layout_lists_every_module():
+def test_the_readme_layout_lists_every_module_under_its_folder():
+    """Each section row of the table names a folder (`cifar_lessons/book/`); the rows below it list its modules."""
     import re
 
-    from cifar_lessons.chapters import REPO_ROOT
+    from cifar_lessons.book.chapters import REPO_ROOT
 
     readme = (REPO_ROOT / "README.md").read_text()
-    table = readme[readme.index("| Module | What |"):]
-    listed = set(re.findall(r"`(\w+)`", table.split("\n\n")[0]))
-    modules = {path.stem for path in (REPO_ROOT / "cifar_lessons").glob("*.py") if path.stem != "__init__"}
-    assert modules <= listed, f"README's layout table leaves out {sorted(modules - listed)}"
+    table = readme[readme.index("| Module | What |"):].split("\n\n")[0]
+    listed, folder = set(), None
+    for row in table.splitlines()[2:]:
+        first = row.split("|")[1]
+        if first.strip().startswith("**"):
+            folder = re.search(r"`(cifar_lessons/[\w/]*)`", first).group(1)
+        else:
+            listed |= {f"{folder}{name}" for name in re.findall(r"`(\w+)`", first)}
+    package = REPO_ROOT / "cifar_lessons"
+    modules = {path.relative_to(REPO_ROOT).with_suffix("").as_posix() for path in package.rglob("*.py")
+               if path.stem != "__init__"}
+    assert modules == listed, (f"README's layout table leaves out {sorted(modules - listed)}, "
+                               f"or lists what is not there: {sorted(listed - modules)}")

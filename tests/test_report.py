@@ -12,17 +12,18 @@ import statistics
 
 import pytest
 
-from cifar_lessons import conclusion, ladder, report, results, seeds
-from cifar_lessons.book import run_dir_for, seed_run_dir
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons import results
+from cifar_lessons.book import conclusion, ladder, report, seeds
+from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.book.runs import run_dir_for, seed_run_dir
 
 
 def _expected_identity(config) -> dict:
     """The identity the current code gives a run of ``config`` in float32 on the fake data."""
-    from cifar_lessons.fast_config import FastConfig
+    from cifar_lessons.going_further.fast_config import FastConfig
 
     if isinstance(config, FastConfig):
-        from cifar_lessons.fast import expected_identity
+        from cifar_lessons.going_further.fast import expected_identity
     else:
         from cifar_lessons.training import expected_identity
     return expected_identity(config, "float32", "fp")
@@ -259,7 +260,7 @@ def test_tables_show_seeds_rule_and_cost_without_constant_columns(tmp_path):
     assert "| 01 | a small CNN on raw pixels | 61.0% | 3 / 15 | 10.0 min | 100 |" in table
     assert "Seed study: 1 further run recorded (10 min)" in table
     # 01 needs 1 run and 02 needs 2 (10 min each, as their main runs); the other chapters 3 each, of unknown cost.
-    from cifar_lessons.chapters import training_chapters
+    from cifar_lessons.book.chapters import training_chapters
 
     others = 3 * (len(training_chapters()) - 2)
     assert (f"3 seeds per chapter need {3 + others} more, about 30 min at the main runs' wall times "
@@ -285,7 +286,7 @@ def test_chart_zooms_on_the_values_and_shows_spread_seeds_and_milestones(tmp_pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cifar_lessons.charts import chapter_accuracies
+    from cifar_lessons.book.charts import chapter_accuracies
 
     figure = chapter_accuracies(["01 A", "02 B", "03 C"], [[0.80, 0.82, 0.78], [0.85], [0.70, 0.72]],
                                 [0.76, 0.83, None])
@@ -334,7 +335,8 @@ def test_site_chart_is_sized_for_the_content_column(tmp_path):
 # The study command.
 
 def test_study_trains_only_missing_seeds_seed_by_seed(tmp_path, monkeypatch, capsys):
-    from cifar_lessons import book, cli, data
+    from cifar_lessons import data
+    from cifar_lessons.book import cli, runs
 
     write_runs(tmp_path, "01", {0: 0.60, 1: 0.61})
     write_runs(tmp_path, "02", {0: 0.70})
@@ -349,7 +351,7 @@ def test_study_trains_only_missing_seeds_seed_by_seed(tmp_path, monkeypatch, cap
         write_runs(results_dir, chapter_id, {seed: 0.5})
         return type("Run", (), {"record": fake_record(get_chapter(chapter_id), seed, 0.5)})()
 
-    monkeypatch.setattr(book, "run_chapter", fake_run_chapter)
+    monkeypatch.setattr(runs, "run_chapter", fake_run_chapter)
     monkeypatch.setattr(data, "load_cifar10", lambda *args, **kwargs: type("D", (), {"describe": lambda s: "d"})())
     assert cli.main(["--results", str(tmp_path), "study", "--seeds", "0", "1", "2", "--chapters", "01", "02",
                      "--plan"]) == 0
@@ -361,7 +363,7 @@ def test_study_trains_only_missing_seeds_seed_by_seed(tmp_path, monkeypatch, cap
 
 
 def test_study_rejects_analysis_chapters_and_negative_seeds(tmp_path, capsys):
-    from cifar_lessons import cli
+    from cifar_lessons.book import cli
 
     assert cli.main(["--results", str(tmp_path), "study", "--chapters", "09"]) == 2
     assert "trains nothing" in capsys.readouterr().err
@@ -383,7 +385,7 @@ def _write_run_with_history(folder, record: dict, history: dict) -> None:
 
 
 def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
-    from cifar_lessons.book import control_config, control_run_dir
+    from cifar_lessons.book.runs import control_config, control_run_dir
 
     chapter = get_chapter("08")
     assert "No control run" in ladder.early_stopping_control_text("08", tmp_path)

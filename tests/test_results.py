@@ -10,8 +10,8 @@ import keras
 import pytest
 
 from cifar_lessons import results
-from cifar_lessons.book import chapter_status, run_dir_for
-from cifar_lessons.chapters import get_chapter
+from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.book.runs import chapter_status, run_dir_for
 
 
 def make_record(chapter, seal=True, **changes):
@@ -76,7 +76,8 @@ def test_status_ok_missing_malformed_and_stale(tmp_path):
 
 
 def test_an_architecture_change_with_the_same_config_makes_the_record_stale(tmp_path, monkeypatch):
-    from cifar_lessons import identities, models, training
+    from cifar_lessons import models, training
+    from cifar_lessons.book import identities
 
     chapter = get_chapter("03")
     write_run(tmp_path / "03", make_record(chapter))
@@ -104,7 +105,7 @@ def test_the_identity_file_matches_what_the_code_builds():
     """results/identities.json lets list/report/site skip TensorFlow; it must say what the code really builds."""
     import json
 
-    from cifar_lessons import identities
+    from cifar_lessons.book import identities
 
     saved = json.loads(identities.IDENTITIES_FILE.read_text())
     assert saved["identities"] == identities.compute_all()["identities"], (
@@ -115,9 +116,10 @@ def test_the_identity_source_key_ignores_comments_docstrings_and_other_modules(t
     """An edit that changes no identity does not invalidate the cache; a change to the code that builds does."""
     import shutil
 
-    from cifar_lessons import identities
+    from cifar_lessons.book import identities
 
     for name in identities.IDENTITY_MODULES:
+        (tmp_path / f"{name}.py").parent.mkdir(exist_ok=True)
         shutil.copy(results.PACKAGE_DIR / f"{name}.py", tmp_path / f"{name}.py")
     key = identities.source_key(tmp_path)
     assert key == identities.source_key()
@@ -134,7 +136,7 @@ def test_the_identity_file_is_ignored_once_the_source_changes(tmp_path, monkeypa
     """The file is a cache: read while the code that decides identities is unchanged, ignored (identities are
     then built from the code, slower but the same) once it changed. An edit that changes no identity leaves
     the suite green (test_the_identity_file_matches_what_the_code_builds compares identities, not source keys)."""
-    from cifar_lessons import identities
+    from cifar_lessons.book import identities
 
     path = tmp_path / "identities.json"
     content = {"source_key": identities.source_key(), "identities": {"TrainConfig:x:float32": {"config": "x"}}}
@@ -231,7 +233,7 @@ def test_nan_is_never_written_or_read_as_json(tmp_path):
 
 
 def test_committed_records_are_current_and_name_no_machine_path():
-    from cifar_lessons.chapters import training_chapters
+    from cifar_lessons.book.chapters import training_chapters
 
     for chapter in training_chapters():
         record = results.load_record(run_dir_for(chapter))
@@ -248,15 +250,15 @@ def test_config_hash_is_order_independent_and_sensitive():
 
 
 def test_readme_results_block_matches_the_run_records():
-    from cifar_lessons.chapters import REPO_ROOT
-    from cifar_lessons.report import current_readme_block, readme_block
+    from cifar_lessons.book.chapters import REPO_ROOT
+    from cifar_lessons.book.report import current_readme_block, readme_block
 
     assert current_readme_block(REPO_ROOT / "README.md") == readme_block(), (
         "README.md's results block is stale: run `cifar-lessons report --update-readme`")
 
 
 def test_validation_swing_reports_last_and_best_epoch(tmp_path):
-    from cifar_lessons.ladder import validation_swing
+    from cifar_lessons.book.ladder import validation_swing
 
     chapter = get_chapter("06")
     assert "no recorded run" in validation_swing("06", tmp_path)
@@ -266,7 +268,7 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
 
 
 def test_table_names_the_machine_of_each_chapter(tmp_path):
-    from cifar_lessons.report import accuracy_table_markdown
+    from cifar_lessons.book.report import accuracy_table_markdown
 
     def environment(cpu, flags=None):
         hardware = {"cpu": cpu, "cores": 2, "gpus": [], **({"cpu_flags": flags} if flags is not None else {})}
@@ -285,7 +287,7 @@ def test_table_names_the_machine_of_each_chapter(tmp_path):
 
 
 def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):
-    from cifar_lessons.report import benchmark_markdown
+    from cifar_lessons.book.report import benchmark_markdown
 
     assert benchmark_markdown(tmp_path) == ""
     results.write_json_atomic(tmp_path / "benchmark.json", {
@@ -305,7 +307,7 @@ def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):
 def test_flops_of_a_known_network():
     import keras
 
-    from cifar_lessons import flops
+    from cifar_lessons.going_further import flops
 
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 8*8 positions x 27 weights x 4 filters x 2
@@ -316,7 +318,7 @@ def test_flops_of_a_known_network():
 
 
 def test_profile_table_names_groups_and_step_time(tmp_path):
-    from cifar_lessons.benchmarks import profile_markdown
+    from cifar_lessons.book.benchmarks import profile_markdown
 
     assert profile_markdown(tmp_path) == ""
     results.write_json_atomic(tmp_path / "profile_11.json", {
@@ -338,7 +340,7 @@ def test_cpu_name_tells_two_generations_with_one_model_name_apart():
     assert results.cpu_name(zen4) != results.cpu_name(zen5)
     older = {key: value for key, value in zen5.items() if not key.startswith("cpu_")}
     assert results.cpu_name(older) == "AMD EPYC"  # records made before the numbers were kept
-    from cifar_lessons.race import host_name
+    from cifar_lessons.going_further.race import host_name
 
     assert host_name({"hardware": zen4}) != host_name({"hardware": zen5})
 
@@ -361,7 +363,7 @@ def _landed_retrain_runs():
 def test_landed_retrain_run_is_the_momentum_09_recipe(run_dir):
     """A run of the ladder's retrain (results/retrain/README.md) is intact and is the chapter's recipe with
     batch-norm momentum 0.9 and its seed: the code that trained it builds the same network as this code."""
-    from cifar_lessons.book import run_status
+    from cifar_lessons.book.runs import run_status
 
     chapter = get_chapter(run_dir.parent.name)
     seed = int(run_dir.name.removeprefix("seed"))

@@ -20,9 +20,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from cifar_lessons import analysis, ladder, models, training
-from cifar_lessons.book import run_dir_for
-from cifar_lessons.chapters import PAGES, step_chapters
+from cifar_lessons import analysis, models, training
+from cifar_lessons.book import ladder
+from cifar_lessons.book.chapters import PAGES, step_chapters
+from cifar_lessons.book.runs import run_dir_for
 from cifar_lessons.results import MODEL_FILE, load_record
 
 SAVE_MARK = "#@save"
@@ -327,11 +328,17 @@ def test_printed_source_is_the_package_source():
     """A page that prints a function's source (chapter 11's ``show(fast.build_fast_net)``) shows the code as it is
     now: an edit to the function without re-executing the notebook leaves a page showing code that no longer runs."""
     import importlib
+    import pkgutil
 
+    import cifar_lessons
+
+    # the page names a module as it imports it (`fast`), wherever it sits in the package (going_further/fast.py)
+    modules = {info.name.rpartition(".")[2]: info.name
+               for info in pkgutil.walk_packages(cifar_lessons.__path__, "cifar_lessons.") if not info.ispkg}
     cells = printed_sources()
     assert len(cells) >= 10, "chapter 11 and Appendix A print their functions with show()"
     for page, expression, printed in cells:
         module, _, name = expression.rpartition(".")
-        source = inspect.getsource(getattr(importlib.import_module(f"cifar_lessons.{module}"), name))
+        source = inspect.getsource(getattr(importlib.import_module(modules[module]), name))
         assert printed.strip() == source.strip(), (
             f"page {page} prints an old {expression}: re-execute its notebook (cifar-lessons notebooks {page})")

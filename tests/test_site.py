@@ -22,8 +22,8 @@ from book_html import IMAGE_BUDGET, LONG_LISTING_LINES
 from book_mathml import FormulaError, formulas_to_mathml, latex_to_mathml, notebook_formulas
 from book_site import NOTEBOOK_CSS
 
-from cifar_lessons.book import chapter_status
-from cifar_lessons.chapters import CHAPTERS, PAGES, REPO_ROOT, get_chapter, training_chapters
+from cifar_lessons.book.chapters import CHAPTERS, PAGES, REPO_ROOT, get_chapter, training_chapters
+from cifar_lessons.book.runs import chapter_status
 
 # Screenshots the browser tests take (CI artifacts; build/ is ignored by git).
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
@@ -533,7 +533,7 @@ def test_results_page_shows_the_recorded_numbers(site):
     recorded = [(c, s["record"]) for c, s in recorded if s["status"] == "ok"]
     if not recorded:
         pytest.skip("no chapter has a recorded run yet")
-    from cifar_lessons.report import comparison_rows
+    from cifar_lessons.book.report import comparison_rows
 
     means = {row["id"]: row["test_accuracy"] for row in comparison_rows()}
     for chapter, record in recorded:
@@ -548,7 +548,7 @@ def test_results_page_shows_the_recorded_numbers(site):
     charts = re.findall(r'<img[^>]+src="(figures/results-\d+[.]png)"', page)
     assert len(charts) == 2 and all((site / chart).is_file() for chart in charts), (
         "the results page should show two charts: accuracy by chapter, and chapter 11's race")
-    from cifar_lessons.race import race_summary
+    from cifar_lessons.going_further.race import race_summary
 
     race = race_summary()
     assert f"results/{race['baseline_run']}" in text and all(f"results/{run}" in text for run in race["runs"])
@@ -612,12 +612,12 @@ def test_browser_renders_home_and_a_chapter_with_a_plot(served):
 
 
 LIGHT_ENTRY_POINTS = {
-    "import cifar_lessons.chapters": "import cifar_lessons.chapters",
-    "the MkDocs hook": "import sys\nsys.path.insert(0, 'hooks')\nimport book_site, cifar_lessons.report",
-    "cifar-lessons --help": "from cifar_lessons.cli import main\ntry:\n    main(['--help'])\n"
+    "import cifar_lessons.book.chapters": "import cifar_lessons.book.chapters",
+    "the MkDocs hook": "import sys\nsys.path.insert(0, 'hooks')\nimport book_site, cifar_lessons.book.report",
+    "cifar-lessons --help": "from cifar_lessons.book.cli import main\ntry:\n    main(['--help'])\n"
                             "except SystemExit:\n    pass",
-    "cifar-lessons list": "from cifar_lessons.cli import main\nmain(['list'])",
-    "cifar-lessons report": "from cifar_lessons.cli import main\nmain(['report'])",
+    "cifar-lessons list": "from cifar_lessons.book.cli import main\nmain(['list'])",
+    "cifar-lessons report": "from cifar_lessons.book.cli import main\nmain(['report'])",
 }
 
 

@@ -317,7 +317,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_kills_at_any_point_lose_nothing_and_never_leave_results_inconsistent(tmp_path, uninterrupted):
-    from cifar_lessons.book import run_status
+    from cifar_lessons.book.runs import run_status
 
     run_dir = tmp_path / "run"
     shutil.copytree(uninterrupted.run_dir, run_dir)  # a previous complete run of the same recipe
@@ -470,7 +470,7 @@ def test_a_bfloat16_run_records_its_precision_and_restores_the_policy(tmp_path):
 
 def test_batch_norm_momentum_is_a_setting_that_leaves_earlier_identities_alone():
     """Chapter 5's momentum: Keras' default keeps every recorded config hash; another value is a change."""
-    from cifar_lessons.chapters import get_chapter
+    from cifar_lessons.book.chapters import get_chapter
     from cifar_lessons.models import build_model
 
     config = get_chapter("05").config
@@ -518,10 +518,10 @@ def test_a_really_full_disk_prints_one_line_and_no_h5py_traceback(tmp_path):
             import sys
             sys.path.insert(0, {str(Path(__file__).parent)!r})
             sys.argv = ["cifar-lessons", "--results", {str(mount)!r}, "train", "01", "--quick"]
-            from cifar_lessons import book, cli
+            from cifar_lessons.book import cli, runs
             from test_training import learnable_dataset
             # chapter 1's quick run on tiny synthetic data: the disk, not the data, is what is tested
-            book.load_cifar10 = lambda *a, **k: learnable_dataset(per_class=160)
+            runs.load_cifar10 = lambda *a, **k: learnable_dataset(per_class=160)
             cli.run()
         """)
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

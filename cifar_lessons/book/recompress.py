@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, fingerprint_arrays
+from ..data import Dataset, fingerprint_arrays
 
 
 def jpeg_roundtrip(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
@@ -75,7 +75,7 @@ def ladder_dir(quality: int, seed: int, results_dir: Path | None = None, budget:
 
 def _ladder_root(results_dir: Path | None, budget: str) -> Path:
     """The folder holding one budget's rungs: results/11/jpeg, or results/11/jpeg/full (Chapter 11)."""
-    from . import results
+    from .. import results
 
     _check_budget(budget)
     root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
@@ -84,7 +84,7 @@ def _ladder_root(results_dir: Path | None, budget: str) -> Path:
 
 def ladder_config(budget: str = "screen"):
     """The recipe a ladder run trains: the ablation's full recipe (screen) or the chapter's own (full) (Chapter 11)."""
-    from . import ablations
+    from ..going_further import ablations
     from .chapters import get_chapter
 
     _check_budget(budget)
@@ -101,12 +101,13 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
     """
     import dataclasses
 
-    from . import ablations, fast
+    from ..going_further import ablations
+    from .seeds import fast_seed_records
 
     base = ladder_config(budget)
     root = _ladder_root(results_dir, budget)
     qualities = sorted((int(folder.name[1:]) for folder in root.glob("q*") if folder.name[1:].isdigit()), reverse=True)
-    seed_records = fast.seed_runs(results_dir) if budget == "full" else {}
+    seed_records = fast_seed_records(results_dir) if budget == "full" else {}
     rows, copies = [], {}
     for quality in [None, *qualities]:
         for seed in range(10):

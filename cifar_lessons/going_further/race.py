@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import results
+from .. import results
 
 RACE_FILE = "race.json"  # which runs the race compares, in results/11 (Chapter 11)
 # Chapter 11's goal, the accuracy half: the mean test accuracy of its three seeds (the time half is the race).

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from scipy import stats
 
-from . import results
-from .book import chapter_status, run_dir_for, seed_run_dir
+from .. import results
+from .chapters import get_chapter
+from .runs import chapter_status, run_dir_for, seed_run_dir
 
 # The seed study (issue 12): every training chapter is run with several seeds. Seed runs live in
 # results/NN/seedS; the chapter's main run (its own seed) in results/NN. A gain between neighbouring
@@ -185,3 +186,20 @@ def gain_text(row: dict) -> str:
     if row["gain_se"] is None:
         return f"{100 * row['gain']:+.1f}"
     return f"{100 * row['gain']:+.1f} ± {100 * row['gain_se']:.1f}"
+
+
+def fast_seed_records(results_dir: Path | None = None) -> dict[int, dict]:
+    """Chapter 11's records by seed, main run (results/11) and results/11/seedS, current recipe only (Chapter 11)."""
+    root = Path(results_dir or results.default_results_dir()) / "11"
+    config_hashes = {}
+    found = {}
+    for record_path in [root / results.RECORD_FILE, *sorted(root.glob(f"seed*/{results.RECORD_FILE}"))]:
+        if not record_path.is_file():
+            continue
+        record = results.load_record(record_path.parent)
+        seed = record["seed"]
+        if seed not in config_hashes:
+            config_hashes[seed] = dataclasses.replace(get_chapter("11").config, seed=seed).hash
+        if record["config_hash"] == config_hashes[seed] and not record["quick"]:
+            found[seed] = record
+    return dict(sorted(found.items()))

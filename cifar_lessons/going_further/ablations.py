@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import results
-from .data import Dataset
+from .. import results
+from ..data import Dataset
 from .fast import train_fast
 from .fast_config import FastConfig
 from .fast_tta import VARIANT_LABELS

@@ -8,9 +8,9 @@ import signal
 import sys
 import traceback
 
+from ..data import DataError
+from ..results import RecordError, TrainingError
 from .chapters import CHAPTERS, PAGES, UnknownChapterError, get_chapter, training_chapters
-from .data import DataError
-from .results import RecordError, TrainingError
 
 
 def _page_arg(value: str):
@@ -54,7 +54,7 @@ EVALUATE_TOLERANCE = 0.003
 
 
 def cmd_list(args) -> int:
-    from .book import chapter_status
+    from .runs import chapter_status
 
     print(f"{'id':<3} {'title':<28} {'milestone':>9} {'recorded':>9}  status")
     for chapter in CHAPTERS:
@@ -71,14 +71,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .book import run_chapter
+    from .runs import run_chapter
 
     chapter = args.chapter
     if not chapter.trains:
         print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
         return 2
     if args.control:
-        from .book import run_control
+        from .runs import run_control
 
         if not getattr(chapter.config, "early_stopping", False):
             print(f"Chapter {chapter.id} adds no early stopping, so it has no control run (try 08).", file=sys.stderr)
@@ -94,10 +94,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .book import chapter_status, run_dir_for
-    from .data import load_cifar10
-    from .evaluation import evaluate
-    from .training import load_run
+    from ..data import load_cifar10
+    from ..evaluation import evaluate
+    from ..training import load_run
+    from .runs import chapter_status, run_dir_for
 
     chapter = get_chapter(args.chapter.uses or args.chapter.id)
     data = load_cifar10()
@@ -131,9 +131,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .book import recorded_runs
     from .chapters import REPO_ROOT
     from .report import accuracy_table_markdown, update_readme
+    from .runs import recorded_runs
 
     print(accuracy_table_markdown(args.results))
     if getattr(args, "update_readme", False):
@@ -153,7 +153,7 @@ def cmd_report(args) -> int:
 def cmd_data(args) -> int:
     import numpy as np
 
-    from .data import cache_dir, clear_cache, load_cifar10
+    from ..data import cache_dir, clear_cache, load_cifar10
 
     if args.clear_cache:
         removed = clear_cache()
@@ -174,8 +174,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from .book import run_chapter
-    from .data import load_cifar10
+    from ..data import load_cifar10
+    from .runs import run_chapter
 
     data = load_cifar10()
     print(f"Running the book on {data.describe()}", flush=True)
@@ -187,9 +187,9 @@ def cmd_book(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from .book import chapter_status, run_chapter, run_dir_for_seed
-    from .data import load_cifar10
+    from ..data import load_cifar10
     from .report import chapter_gain
+    from .runs import chapter_status, run_chapter, run_dir_for_seed
     from .seeds import seed_run_status
 
     chapters = list(dict.fromkeys(args.chapters or training_chapters()))

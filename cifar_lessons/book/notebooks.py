@@ -60,7 +60,7 @@ def strip_runtime_noise(path: Path) -> None:
     """Remove TensorFlow's start-up log lines and per-run timing metadata from a notebook, in place (Chapter 1)."""
     import nbformat
 
-    from .results import write_text_atomic
+    from ..results import write_text_atomic
 
     notebook = nbformat.read(path, as_version=4)
     for key in _RUN_METADATA:

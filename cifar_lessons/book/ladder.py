@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .book import chapter_status, recorded_history
+from ..results import cpu_name, learning_rate_drops
 from .chapters import get_chapter, previous_training_chapter
-from .results import cpu_name
+from .runs import chapter_status, recorded_history
 from .seeds import percent, seed_folders, seed_run_status
 
 
@@ -24,16 +24,6 @@ def validation_swing(chapter_id: str, results_dir: Path | None = None) -> str:
     best = max(range(len(values)), key=values.__getitem__)
     return (f"Chapter {chapter_id}: validation accuracy {percent(values[-1])} at the last epoch ({len(values)}), "
             f"{percent(values[best])} at its highest (epoch {best + 1}).")
-
-
-def learning_rate_drops(history: dict) -> list[int]:
-    """Epochs trained at a lower learning rate than the epoch before them (Chapter 7).
-
-    The history logs, per epoch, the rate that epoch trained with, so a drop decided by
-    ReduceLROnPlateau at the end of epoch ``e`` shows up at epoch ``e + 1``.
-    """
-    rates, epochs = history["learning_rate"], history["epoch"]
-    return [epochs[i] for i in range(1, len(rates)) if rates[i] < rates[i - 1] * (1 - 1e-6)]
 
 
 _CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -187,8 +177,8 @@ def mode_gap_rows(chapter_ids, data, results_dir: Path | None = None, sample: in
     Loads each chapter's saved model and scores ``sample`` images of its training split, in seconds on a CPU.
     Chapters without a recorded run are left out.
     """
-    from .book import run_dir_for
-    from .training import load_run, prepare_data
+    from ..training import load_run, prepare_data
+    from .runs import run_dir_for
 
     rows = []
     for chapter_id in chapter_ids:
@@ -337,8 +327,8 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
     Only control runs whose record matches the current code (``book.control_status``) and whose seed the
     chapter also recorded count. Times compare only when both runs ran on one machine.
     """
-    from .book import control_run_dir, control_status, run_dir_for, run_dir_for_seed
-    from .results import HISTORY_FILE, read_json
+    from ..results import HISTORY_FILE, read_json
+    from .runs import control_run_dir, control_status, run_dir_for, run_dir_for_seed
 
     chapter = get_chapter(chapter_id)
     found = []
@@ -394,7 +384,7 @@ def early_stopping_control_text(chapter_id: str = "08", results_dir: Path | None
 
 def load_lr_sweep(results_dir: Path | None = None) -> dict | None:
     """The recorded learning-rate sweep of Chapter 5, or None if it has not been run."""
-    from .results import read_json
+    from ..results import read_json
     from .sweep import sweep_path
 
     path = sweep_path(results_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import results
+from .. import results
 
 
 def budget_dir(epochs: int, seed: int, results_dir: Path | None = None) -> Path:
@@ -37,13 +37,14 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     (augmented) training batches of the last epoch, from the run's history, the run's process CPU seconds
     (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
     """
-    from . import ablations, fast
-    from .book import run_dir_for_seed
+    from ..going_further import ablations
+    from ..going_further.race import host_name
     from .chapters import get_chapter
-    from .race import host_name
+    from .runs import run_dir_for_seed
+    from .seeds import fast_seed_records
 
     runs = [(record, run_dir_for_seed(get_chapter("11"), seed, results_dir))
-            for seed, record in fast.seed_runs(results_dir).items()]
+            for seed, record in fast_seed_records(results_dir).items()]
     for folder in sorted(_budget_root(results_dir).glob("epochs*/seed*")):
         epochs, seed = folder.parent.name[len("epochs"):], folder.name[len("seed"):]
         if epochs.isdigit() and seed.isdigit():

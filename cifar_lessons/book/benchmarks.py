@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .results import cpu_name
+from ..results import cpu_name
 
 
 def _load(name: str, results_dir: Path | None):
-    from .results import default_results_dir, read_json
+    from ..results import default_results_dir, read_json
 
     path = Path(results_dir or default_results_dir()) / name
     return read_json(path) if path.exists() else None
@@ -47,7 +47,7 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
               "`mixed_bfloat16` policy. CPU ms/img: "
               "process CPU time per training image (both cores count). MFLOP/img: the arithmetic of one "
               "image's training step (three forward passes of the convolutions and dense layers, "
-              f"`cifar_lessons.flops`); GFLOP/s: images/s times that.{peak_text}"]
+              f"`cifar_lessons.going_further.flops`); GFLOP/s: images/s times that.{peak_text}"]
     return "\n".join(lines)
 
 
@@ -74,7 +74,7 @@ def profile_markdown(results_dir: Path | None = None) -> str:
 def _reference_rate(profile: dict, results_dir: Path | None) -> str:
     """The training rate of airbench94 itself (PyTorch) on the profile's host, as a sentence ('' if it
     did not run there) (Chapter 11)."""
-    from .race import host_name
+    from ..going_further.race import host_name
     from .reference import reference_table
 
     rates = [row["train_images_per_s"] for row in reference_table(results_dir)

@@ -1,17 +1,17 @@
 """Tables from the run records, never typed by hand: the accuracy table of the README, the results page and
 ``cifar-lessons report``, the chapters' gains and verdicts, and what retraining costs.
 
-What each chapter measures on its runs is :mod:`cifar_lessons.ladder`; chapter 10's sentences are
-:mod:`cifar_lessons.conclusion`; the seed statistics and how they are written are :mod:`cifar_lessons.seeds`.
+What each chapter measures on its runs is :mod:`cifar_lessons.book.ladder`; chapter 10's sentences are
+:mod:`cifar_lessons.book.conclusion`; the seed statistics and how they are written are :mod:`cifar_lessons.book.seeds`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .book import chapter_status
+from ..results import cpu_name
 from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter, training_chapters
-from .results import cpu_name
+from .runs import chapter_status
 from .seeds import (
     NO_VERDICT,
     NOT_SHOWN,
@@ -288,7 +288,7 @@ def current_readme_block(readme: Path) -> str:
 
 def update_readme(readme: Path, results_dir: Path | None = None) -> bool:
     """Rewrite the README's results block from the run records; True if it changed (Chapter 10)."""
-    from .results import write_text_atomic
+    from ..results import write_text_atomic
 
     text = Path(readme).read_text()
     old = current_readme_block(readme)

@@ -12,7 +12,6 @@ Every hyperparameter of a run lives in :class:`FastConfig`; an ablation switches
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -25,13 +24,13 @@ import keras
 import numpy as np
 from keras import layers
 
-from . import results, run_folder
-from .checkpoints import CHECKPOINT_DIR, resume, stopped_message
-from .data import Dataset
+from .. import results, run_folder
+from ..checkpoints import CHECKPOINT_DIR, resume, stopped_message
+from ..data import Dataset
+from ..results import TrainingError
+from ..training import EpochLog, dtype_policy, prepare_data, resolve_precision
 from .fast_config import FastConfig
 from .fast_tta import inference_model, score, score_free_variants
-from .results import TrainingError
-from .training import EpochLog, dtype_policy, prepare_data, resolve_precision
 
 
 def whitening_kernel(
@@ -98,7 +97,7 @@ def conv_group(x, filters: int, momentum: float, epsilon: float, name: str):
 
 def build_fast_net(config: FastConfig, x_train: np.ndarray) -> keras.Model:
     """The going-further network on raw 0-255 images, returning logits (Chapter 11)."""
-    from .models import normalization_layer
+    from ..models import normalization_layer
 
     normalizer = normalization_layer(x_train)
     inputs = keras.Input(shape=(32, 32, 3), name="image")
@@ -426,7 +425,7 @@ def _variants(config: FastConfig, net, last_raw_weights: list, splits: dict, sco
 def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, precision: str,
                  data_fingerprint: str) -> dict:
     """Everything that determines a chapter-11 run: config, architecture, augmentation, optimizer, loss (Chapter 11)."""
-    from .training import architecture_hash, augmentation_settings, optimizer_settings
+    from ..training import architecture_hash, augmentation_settings, optimizer_settings
 
     return {"config": config.hash, "architecture": architecture_hash(inference_model(config, net)),
             "augmentation": augmentation_settings(model), "optimizer": optimizer_settings(model.optimizer),
@@ -443,7 +442,7 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         net = build_fast_net(config, images)
         model = training_model(config, net)
         # The learning-rate schedule counts steps: those of CIFAR-10's training part, as train_fast's batches.
-        from .data import CLASS_NAMES, OFFICIAL_PER_CLASS
+        from ..data import CLASS_NAMES, OFFICIAL_PER_CLASS
 
         training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
         compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
@@ -475,21 +474,3 @@ def _recompute_batch_norm_statistics(net: keras.Model, images: np.ndarray, batch
     for layer, momentum in zip(norms, saved):
         layer.momentum = momentum
 
-
-def seed_runs(results_dir: Path | None = None) -> dict[int, dict]:
-    """This chapter's records by seed, main run (results/11) and results/11/seedS, current recipe only (Chapter 11)."""
-    from .chapters import get_chapter
-
-    root = Path(results_dir or results.default_results_dir()) / "11"
-    config_hashes = {}
-    found = {}
-    for record_path in [root / results.RECORD_FILE, *sorted(root.glob(f"seed*/{results.RECORD_FILE}"))]:
-        if not record_path.is_file():
-            continue
-        record = results.load_record(record_path.parent)
-        seed = record["seed"]
-        if seed not in config_hashes:
-            config_hashes[seed] = dataclasses.replace(get_chapter("11").config, seed=seed).hash
-        if record["config_hash"] == config_hashes[seed] and not record["quick"]:
-            found[seed] = record
-    return dict(sorted(found.items()))

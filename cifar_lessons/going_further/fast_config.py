@@ -1,6 +1,6 @@
 """Every hyperparameter of the going-further recipe, in one place (Chapter 11).
 
-Kept apart from :mod:`cifar_lessons.fast` so the chapter registry can name the recipe without
+Kept apart from :mod:`cifar_lessons.going_further.fast` so the chapter registry can name the recipe without
 importing Keras or TensorFlow.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import RecipeConfig
+from ..config import RecipeConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,13 +9,13 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import results
+from .. import results
+from ..data import Dataset, load_cifar10
+from ..going_further.fast_config import FastConfig
 from .chapters import REPO_ROOT, Chapter, get_chapter, training_chapters
-from .data import Dataset, load_cifar10
-from .fast_config import FastConfig
 
 if TYPE_CHECKING:  # training imports Keras: loaded only when a chapter runs, so the registry stays light
-    from .training import Run
+    from ..training import Run
 
 
 def run_dir_for(chapter: Chapter, results_dir: Path | None = None, quick: bool = False) -> Path:
@@ -123,8 +123,8 @@ def control_status(chapter: Chapter, seed: int, results_dir: Path | None = None)
 def run_control(chapter_id: str, seed: int | None = None, quick: bool = False, results_dir: Path | None = None,
                 data: Dataset | None = None, verbose: int | None = None) -> Run:
     """Train (or resume) a chapter's early-stopping control run into ``results/NN/control/seedS`` (Chapter 8)."""
+    from ..training import train
     from .chapters import previous_training_chapter
-    from .training import train
 
     chapter = get_chapter(chapter_id)
     config = control_config(chapter, seed)
@@ -148,7 +148,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     the book used its offline copy), ``other_data="reference"`` returns it as the book's reference and
     trains nothing; ``"train"`` trains on ``data`` (``cifar-lessons book`` regenerating the book).
     """
-    from .training import load_run, train
+    from ..training import load_run, train
 
     chapter = get_chapter(chapter_id)
     if chapter.uses:
@@ -185,7 +185,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
     if isinstance(config, FastConfig):  # chapter 11's recipe has a training loop of its own
-        from .fast import train_fast
+        from ..going_further.fast import train_fast
 
         train_fast(config, data, run_dir, chapter=chapter.id, verbose=2 if verbose is None else verbose)
         return load_run(run_dir)
@@ -206,3 +206,24 @@ def recorded_runs(results_dir: Path | None = None) -> list[dict]:
     for chapter in training_chapters():
         rows.append({"chapter": chapter, **chapter_status(chapter, results_dir)})
     return rows
+
+
+def studied_run(chapter_id: str, quick: bool = False, results_dir: Path | None = None, data=None):
+    """The run a chapter studies: its recorded run if one matches its config, else a fresh one (Chapter 9).
+
+    Beyond ``run_chapter``'s line about the recorded run it says how many epochs it trained, which
+    epoch's weights it kept and its test accuracy (the chapter that trained it shows its curves).
+    """
+    from ..training import load_run
+
+    chapter = get_chapter(chapter_id)
+    if quick or chapter_status(chapter, results_dir)["status"] != "ok":
+        return run_chapter(chapter.id, quick=quick, results_dir=results_dir, data=data)
+    run_dir = run_dir_for(chapter, results_dir)
+    run = load_run(run_dir)
+    record = run.record
+    shown = run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir.name
+    print(f"Chapter {chapter.id}: the recorded run in {shown} (config {record['config_hash']}, trained "
+          f"{record['created']}): {record['epochs_run']} epochs, weights of epoch {record['best_epoch']} kept "
+          f"if the run restored its best ones, test accuracy {record['test_accuracy']:.2%}.")
+    return run

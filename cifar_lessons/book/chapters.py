@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import TrainConfig
-from .fast_config import FastConfig
+from ..config import TrainConfig
+from ..going_further.fast_config import FastConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS_DIR = REPO_ROOT / "chapters"
 
 
@@ -90,7 +90,7 @@ CHAPTERS = (
     Chapter("10", "conclusion", "Conclusion",
             "accuracy across all chapters", uses="08"),
     # Going further: a different recipe (not one change to chapter 8's), the ideas of the fastest
-    # known CIFAR-10 training runs; its own training loop (cifar_lessons.fast).
+    # known CIFAR-10 training runs; its own training loop (cifar_lessons.going_further.fast).
     Chapter("11", "going_further", "Going further",
             "whitening, a wide shallow net, SGD with a schedule, label smoothing, weight averaging, TTA",
             FastConfig(), milestone=0.89),

@@ -5,8 +5,8 @@ that trains the chapters), with only the learning rate, the epoch count and the 
 The sweep writes one record, ``results/05/lr_sweep.json``, with the configs, the data fingerprint,
 the hardware, the library versions and the per-epoch history and timing of every run.
 
-    python -m cifar_lessons.sweep            # the recorded sweep (8 short runs of about a CPU-minute each)
-    python -m cifar_lessons.sweep --quick    # a smoke run: 1 epoch on 500 images per setting
+    python -m cifar_lessons.book.sweep            # the recorded sweep (8 short runs of about a CPU-minute each)
+    python -m cifar_lessons.book.sweep --quick    # a smoke run: 1 epoch on 500 images per setting
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import results
+from .. import results
 from .chapters import get_chapter
 
 SWEEP_FILE = "lr_sweep.json"
@@ -50,8 +50,8 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
               validation_size: int = SWEEP_VALIDATION, epochs: int = SWEEP_EPOCHS, data=None,
               output: Path | None = None) -> dict:
     """Train every (chapter recipe, learning rate) pair and write the sweep's record atomically (Chapter 5)."""
-    from .data import load_cifar10
-    from .training import train
+    from ..data import load_cifar10
+    from ..training import train
 
     data = data or load_cifar10()
     output = Path(output) if output else sweep_path()
@@ -91,7 +91,7 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cifar_lessons.sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cifar_lessons.book.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 epoch on 500 images per setting (smoke run)")
     parser.add_argument("--output", type=Path, help=f"record to write (default: results/05/{SWEEP_FILE})")
     args = parser.parse_args(argv)

@@ -21,13 +21,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import results
+from .. import results
 
 IDENTITIES_FILE = results.PACKAGE_DIR.parent / "results" / "identities.json"
 SEEDS = (0, 1, 2)
 PRECISIONS = ("float32", "mixed_bfloat16")
 # The modules whose code decides what a run's identity is: the registry's configs, the models, the training.
-IDENTITY_MODULES = ("chapters", "config", "fast", "fast_config", "fast_tta", "models", "training")
+IDENTITY_MODULES = ("book/chapters", "config", "going_further/fast", "going_further/fast_config",
+                    "going_further/fast_tta", "models", "training")
 
 
 def source_key(root: Path = results.PACKAGE_DIR) -> str:
@@ -65,12 +66,12 @@ def _cached(path: Path = IDENTITIES_FILE) -> dict:
 
 def _computed(config, precision: str) -> dict:
     """The identity built from the code itself (imports TensorFlow), without the data fingerprint."""
-    from .fast_config import FastConfig
+    from ..going_further.fast_config import FastConfig
 
     if isinstance(config, FastConfig):  # chapter 11's recipe has identities of its own
-        from .fast import expected_identity
+        from ..going_further.fast import expected_identity
     else:
-        from .training import expected_identity
+        from ..training import expected_identity
     identity = expected_identity(config, precision, "")
     identity.pop("data", None)
     return identity

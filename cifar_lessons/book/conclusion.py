@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .book import chapter_status, recorded_history
+from ..results import cpu_name, learning_rate_drops
 from .chapters import get_chapter
-from .ladder import kept_epoch, learning_rate_drops, lr_sweep_rows, machine_key
+from .ladder import kept_epoch, lr_sweep_rows, machine_key
 from .report import comparison_rows
-from .results import cpu_name
+from .runs import chapter_status, recorded_history
 from .seeds import NO_VERDICT, NOT_SHOWN, gain_text, mean_sd, p_text, percent, seed_summary, verdict_text
 
 
@@ -147,8 +147,8 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
     if chapter.trains:
         record = chapter_status(chapter, results_dir)["record"]
     else:  # a chapter outside the one-technique chain may still keep a record in results/NN
-        from .book import run_dir_for
-        from .results import RecordError, load_record
+        from ..results import RecordError, load_record
+        from .runs import run_dir_for
 
         try:
             record = load_record(run_dir_for(chapter, results_dir))
@@ -170,7 +170,7 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
 
 def _race_sentence(results_dir: Path | None = None) -> str:
     """The race of chapter 11 against chapter 8 on one machine, as a sentence ('' if it was not run) (Chapter 10)."""
-    from .race import race_path, race_summary
+    from ..going_further.race import race_path, race_summary
 
     if not race_path(results_dir).is_file():
         return ""

@@ -7,7 +7,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import style
+from .. import style
 
 style.use()
 

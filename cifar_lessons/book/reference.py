@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import results
+from .. import results
 
 # airbench94's own report for this script on the official test set, and over how many runs (the script's header).
 REFERENCE_ACCURACY = 0.9401
@@ -64,7 +64,7 @@ def reference_table(results_dir: Path | None = None) -> list[dict]:
     machine during the run (then its times are not comparable; a record that does not say counts as
     shared).
     """
-    from .race import host_name
+    from ..going_further.race import host_name
 
     rows = []
     for path in sorted(reference_root(results_dir).glob("*/seed*/" + results.RECORD_FILE)):
