@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
+import tensorflow as tf
+from scipy.stats import binomtest
+from sklearn.calibration import calibration_curve
 
 
 def activations(model, images: np.ndarray, layer_name: str, batch_size: int = 250) -> np.ndarray:
     """The output of one layer for a batch of raw images, as float32 (Chapter 9)."""
-    import keras
-
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
     # training=False: called directly, Keras 3's random augmentation layers would otherwise be active.
     batches = [probe(np.asarray(images[start:start + batch_size], dtype="float32"), training=False)
@@ -59,8 +61,6 @@ def filter_structure(kernels: np.ndarray) -> dict:
 
 def _softmax_head(model):
     """The model's last layer, checked to be a Dense softmax layer (Chapter 9)."""
-    import keras
-
     head = model.layers[-1]
     activation = getattr(getattr(head, "activation", None), "__name__", "")
     if not isinstance(head, keras.layers.Dense) or activation != "softmax":
@@ -71,8 +71,6 @@ def _softmax_head(model):
 
 def logits(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class scores before the softmax (the logits), as float64 (Chapter 9)."""
-    import keras
-
     head = _softmax_head(model)
     probe = keras.Model(model.input, head.input)
     kernel, bias = (np.asarray(weight, dtype=np.float64) for weight in head.get_weights())
@@ -90,9 +88,6 @@ def grad_cam(model, images: np.ndarray, layer_name: str, class_indices=None) -> 
     is scaled to a maximum of 1; a map with no positive evidence stays 0. ``class_indices`` defaults
     to the predicted class of each image.
     """
-    import keras
-    import tensorflow as tf
-
     head = _softmax_head(model)
     probe = keras.Model(model.input, [model.get_layer(layer_name).output, head.input])
     kernel, bias = (tf.constant(np.asarray(weight, dtype=np.float32)) for weight in head.get_weights())
@@ -122,8 +117,6 @@ def reliability(confidences: np.ndarray, correct: np.ndarray, bins: int = 10) ->
     the expected calibration error (Guo et al. 2017) is their absolute difference averaged over
     bins, weighted by the fraction of predictions in each bin.
     """
-    from sklearn.calibration import calibration_curve
-
     confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
     correct = np.asarray(correct).reshape(-1).astype(int)
     if len(confidences) == 0 or len(confidences) != len(correct):
@@ -200,8 +193,6 @@ def changed_predictions(labels: np.ndarray, before: np.ndarray, after: np.ndarra
     change does nothing, each is as likely to be fixed as broken (a fair coin), and the p-value is
     that of a two-sided binomial test on the fixed count.
     """
-    from scipy.stats import binomtest
-
     labels, before, after = (np.asarray(a).reshape(-1) for a in (labels, before, after))
     was_right, is_right = before == labels, after == labels
     fixed, broken = int(np.sum(~was_right & is_right)), int(np.sum(was_right & ~is_right))

@@ -305,7 +305,7 @@ def _with_findings(data: Dataset, notes: list) -> Dataset:
 
 
 def _load_from_keras(per_class: tuple = OFFICIAL_PER_CLASS) -> Dataset:
-    import keras
+    import keras  # lazy: imports TensorFlow; list and report stay light
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
@@ -320,7 +320,7 @@ def _load_from_keras(per_class: tuple = OFFICIAL_PER_CLASS) -> Dataset:
 
 def train_validation_split(x, y, validation_size: int = 5000, seed: int = 0):
     """Carve a stratified, seeded validation set from the training data (Chapter 1)."""
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # lazy: imports scikit-learn; list and report stay light
 
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=validation_size, stratify=y, random_state=seed)

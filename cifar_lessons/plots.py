@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from . import style
 from .results import learning_rate_drops
@@ -183,8 +184,6 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
 
 def confusion(matrix, class_names, normalize: bool = True):
     """Confusion matrix as a heat map, rows true class, columns predicted (Chapter 9)."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
     values = matrix / matrix.sum(axis=1, keepdims=True) if normalize else matrix
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 6.3))
     ConfusionMatrixDisplay(values, display_labels=class_names).plot(

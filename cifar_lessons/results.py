@@ -261,7 +261,7 @@ def cpuinfo_field(name: str) -> str | None:
 def hardware_info() -> dict:
     """CPU model, core count and GPUs of this machine (Chapter 1)."""
     cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: every command imports this module; most need no TensorFlow
 
     gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
     # "AMD EPYC" names hosts that train several times apart: the vector flags tell them apart.
@@ -284,11 +284,11 @@ def cpu_name(hardware: dict) -> str:
 
 def library_versions() -> dict:
     """Versions of Python and the libraries a run depends on (Chapter 1)."""
-    import keras
-    import matplotlib
-    import numpy
-    import sklearn
-    import tensorflow
+    import keras  # lazy: only its version is read (every command imports this module)
+    import matplotlib  # lazy: only its version is read (every command imports this module)
+    import numpy  # lazy: only its version is read (every command imports this module)
+    import sklearn  # lazy: only its version is read (every command imports this module)
+    import tensorflow  # lazy: only its version is read (every command imports this module)
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
             "keras": keras.__version__, "numpy": numpy.__version__,

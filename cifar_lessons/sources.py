@@ -222,7 +222,7 @@ def _split_member(parts: tuple) -> tuple | None:
 
 def _decode_image(raw: bytes, name: str) -> tuple[np.ndarray, str, str]:
     """Decode one 32x32 8-bit image, checking its size and depth from the header first; its format and mode."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: imports Pillow; list and report stay light
 
     try:
         with Image.open(io.BytesIO(raw), formats=("PNG", "JPEG")) as image:
@@ -406,7 +406,7 @@ def _read_image_tree(files, location: str, per_class: tuple) -> tuple[tuple, str
     found = tree_index(files, location, per_class)
     formats, converted, arrays = set(), [], []
     with warnings.catch_warnings():
-        from PIL import Image
+        from PIL import Image  # lazy: imports Pillow; list and report stay light
 
         # Sizes are checked from each header; Pillow's bomb warning would only repeat that.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -59,10 +59,10 @@ def use() -> None:
     their displayed resolution (Chapter 1)."""
     mpl.rcParams.update(RC)
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # lazy and optional: only a notebook needs it (the book extra)
     except ImportError:  # plain Python: no notebook to draw into
         return
     if get_ipython() is not None:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        from matplotlib_inline.backend_inline import set_matplotlib_formats  # lazy: in a notebook only
 
         set_matplotlib_formats("retina")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from . import results, run_folder
 from .checkpoints import CHECKPOINT_DIR, checkpoints, resume, stopped_message
@@ -136,16 +137,12 @@ def _cpu_flags() -> set[str]:
 
 def _gpu_capabilities() -> list[tuple[int, int]]:
     """The compute capability of every visible GPU, e.g. [(7, 5)] for a T4 (empty on a CPU-only machine)."""
-    import tensorflow as tf  # lazy: light commands never import TensorFlow
-
     return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0))
             for gpu in tf.config.list_physical_devices("GPU")]
 
 
 def _visible_gpus() -> list[str]:
     """Names of the GPUs TensorFlow can use, e.g. ['/device:GPU:0', '/device:GPU:1']."""
-    import tensorflow as tf  # lazy: light commands never import TensorFlow
-
     return [device.name for device in tf.config.list_logical_devices("GPU")]
 
 
@@ -162,8 +159,6 @@ def resolve_strategy(strategy="auto"):
     gpus = _visible_gpus()
     if len(gpus) < 2:
         return None
-    import tensorflow as tf
-
     return tf.distribute.MirroredStrategy(gpus)
 
 

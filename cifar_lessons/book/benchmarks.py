@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import cpu_name
+from ..going_further.race import host_name
+from ..results import cpu_name, default_results_dir, read_json
+from .reference import reference_table
 
 
 def _load(name: str, results_dir: Path | None):
-    from ..results import default_results_dir, read_json
-
     path = Path(results_dir or default_results_dir()) / name
     return read_json(path) if path.exists() else None
 
@@ -74,9 +74,6 @@ def profile_markdown(results_dir: Path | None = None) -> str:
 def _reference_rate(profile: dict, results_dir: Path | None) -> str:
     """The training rate of airbench94 itself (PyTorch) on the profile's host, as a sentence ('' if it
     did not run there) (Chapter 11)."""
-    from ..going_further.race import host_name
-    from .reference import reference_table
-
     rates = [row["train_images_per_s"] for row in reference_table(results_dir)
              if row["host"] == host_name(profile) and row["precision"] == "bfloat16 autocast"
              and row["variant"] == "full" and row["train_images_per_s"] and not row["machine_shared"]]

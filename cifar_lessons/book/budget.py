@@ -10,6 +10,10 @@ import dataclasses
 from pathlib import Path
 
 from .. import results
+from ..going_further.race import host_name
+from .chapters import get_chapter
+from .runs import run_dir_for_seed
+from .seeds import fast_seed_records
 
 
 def budget_dir(epochs: int, seed: int, results_dir: Path | None = None) -> Path:
@@ -24,8 +28,6 @@ def _budget_root(results_dir: Path | None) -> Path:
 
 def budget_config(epochs: int, seed: int):
     """The chapter's recipe trained for ``epochs`` epochs with ``seed``, nothing else changed (Chapter 11)."""
-    from .chapters import get_chapter
-
     return dataclasses.replace(get_chapter("11").config, epochs=epochs, seed=seed)
 
 
@@ -37,11 +39,7 @@ def budget_table(results_dir: Path | None = None) -> list[dict]:
     (augmented) training batches of the last epoch, from the run's history, the run's process CPU seconds
     (training, evaluation and saving, as the race counts them) and the host it ran on (Chapter 11).
     """
-    from ..going_further import ablations
-    from ..going_further.race import host_name
-    from .chapters import get_chapter
-    from .runs import run_dir_for_seed
-    from .seeds import fast_seed_records
+    from ..going_further import ablations  # lazy: imports TensorFlow, which importing this module does not
 
     runs = [(record, run_dir_for_seed(get_chapter("11"), seed, results_dir))
             for seed, record in fast_seed_records(results_dir).items()]

@@ -8,9 +8,13 @@ import signal
 import sys
 import traceback
 
+import numpy as np
+
+from .. import data as data_module
 from ..data import DataError
 from ..results import RecordError, TrainingError
-from .chapters import CHAPTERS, PAGES, UnknownChapterError, get_chapter, training_chapters
+from . import identities, runs
+from .chapters import CHAPTERS, PAGES, REPO_ROOT, UnknownChapterError, get_chapter, training_chapters
 
 
 def _page_arg(value: str):
@@ -54,14 +58,12 @@ EVALUATE_TOLERANCE = 0.003
 
 
 def cmd_list(args) -> int:
-    from .runs import chapter_status
-
     print(f"{'id':<3} {'title':<28} {'milestone':>9} {'recorded':>9}  status")
     for chapter in CHAPTERS:
         if not chapter.trains:
             print(f"{chapter.id:<3} {chapter.title:<28} {'':>9} {'':>9}  analysis of chapter {chapter.uses}")
             continue
-        status = chapter_status(chapter, args.results)
+        status = runs.chapter_status(chapter, args.results)
         record = status["record"]
         recorded = _percent(record["test_accuracy"]) if record else "-"
         why = f" ({'; '.join(status['reasons'])})" if status["status"] in ("stale", "malformed") else ""
@@ -71,21 +73,17 @@ def cmd_list(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .runs import run_chapter
-
     chapter = args.chapter
     if not chapter.trains:
         print(f"Chapter {chapter.id} trains nothing; it analyses chapter {chapter.uses}.", file=sys.stderr)
         return 2
     if args.control:
-        from .runs import run_control
-
         if not getattr(chapter.config, "early_stopping", False):
             print(f"Chapter {chapter.id} adds no early stopping, so it has no control run (try 08).", file=sys.stderr)
             return 2
-        run = run_control(chapter.id, seed=args.seed, quick=args.quick, results_dir=args.results)
+        run = runs.run_control(chapter.id, seed=args.seed, quick=args.quick, results_dir=args.results)
     else:
-        run = run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
+        run = runs.run_chapter(chapter.id, quick=args.quick, retrain=True, results_dir=args.results, seed=args.seed)
     record = run.record
     print(f"Chapter {chapter.id}: test accuracy {_percent(record['test_accuracy'])} after "
           f"{record['epochs_run']} epoch{'s' * (record['epochs_run'] != 1)} in {record['wall_time_s'] / 60:.1f} min "
@@ -94,17 +92,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..data import load_cifar10
-    from ..evaluation import evaluate
-    from ..training import load_run
-    from .runs import chapter_status, run_dir_for
+    from ..evaluation import evaluate  # lazy: imports scikit-learn; --help, list and report stay light
+    from ..training import load_run  # lazy: imports TensorFlow; --help, list and report stay light
 
     chapter = get_chapter(args.chapter.uses or args.chapter.id)
-    data = load_cifar10()
-    status = chapter_status(chapter, args.results, data.fingerprint)
+    data = data_module.load_cifar10()
+    status = runs.chapter_status(chapter, args.results, data.fingerprint)
     if status["status"] in ("missing", "malformed"):
         raise RecordError(f"chapter {chapter.id}: {status['message']}")
-    run = load_run(run_dir_for(chapter, args.results))
+    run = load_run(runs.run_dir_for(chapter, args.results))
     result = evaluate(run.model, data.x_test, data.y_test, data.class_names)
     recorded = run.record["test_accuracy"]
     print(f"Chapter {chapter.id} on {data.describe()}")
@@ -131,14 +127,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .chapters import REPO_ROOT
-    from .report import accuracy_table_markdown, update_readme
-    from .runs import recorded_runs
+    from .report import accuracy_table_markdown, update_readme  # lazy: imports SciPy; --help and list stay light
 
     print(accuracy_table_markdown(args.results))
     if getattr(args, "update_readme", False):
         unusable = [f"{row['chapter'].id} {row['status']}: {'; '.join(row['reasons']) or row['message']}"
-                    for row in recorded_runs(args.results) if row["status"] != "ok"]
+                    for row in runs.recorded_runs(args.results) if row["status"] != "ok"]
         if unusable:
             raise RecordError("README.md not updated: every chapter needs a valid, current record ("
                               + " | ".join(unusable) + ")")
@@ -151,15 +145,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_data(args) -> int:
-    import numpy as np
-
-    from ..data import cache_dir, clear_cache, load_cifar10
-
     if args.clear_cache:
-        removed = clear_cache()
-        print(f"Removed {len(removed)} cached source{'s' * (len(removed) != 1)} from {cache_dir()}.")
+        removed = data_module.clear_cache()
+        print(f"Removed {len(removed)} cached source{'s' * (len(removed) != 1)} from {data_module.cache_dir()}.")
         return 0
-    data = load_cifar10(args.source)
+    data = data_module.load_cifar10(args.source)
     print(data.describe())
     for split, labels in (("train", data.y_train), ("test", data.y_test)):
         counts = np.bincount(labels, minlength=10)
@@ -174,23 +164,18 @@ def cmd_data(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from ..data import load_cifar10
-    from .runs import run_chapter
-
-    data = load_cifar10()
+    data = data_module.load_cifar10()
     print(f"Running the book on {data.describe()}", flush=True)
     for chapter in training_chapters():
-        run = run_chapter(chapter.id, results_dir=args.results, data=data, other_data="train")
+        run = runs.run_chapter(chapter.id, results_dir=args.results, data=data, other_data="train")
         print(f"Chapter {chapter.id} {chapter.title}: test accuracy {_percent(run.record['test_accuracy'])}",
               flush=True)
     return cmd_report(args)
 
 
 def cmd_study(args) -> int:
-    from ..data import load_cifar10
-    from .report import chapter_gain
-    from .runs import chapter_status, run_chapter, run_dir_for_seed
-    from .seeds import seed_run_status
+    from .report import chapter_gain  # lazy: imports SciPy; --help and list stay light
+    from .seeds import seed_run_status  # lazy: imports SciPy; --help and list stay light
 
     chapters = list(dict.fromkeys(args.chapters or training_chapters()))
     for chapter in chapters:
@@ -202,9 +187,9 @@ def cmd_study(args) -> int:
     for seed in dict.fromkeys(args.seeds):
         for chapter in chapters:
             own = seed == chapter.config.seed
-            status = chapter_status(chapter, args.results) if own else seed_run_status(chapter, seed, args.results)
-            main = chapter_status(chapter, args.results)["record"]
-            folder = run_dir_for_seed(chapter, seed, args.results)
+            status = runs.chapter_status(chapter, args.results) if own else seed_run_status(chapter, seed, args.results)
+            main = runs.chapter_status(chapter, args.results)["record"]
+            folder = runs.run_dir_for_seed(chapter, seed, args.results)
             plan.append({"chapter": chapter, "seed": seed, "done": status["status"] == "ok",
                          "estimate_s": main["wall_time_s"] if main else None,
                          "resumes": (folder / "checkpoint").is_dir()})
@@ -219,11 +204,11 @@ def cmd_study(args) -> int:
                      "to train (resumes from its checkpoint)" if item["resumes"] else "to train")
             print(f"  chapter {item['chapter'].id} seed {item['seed']}: {state}")
         return 0
-    data = load_cifar10() if todo else None
+    data = data_module.load_cifar10() if todo else None
     for number, item in enumerate(todo, 1):
         chapter, seed = item["chapter"], item["seed"]
         print(f"[{number}/{len(todo)}] chapter {chapter.id} seed {seed}", flush=True)
-        run = run_chapter(chapter.id, results_dir=args.results, data=data, seed=seed, other_data="train")
+        run = runs.run_chapter(chapter.id, results_dir=args.results, data=data, seed=seed, other_data="train")
         print(f"Chapter {chapter.id} seed {seed}: test accuracy {_percent(run.record['test_accuracy'])}", flush=True)
     for chapter in chapters:
         print(chapter_gain(chapter.id, args.results))
@@ -231,7 +216,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_notebooks(args) -> int:
-    from .notebooks import execute_notebook
+    from .notebooks import execute_notebook  # lazy: imports papermill and nbformat (the book extra)
 
     chapters = args.chapters or list(PAGES)
     for chapter in chapters:
@@ -241,8 +226,6 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_identities(args) -> int:
-    from . import identities
-
     content = identities.write()
     print(f"Wrote {len(content['identities'])} run identities for identity source {content['source_key']} "
           f"to {identities.IDENTITIES_FILE.name}.")

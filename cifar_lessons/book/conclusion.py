@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import cpu_name, learning_rate_drops
+from ..going_further.race import race_path, race_summary
+from ..results import RecordError, cpu_name, learning_rate_drops, load_record
+from . import chapters
 from .chapters import get_chapter
 from .ladder import kept_epoch, lr_sweep_rows, machine_key
 from .report import comparison_rows
-from .runs import chapter_status, recorded_history
+from .runs import chapter_status, recorded_history, run_dir_for
 from .seeds import NO_VERDICT, NOT_SHOWN, gain_text, mean_sd, p_text, percent, seed_summary, verdict_text
 
 
@@ -138,25 +140,20 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
 
     (Chapter 10)
     """
-    from .chapters import CHAPTERS
-
-    chapter = next((c for c in CHAPTERS if c.slug == "going_further"), None)
+    chapter = next((c for c in chapters.CHAPTERS if c.slug == "going_further"), None)
     if chapter is None:
         return ""
     text = f"Chapter {int(chapter.id)}, *{chapter.title}*, goes further ({chapter.technique})"
     if chapter.trains:
         record = chapter_status(chapter, results_dir)["record"]
     else:  # a chapter outside the one-technique chain may still keep a record in results/NN
-        from ..results import RecordError, load_record
-        from .runs import run_dir_for
-
         try:
             record = load_record(run_dir_for(chapter, results_dir))
         except RecordError:
             record = None
     if record is None:
         return text + "; it has no recorded run here yet."
-    final = [c for c in CHAPTERS if c.trains and c.id < chapter.id]
+    final = [c for c in chapters.CHAPTERS if c.trains and c.id < chapter.id]
     summary = seed_summary(chapter, results_dir) if chapter.trains else None
     accuracy = mean_sd(summary) if summary and summary["n"] >= 2 else percent(record["test_accuracy"])
     seeds = f" (mean of {summary['n']} seeds)" if summary and summary["n"] >= 2 else ""
@@ -170,8 +167,6 @@ def going_further_sentence(results_dir: Path | None = None) -> str:
 
 def _race_sentence(results_dir: Path | None = None) -> str:
     """The race of chapter 11 against chapter 8 on one machine, as a sentence ('' if it was not run) (Chapter 10)."""
-    from ..going_further.race import race_path, race_summary
-
     if not race_path(results_dir).is_file():
         return ""
     race = race_summary(results_dir)

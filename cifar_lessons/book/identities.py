@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 
 from .. import results
+from ..going_further.fast_config import FastConfig
+from .chapters import training_chapters
 
 IDENTITIES_FILE = results.PACKAGE_DIR.parent / "results" / "identities.json"
 SEEDS = (0, 1, 2)
@@ -66,12 +68,10 @@ def _cached(path: Path = IDENTITIES_FILE) -> dict:
 
 def _computed(config, precision: str) -> dict:
     """The identity built from the code itself (imports TensorFlow), without the data fingerprint."""
-    from ..going_further.fast_config import FastConfig
-
     if isinstance(config, FastConfig):  # chapter 11's recipe has identities of its own
-        from ..going_further.fast import expected_identity
+        from ..going_further.fast import expected_identity  # lazy: imports TensorFlow; list and report stay light
     else:
-        from ..training import expected_identity
+        from ..training import expected_identity  # lazy: imports TensorFlow; list and report stay light
     identity = expected_identity(config, precision, "")
     identity.pop("data", None)
     return identity
@@ -85,8 +85,6 @@ def expected_identity(config, precision: str, data_fingerprint: str) -> dict:
 
 def recipe_configs() -> list:
     """Every training chapter's config with each seed of the seed study (Chapter 1)."""
-    from .chapters import training_chapters
-
     return [dataclasses.replace(chapter.config, seed=seed) for chapter in training_chapters() for seed in SEEDS]
 
 

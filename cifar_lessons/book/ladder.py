@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import cpu_name, learning_rate_drops
+import numpy as np
+
+from ..results import HISTORY_FILE, cpu_name, learning_rate_drops, read_json
+from ..training import load_run, prepare_data
 from .chapters import get_chapter, previous_training_chapter
-from .runs import chapter_status, recorded_history
+from .runs import chapter_status, control_run_dir, control_status, recorded_history, run_dir_for, run_dir_for_seed
 from .seeds import percent, seed_folders, seed_run_status
+from .sweep import sweep_path
 
 
 def validation_swing(chapter_id: str, results_dir: Path | None = None) -> str:
@@ -160,8 +164,6 @@ def inference_gap(model, x_train, y_train, val_accuracy: float, sample: int = 50
     dropout and with batch norm's running averages, as the validation images are seen, so the
     gap is the model's own. ``sample`` training images keep it to seconds on a CPU.
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x_train), min(sample, len(x_train)), replace=False)
     # predict, not evaluate: a saved model is stored uncompiled (training.save_model).
@@ -177,9 +179,6 @@ def mode_gap_rows(chapter_ids, data, results_dir: Path | None = None, sample: in
     Loads each chapter's saved model and scores ``sample`` images of its training split, in seconds on a CPU.
     Chapters without a recorded run are left out.
     """
-    from ..training import load_run, prepare_data
-    from .runs import run_dir_for
-
     rows = []
     for chapter_id in chapter_ids:
         chapter = get_chapter(chapter_id)
@@ -327,9 +326,6 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
     Only control runs whose record matches the current code (``book.control_status``) and whose seed the
     chapter also recorded count. Times compare only when both runs ran on one machine.
     """
-    from ..results import HISTORY_FILE, read_json
-    from .runs import control_run_dir, control_status, run_dir_for, run_dir_for_seed
-
     chapter = get_chapter(chapter_id)
     found = []
     for seed in seed_folders(run_dir_for(chapter, results_dir) / "control"):
@@ -384,9 +380,6 @@ def early_stopping_control_text(chapter_id: str = "08", results_dir: Path | None
 
 def load_lr_sweep(results_dir: Path | None = None) -> dict | None:
     """The recorded learning-rate sweep of Chapter 5, or None if it has not been run."""
-    from ..results import read_json
-    from .sweep import sweep_path
-
     path = sweep_path(results_dir)
     return read_json(path) if path.exists() else None
 

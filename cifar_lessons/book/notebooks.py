@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
+import nbformat
+import papermill
+
+from ..results import write_text_atomic
 from .chapters import CHAPTERS_DIR
 
 
@@ -17,12 +23,6 @@ def execute_notebook(notebook: Path, output: Path, quick: bool = False, results_
     A failing cell raises papermill's PapermillExecutionError naming the cell, and ``output`` is left as it
     was: the run writes to a temporary file beside it, which replaces ``output`` only when every cell ran.
     """
-    import os
-    import tempfile
-
-    import nbformat
-    import papermill
-
     # Only non-default values are injected, so a full run leaves no extra cell in the notebook,
     # and cells an earlier run injected (parameters, papermill's error banners) are dropped first.
     parameters = {"QUICK": True} if quick else {}
@@ -58,10 +58,6 @@ _RUN_METADATA = ("papermill", "execution")
 
 def strip_runtime_noise(path: Path) -> None:
     """Remove TensorFlow's start-up log lines and per-run timing metadata from a notebook, in place (Chapter 1)."""
-    import nbformat
-
-    from ..results import write_text_atomic
-
     notebook = nbformat.read(path, as_version=4)
     for key in _RUN_METADATA:
         notebook.metadata.pop(key, None)

@@ -8,18 +8,21 @@ re-encoded at lower qualities and see how test accuracy falls as the images lose
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from .. import results
 from ..data import Dataset, fingerprint_arrays
+from .chapters import get_chapter
+from .seeds import fast_seed_records
 
 
 def jpeg_roundtrip(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
     """Each uint8 RGB image saved as JPEG at ``quality`` (1-95) and decoded again (Chapter 11)."""
-    from PIL import Image
-
     if not 1 <= quality <= 95:
         raise ValueError(f"JPEG quality must be between 1 and 95, not {quality}")
     decoded = np.empty_like(images)
@@ -75,8 +78,6 @@ def ladder_dir(quality: int, seed: int, results_dir: Path | None = None, budget:
 
 def _ladder_root(results_dir: Path | None, budget: str) -> Path:
     """The folder holding one budget's rungs: results/11/jpeg, or results/11/jpeg/full (Chapter 11)."""
-    from .. import results
-
     _check_budget(budget)
     root = Path(results_dir or results.default_results_dir()) / "11" / "jpeg"
     return root / "full" if budget == "full" else root
@@ -84,8 +85,7 @@ def _ladder_root(results_dir: Path | None, budget: str) -> Path:
 
 def ladder_config(budget: str = "screen"):
     """The recipe a ladder run trains: the ablation's full recipe (screen) or the chapter's own (full) (Chapter 11)."""
-    from ..going_further import ablations
-    from .chapters import get_chapter
+    from ..going_further import ablations  # lazy: imports Keras, which this module does not
 
     _check_budget(budget)
     return get_chapter("11").config if budget == "full" else ablations.ablation_configs()[ablations.FULL_RECIPE]
@@ -99,10 +99,7 @@ def ladder_table(results_dir: Path | None = None, budget: str = "screen") -> lis
     and not a quick run. A lower rung's ``val_change`` and ``test_change`` are against the copy itself,
     same seed and budget (None for the copy, or where its run is missing) (Chapter 11).
     """
-    import dataclasses
-
-    from ..going_further import ablations
-    from .seeds import fast_seed_records
+    from ..going_further import ablations  # lazy: imports Keras, which this module does not
 
     base = ladder_config(budget)
     root = _ladder_root(results_dir, budget)

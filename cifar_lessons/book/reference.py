@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import results
+from ..going_further.race import host_name
+from .chapters import get_chapter
+from .seeds import compare_seeds, seed_summary
 
 # airbench94's own report for this script on the official test set, and over how many runs (the script's header).
 REFERENCE_ACCURACY = 0.9401
@@ -64,8 +67,6 @@ def reference_table(results_dir: Path | None = None) -> list[dict]:
     machine during the run (then its times are not comparable; a record that does not say counts as
     shared).
     """
-    from ..going_further.race import host_name
-
     rows = []
     for path in sorted(reference_root(results_dir).glob("*/seed*/" + results.RECORD_FILE)):
         record = load_reference(path)
@@ -122,8 +123,6 @@ def split_comparison(rows: list[dict], seed_records: dict[int, dict]) -> list[di
     (``seeds.compare_seeds``: not shown unless p < 0.05). Seed numbers do not pair runs across the two frameworks, so
     only the means are compared. Empty without ``split45`` runs or seed records.
     """
-    from .seeds import compare_seeds
-
     split_rows = [row for row in rows if row["variant"] == "split45"]
     if not (split_rows and seed_records):
         return []
@@ -144,9 +143,6 @@ def reference_markdown(results_dir: Path | None = None) -> str:
     rows = reference_table(results_dir)
     if not rows:
         return ""
-    from .chapters import get_chapter
-    from .seeds import seed_summary
-
     lines = [f"| Recipe | Training images | Precision | Seeds | Test accuracy | vs {REFERENCE_ACCURACY:.2%} (pts) |",
              "|---|---:|---|---:|---:|---:|"]
     images = {"full": "50,000", "split45": "45,000"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import cpu_name
+from ..results import cpu_name, write_text_atomic
+from . import benchmarks
 from .chapters import BOOK_BUDGET_MINUTES, get_chapter, previous_training_chapter, training_chapters
 from .runs import chapter_status
 from .seeds import (
@@ -261,9 +262,7 @@ def _accuracy_phrase(summary: dict) -> str:
 
 def benchmark_markdown(results_dir: Path | None = None) -> str:
     """Training throughput measured by scripts/benchmark.py, as Markdown ('' if not measured) (Chapter 1)."""
-    from .benchmarks import benchmark_markdown as table
-
-    return table(results_dir)
+    return benchmarks.benchmark_markdown(results_dir)
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -271,9 +270,8 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 def readme_block(results_dir: Path | None = None) -> str:
     """What belongs between the README's results markers (Chapter 10)."""
-    from .benchmarks import profile_markdown
-
-    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir), profile_markdown(results_dir)]
+    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir),
+             benchmarks.profile_markdown(results_dir)]
     return f"{README_START}\n" + "\n\n".join(part for part in parts if part) + f"\n{README_END}"
 
 
@@ -288,8 +286,6 @@ def current_readme_block(readme: Path) -> str:
 
 def update_readme(readme: Path, results_dir: Path | None = None) -> bool:
     """Rewrite the README's results block from the run records; True if it changed (Chapter 10)."""
-    from ..results import write_text_atomic
-
     text = Path(readme).read_text()
     old = current_readme_block(readme)
     new = readme_block(results_dir)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from .. import results
 from ..data import Dataset, load_cifar10
 from ..going_further.fast_config import FastConfig
-from .chapters import REPO_ROOT, Chapter, get_chapter, training_chapters
+from .chapters import REPO_ROOT, Chapter, get_chapter, previous_training_chapter, training_chapters
+from .identities import expected_identity  # cached per recipe, so list/report/site need no TensorFlow
 
 if TYPE_CHECKING:  # training imports Keras: loaded only when a chapter runs, so the registry stays light
     from ..training import Run
@@ -31,8 +32,6 @@ def staleness(record: dict, config, data_fingerprint: str | None = None) -> list
     architecture actually built, augmentation, optimizer, loss, callbacks, precision and, when
     ``data_fingerprint`` is given, the data.
     """
-    from .identities import expected_identity  # cached per recipe, so list/report/site need no TensorFlow
-
     reasons = ["it is a quick smoke run, not a result"] if record["quick"] else []
     if record["config_hash"] != config.hash:
         changes = config.changes_from(type(config).from_dict(record["config"]))
@@ -97,8 +96,6 @@ def control_config(chapter: Chapter, seed: int | None = None):
     With the same seed on the same machine it repeats the chapter's run epoch for epoch up to where the
     rule stopped it, so its further epochs show what the stopping rule saved and what it cost.
     """
-    from .chapters import previous_training_chapter
-
     if not getattr(chapter.config, "early_stopping", False):
         raise ValueError(f"chapter {chapter.id} adds no early stopping, so it has no control run")
     previous = previous_training_chapter(chapter)
@@ -123,8 +120,7 @@ def control_status(chapter: Chapter, seed: int, results_dir: Path | None = None)
 def run_control(chapter_id: str, seed: int | None = None, quick: bool = False, results_dir: Path | None = None,
                 data: Dataset | None = None, verbose: int | None = None) -> Run:
     """Train (or resume) a chapter's early-stopping control run into ``results/NN/control/seedS`` (Chapter 8)."""
-    from ..training import train
-    from .chapters import previous_training_chapter
+    from ..training import train  # lazy: imports TensorFlow; list, report and the site stay light
 
     chapter = get_chapter(chapter_id)
     config = control_config(chapter, seed)
@@ -148,7 +144,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     the book used its offline copy), ``other_data="reference"`` returns it as the book's reference and
     trains nothing; ``"train"`` trains on ``data`` (``cifar-lessons book`` regenerating the book).
     """
-    from ..training import load_run, train
+    from ..training import load_run, train  # lazy: imports TensorFlow; list, report and the site stay light
 
     chapter = get_chapter(chapter_id)
     if chapter.uses:
@@ -185,7 +181,7 @@ def run_chapter(chapter_id: str, quick: bool = False, retrain: bool = False,
     data = data or load_cifar10()
     print(f"Chapter {chapter.id}: training config {config.hash} on {data.describe()}", flush=True)
     if isinstance(config, FastConfig):  # chapter 11's recipe has a training loop of its own
-        from ..going_further.fast import train_fast
+        from ..going_further.fast import train_fast  # lazy: imports TensorFlow; list, report and the site stay light
 
         train_fast(config, data, run_dir, chapter=chapter.id, verbose=2 if verbose is None else verbose)
         return load_run(run_dir)
@@ -214,7 +210,7 @@ def studied_run(chapter_id: str, quick: bool = False, results_dir: Path | None =
     Beyond ``run_chapter``'s line about the recorded run it says how many epochs it trained, which
     epoch's weights it kept and its test accuracy (the chapter that trained it shows its curves).
     """
-    from ..training import load_run
+    from ..training import load_run  # lazy: imports TensorFlow; list, report and the site stay light
 
     chapter = get_chapter(chapter_id)
     if quick or chapter_status(chapter, results_dir)["status"] != "ok":

@@ -26,9 +26,17 @@ from keras import layers
 
 from .. import results, run_folder
 from ..checkpoints import CHECKPOINT_DIR, resume, stopped_message
-from ..data import Dataset
+from ..data import CLASS_NAMES, OFFICIAL_PER_CLASS, Dataset
 from ..results import TrainingError
-from ..training import EpochLog, dtype_policy, prepare_data, resolve_precision
+from ..training import (
+    EpochLog,
+    architecture_hash,
+    augmentation_settings,
+    dtype_policy,
+    optimizer_settings,
+    prepare_data,
+    resolve_precision,
+)
 from .fast_config import FastConfig
 from .fast_tta import inference_model, score, score_free_variants
 
@@ -425,8 +433,6 @@ def _variants(config: FastConfig, net, last_raw_weights: list, splits: dict, sco
 def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, precision: str,
                  data_fingerprint: str) -> dict:
     """Everything that determines a chapter-11 run: config, architecture, augmentation, optimizer, loss (Chapter 11)."""
-    from ..training import architecture_hash, augmentation_settings, optimizer_settings
-
     return {"config": config.hash, "architecture": architecture_hash(inference_model(config, net)),
             "augmentation": augmentation_settings(model), "optimizer": optimizer_settings(model.optimizer),
             "loss": json.dumps(keras.losses.serialize(model.loss), sort_keys=True), "callbacks": {},
@@ -442,8 +448,6 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         net = build_fast_net(config, images)
         model = training_model(config, net)
         # The learning-rate schedule counts steps: those of CIFAR-10's training part, as train_fast's batches.
-        from ..data import CLASS_NAMES, OFFICIAL_PER_CLASS
-
         training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
         compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
         identity = run_identity(config, model, net, precision, "")

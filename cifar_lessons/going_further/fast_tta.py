@@ -12,6 +12,7 @@ import dataclasses
 import keras
 import numpy as np
 from keras import layers
+from sklearn.metrics import accuracy_score, log_loss
 
 from .fast_config import FastConfig
 
@@ -129,8 +130,6 @@ def _airbench_inference_model(inputs, net: keras.Model) -> keras.Model:
 
 def score(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Log loss and accuracy of a model that outputs probabilities, from one pass of ``predict``."""
-    from sklearn.metrics import accuracy_score, log_loss
-
     probabilities = np.asarray(model.predict(images, batch_size=500, verbose=0), dtype=np.float64)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return (float(log_loss(labels, probabilities, labels=range(10))),

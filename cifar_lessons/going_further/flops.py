@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 
+from keras import layers
+
 
 def layer_flops(layer) -> int:
     """Forward-pass operations of one image through one convolution or dense layer (0 for any other layer)."""
-    from keras import layers
-
     if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D):
         positions = math.prod(layer.output.shape[1:-1])
         weights_per_output = math.prod(layer.kernel_size) * layer.input.shape[-1] // layer.groups

@@ -77,7 +77,7 @@ def race_chart(results_dir: Path | None = None):
     The axes end a little after the later of chapter 8's time to the target and the slowest chapter-11
     run, so a long chapter-8 run (a control trained to its ceiling) does not squeeze the race itself.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: imports Matplotlib; `report` reads the race and stays light
 
     root = Path(results_dir or results.default_results_dir())
     summary = race_summary(results_dir)
