@@ -4,6 +4,11 @@ A checkpoint holds the weights and optimizer variables, early stopping's kept we
 state of every dropout and augmentation layer, the chapter callbacks' running state and the history so far.
 Each is written into a uniquely named temporary folder and renamed into place, and names the sha256 of its
 weight files; resume refuses one whose files or epoch do not match, and falls back to the one before it.
+
+Why not ``keras.callbacks.BackupAndRestore``: it restores the weights, the optimizer and the epoch, but not the
+chapter callbacks' running state (EarlyStopping's kept weights and patience count, ReduceLROnPlateau's), the
+history or the random state of the dropout and augmentation layers, so a run it resumed would not repeat the
+uninterrupted one (``tests/test_training.py`` checks that ours does).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from cifar_lessons import analysis, models, training
+from cifar_lessons import analysis, devices, models, training
 from cifar_lessons.book import ladder
 from cifar_lessons.book.chapters import PAGES, step_chapters
 from cifar_lessons.book.runs import run_dir_for
@@ -233,7 +233,7 @@ def architecture(model) -> list:
 
 def build_as_training_does(chapter, precision, x_train):
     """build_model and compile_model under the run's precision, as train() calls them."""
-    with training.dtype_policy(precision):
+    with devices.dtype_policy(precision):
         return training.compile_model(models.build_model(chapter.config, x_train), chapter.config)
 
 
@@ -247,7 +247,7 @@ def recorded_models():
         run_dir = run_dir_for(chapter)
         path, record = run_dir / MODEL_FILE, load_record(run_dir)
         assert path.is_file(), f"chapter {chapter.id} has no recorded model at {path}"
-        with training.dtype_policy(record["precision"]):
+        with devices.dtype_policy(record["precision"]):
             loaded[chapter.id] = (keras.models.load_model(path), record)
     return loaded
 
@@ -291,7 +291,7 @@ def test_the_shown_code_gives_the_recorded_identity(run_dir):
 
     record, shown = load_record(run_dir), _shown()
     config = training.TrainConfig.from_dict(record["config"])
-    with training.dtype_policy(record["precision"]):
+    with devices.dtype_policy(record["precision"]):
         model = shown["compile_model"](shown["build_model"](config, np.zeros((1, 32, 32, 3), np.uint8)), config)
     identity = training.run_identity(config, model, shown["chapter_callbacks"](config), record["precision"],
                                      record["identity"]["data"])

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from cifar_lessons import results, training
+from cifar_lessons import devices, results, training
 from cifar_lessons.data import CLASS_NAMES, Dataset, fingerprint_arrays
 from cifar_lessons.models import build_model
 from cifar_lessons.training import TrainConfig, TrainingError, load_run, train
@@ -389,9 +389,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_training import TINY, learnable_dataset
         from cifar_lessons.training import train
-        from cifar_lessons import training
+        from cifar_lessons import devices
         # Two visible "GPUs" (logical CPUs here): "auto" must mirror the model on both.
-        training._visible_gpus = lambda: ["/cpu:0", "/cpu:1"]
+        devices._visible_gpus = lambda: ["/cpu:0", "/cpu:1"]
         run = train(TINY, learnable_dataset(), {str(tmp_path / "two")!r}, verbose=0)
         one = train(TINY, learnable_dataset(), {str(tmp_path / "one")!r}, verbose=0, strategy=None)
         print(run.record["strategy"], run.record["replicas"], len(run.record["devices"]),
@@ -409,28 +409,26 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
 @pytest.mark.parametrize("gpus, mirrored", [([], False), (["/device:GPU:0"], False),
                                             (["/device:GPU:0", "/device:GPU:1"], True)])
 def test_auto_strategy_mirrors_only_over_several_gpus(monkeypatch, gpus, mirrored):
-    from cifar_lessons import training
 
-    monkeypatch.setattr(training, "_visible_gpus", lambda: gpus)
+    monkeypatch.setattr(devices, "_visible_gpus", lambda: gpus)
     made = []
     import tensorflow as tf
 
     monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: made.append(devices) or "mirrored")
-    assert training.resolve_strategy("auto") == ("mirrored" if mirrored else None)
+    assert devices.resolve_strategy("auto") == ("mirrored" if mirrored else None)
     assert made == ([gpus] if mirrored else [])
-    assert training.resolve_strategy(None) is None
+    assert devices.resolve_strategy(None) is None
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from cifar_lessons import training
 
-    assert training.resolve_precision("float32") == "float32"
-    assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
-    assert training.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2"})
-    monkeypatch.setattr(training, "_gpu_capabilities", lambda: [])
-    assert training.resolve_precision("auto") == "float32"
+    assert devices.resolve_precision("float32") == "float32"
+    assert devices.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert devices.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: [])
+    assert devices.resolve_precision("auto") == "float32"
 
 
 @pytest.mark.parametrize("capabilities, policy", [
@@ -442,11 +440,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     ([(6, 1)], "float32"),  # a P100-class card without tensor cores
 ])
 def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, capabilities, policy):
-    from cifar_lessons import training
 
-    monkeypatch.setattr(training, "_gpu_capabilities", lambda: capabilities)
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx512_bf16"})  # the GPU decides, not the CPU
-    assert training.resolve_precision("auto") == policy
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: capabilities)
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx512_bf16"})  # the GPU decides, not the CPU
+    assert devices.resolve_precision("auto") == policy
 
 
 def test_a_float16_model_compiles_with_loss_scaling():
@@ -454,7 +451,7 @@ def test_a_float16_model_compiles_with_loss_scaling():
     from cifar_lessons import training
     from cifar_lessons.models import build_model
 
-    with training.dtype_policy("mixed_float16"):
+    with devices.dtype_policy("mixed_float16"):
         model = training.compile_model(build_model(TINY, np.zeros((2, 32, 32, 3), np.uint8)), TINY)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert keras.mixed_precision.global_policy().name == "float32"

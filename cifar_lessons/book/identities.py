@@ -29,7 +29,7 @@ IDENTITIES_FILE = results.PACKAGE_DIR.parent / "results" / "identities.json"
 SEEDS = (0, 1, 2)
 PRECISIONS = ("float32", "mixed_bfloat16")
 # The modules whose code decides what a run's identity is: the registry's configs, the models, the training.
-IDENTITY_MODULES = ("book/chapters", "config", "going_further/fast", "going_further/fast_config",
+IDENTITY_MODULES = ("book/chapters", "config", "devices", "going_further/fast", "going_further/fast_config",
                     "going_further/fast_tta", "models", "training")
 
 

@@ -27,16 +27,9 @@ from keras import layers
 from .. import results, run_folder
 from ..checkpoints import CHECKPOINT_DIR, resume, stopped_message
 from ..data import CLASS_NAMES, OFFICIAL_PER_CLASS, Dataset
+from ..devices import dtype_policy, resolve_precision
 from ..results import TrainingError
-from ..training import (
-    EpochLog,
-    architecture_hash,
-    augmentation_settings,
-    dtype_policy,
-    optimizer_settings,
-    prepare_data,
-    resolve_precision,
-)
+from ..training import EpochLog, architecture_hash, augmentation_settings, optimizer_settings, prepare_data
 from .fast_config import FastConfig
 from .fast_tta import inference_model, score, score_free_variants
 
