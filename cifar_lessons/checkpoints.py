@@ -8,7 +8,7 @@ weight files; resume refuses one whose files or epoch do not match, and falls ba
 Why not ``keras.callbacks.BackupAndRestore``: it restores the weights, the optimizer and the epoch, but not the
 chapter callbacks' running state (EarlyStopping's kept weights and patience count, ReduceLROnPlateau's), the
 history or the random state of the dropout and augmentation layers, so a run it resumed would not repeat the
-uninterrupted one (``tests/test_training.py`` checks that ours does).
+uninterrupted one (``tests/test_checkpoints.py`` checks that ours does).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny synthetic CIFAR-10 sources in every supported format."""
+"""Shared fixtures: tiny synthetic CIFAR-10 sources in every supported format, a cache of their own for the
+data tests, the real data, and the site built once for every test_site_* module."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import tarfile
 import zlib
@@ -146,6 +148,14 @@ def official_tar(tmp_path):
     return path, hashlib.md5(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test decodes into its own cache, so no test sees another's.
+
+    Every test_data_* module uses it for all its tests (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    monkeypatch.setenv("CIFAR_LESSONS_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 # CI sets this (see .ci/run): there a missing or unreadable data source fails the data-dependent tests
 # instead of skipping them, so a green run always means the accuracies were checked.
 REQUIRE_DATA = os.environ.get("CIFAR_LESSONS_REQUIRE_DATA") == "1"
@@ -178,3 +188,20 @@ def real_data():
         if os.environ.get("CIFAR_LESSONS_DATA"):  # a configured source that fails its checks is a failure
             pytest.fail(f"the configured CIFAR-10 source is unusable: {error}")
         no_data(f"no CIFAR-10 source available: {error}")
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory):
+    """The book built by ``mkdocs build --strict``: once a session, for every test_site_* module."""
+    from site_support import BUILD_LOGS
+
+    from cifar_lessons.book.chapters import REPO_ROOT
+
+    site_dir = tmp_path_factory.mktemp("site")
+    # Material 9.8.2+ prints an end-of-life banner on every build; scripts/setup.sh turns it off the same way.
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site_dir)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    BUILD_LOGS[site_dir] = result.stderr + result.stdout
+    return site_dir

@@ -361,7 +361,7 @@ def test_budget_table_counts_only_the_recipe_with_its_folders_epochs(tmp_path):
 def test_an_interrupted_fast_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, capsys):
     """train_fast checkpoints every epoch like train(): killed after epoch 2 of 3 and started again, it trains
     epoch 3 only, on the batches an uninterrupted run sees there, and records the same result."""
-    from test_training import EpochsSeen, StopAt, learnable_dataset
+    from training_support import EpochsSeen, StopAt, learnable_dataset
 
     from cifar_lessons.going_further import fast
 

@@ -171,7 +171,7 @@ def test_train_runs_the_shown_functions_with_the_shown_callbacks(tmp_path, monke
     code itself, executed from the notebooks), passes fit_model exactly the chapter callbacks between its epoch
     log, TerminateOnNaN and the checkpoint (last), and records the identity the package's own code expects."""
     import keras
-    from test_training import learnable_dataset
+    from training_support import learnable_dataset
 
     shown, calls = shown_namespace(), []
 

@@ -1,0 +1,264 @@
+"""What chapters 1-8 say in words must hold for the committed run records.
+
+The notebooks print every number from the records; their prose makes qualitative claims ("fits the
+training images faster", "the same run until the first cut", "the kept epoch had a lower validation
+accuracy"). Each test here checks one such claim against the records, so a retrained chapter whose
+numbers no longer support its prose fails here, naming the claim. The replay tests check the book's
+reading of Keras' callback rules on synthetic values with known answers; the settings tests check that
+chapters 1 and 4-8 name the configured settings, and chapter 1's fit log is real."""
+
+from __future__ import annotations
+
+import pytest
+from claims_support import _markdown
+
+from cifar_lessons import results
+from cifar_lessons.book import ladder, report
+from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.book.runs import recorded_history
+from cifar_lessons.book.sweep import sweep_path
+
+
+def _history(chapter_id):
+    history = recorded_history(chapter_id)
+    assert history is not None, f"chapter {chapter_id} has no current recorded run"
+    return history
+
+
+def _test_accuracy(chapter_id):
+    return report.chapter_status(get_chapter(chapter_id))["record"]["test_accuracy"]
+
+
+# The rules, on values whose answer is known by hand.
+
+def test_plateau_replay_cuts_after_patience_epochs_without_a_new_best():
+    values = [1.0, 0.9, 0.95, 0.96, 0.8, 0.85, 0.86, 0.87, 0.88]
+    rows = ladder.replay_plateau(values, initial_lr=1.0, factor=0.5, patience=2, min_lr=0.2)
+    assert [row["learning_rate"] for row in rows] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
+    assert [row["next_learning_rate"] for row in rows][-1] == 0.2  # floored at min_lr
+
+
+def test_plateau_replay_ignores_improvements_below_min_delta():
+    rows = ladder.replay_plateau([1.0, 0.99995, 0.9999], 1.0, 0.5, patience=2, min_delta=1e-4)
+    assert rows[-1]["next_learning_rate"] == 0.5
+
+
+def test_early_stopping_replay_stops_after_patience_and_keeps_the_best():
+    values = [1.0, 0.8, 0.9, 0.85, 0.82, 0.7, 0.75]
+    assert ladder.replay_early_stopping(values, patience=3) == {"stopped_after": 5, "kept_epoch": 2}
+    assert ladder.replay_early_stopping(values, patience=4) == {"stopped_after": None, "kept_epoch": 6}
+    assert ladder.replay_early_stopping([0.1, 0.3, 0.2], patience=1, mode="max") == {
+        "stopped_after": 3, "kept_epoch": 2}
+
+
+def test_learning_rate_drops_name_the_first_epoch_at_the_lower_rate():
+    history = {"epoch": [1, 2, 3, 4], "learning_rate": [1e-3, 1e-3, 5e-4, 5e-4]}
+    assert results.learning_rate_drops(history) == [3]
+
+
+# The replays reproduce what Keras did in the recorded runs.
+
+@pytest.mark.parametrize("chapter_id", ["07", "08"])
+def test_replayed_schedule_matches_the_recorded_learning_rates(chapter_id):
+    history, config = _history(chapter_id), get_chapter(chapter_id).config
+    rows = ladder.replay_plateau(history["val_loss"], config.learning_rate, config.reduce_lr_factor,
+                                 config.reduce_lr_patience, min_lr=1e-5)
+    assert [row["learning_rate"] for row in rows] == pytest.approx(history["learning_rate"], rel=1e-6)
+
+
+def test_replayed_stopping_rule_matches_the_recorded_stop():
+    history, config = _history("08"), get_chapter("08").config
+    record = report.chapter_status(get_chapter("08"))["record"]
+    replay = ladder.replay_early_stopping(history["val_loss"], config.early_stopping_patience)
+    assert replay == {"stopped_after": record["epochs_run"], "kept_epoch": record["best_epoch"]}
+
+
+# Chapter 5: "fits the training images faster but ends below chapter 4 on the test set".
+
+def test_chapter_5_fits_faster_but_tests_lower_than_chapter_4():
+    before, after = _history("04"), _history("05")
+    assert all(new > old for new, old in zip(after["accuracy"], before["accuracy"]))  # "from the first epoch on"
+    assert ladder.epochs_to(after, "accuracy", 0.80) < ladder.epochs_to(before, "accuracy", 0.80)
+    assert _test_accuracy("05") < _test_accuracy("04")
+    assert ladder.generalization_gap(after)[-1] > ladder.generalization_gap(before)[-1]  # "the gap widened"
+    assert _test_accuracy("07") > _test_accuracy("04")  # the summary: chapter 7 ends above chapter 4
+
+
+def test_chapter_5_scores_lower_on_its_training_images_in_inference_mode_than_its_log(real_data):
+    """Chapter 5's prose: chapter 4's log is pessimistic, chapter 5's optimistic (its running averages lag)."""
+    rows = {row["chapter"]: row for row in ladder.mode_gap_rows(("04", "05"), real_data, sample=2000)}
+    assert rows["04"]["train_accuracy"] > rows["04"]["logged_train_accuracy"]
+    assert rows["05"]["train_accuracy"] < rows["05"]["logged_train_accuracy"]
+
+
+def test_the_sweep_record_is_complete_and_pairs_every_rate():
+    path = sweep_path()
+    assert path.is_file(), f"{path} is missing: run `python -m cifar_lessons.book.sweep`"
+    sweep = ladder.load_lr_sweep()
+    pairs = {(run["learning_rate"], run["batch_norm"]) for run in sweep["runs"]}
+    assert pairs == {(rate, bn) for rate in sweep["learning_rates"] for bn in (False, True)}
+    for run in sweep["runs"]:
+        assert len(run["history"]["epoch"]) == sweep["epochs"]
+        assert run["config"]["subset"] == sweep["subset"] and run["config"]["batch_norm"] == run["batch_norm"]
+    assert sweep["data"]["fingerprint"] and sweep["hardware"]["cpu"] and sweep["versions"]["tensorflow"]
+
+
+def test_the_sweep_supports_chapter_5s_reading():
+    """Without batch norm the largest rates fail; with it every rate trains and is ahead; its best rate is the
+    smallest; and its validation accuracy trails its training accuracy more (the lagging running averages)."""
+    rows = ladder.lr_sweep_rows(ladder.load_lr_sweep())
+    rates = sorted({row["learning_rate"] for row in rows})
+    by = {(row["learning_rate"], row["batch_norm"]): row for row in rows}
+    assert [by[rate, False]["diverged"] for rate in rates] == [False, False, True, True]  # "the two largest"
+    assert not any(by[rate, True]["diverged"] for rate in rates)
+    for rate in rates:
+        assert by[rate, True]["final_loss"] < by[rate, False]["final_loss"]
+        assert by[rate, True]["val_accuracy"] > by[rate, False]["val_accuracy"]
+    smallest = rates[0]
+    assert max(rates, key=lambda rate: by[rate, True]["val_accuracy"]) == smallest  # "did best at the smallest rate"
+    assert smallest == get_chapter("05").config.learning_rate  # "the book's"
+    lag_with = by[smallest, True]["train_accuracy"] - by[smallest, True]["val_accuracy"]
+    lag_without = by[smallest, False]["train_accuracy"] - by[smallest, False]["val_accuracy"]
+    assert lag_with > lag_without
+    first_epoch = next(run for run in ladder.load_lr_sweep()["runs"]
+                       if run["learning_rate"] == smallest and run["batch_norm"])["history"]["val_accuracy"][0]
+    assert first_epoch < 0.15  # "a first epoch close to chance"
+
+
+# Chapter 6: "lowered training and validation accuracy together and narrowed the gap only slightly".
+
+def test_chapter_6_dropout_lowers_both_curves_and_narrows_the_logged_gap_slightly():
+    rows = {row["chapter"]: row for row in ladder.gap_comparison(("05", "06"))}
+    assert rows["06"]["train_accuracy"] < rows["05"]["train_accuracy"]
+    assert rows["06"]["val_accuracy"] < rows["05"]["val_accuracy"]
+    narrowing = rows["05"]["mean_gap"] - rows["06"]["mean_gap"]
+    assert 0 <= narrowing < 0.02
+    assert _test_accuracy("06") < _test_accuracy("05")
+
+
+def test_chapter_6_convolutions_hold_more_weights_than_the_dense_layers():
+    """Chapter 6 says the dense layer is not where most of the weights are."""
+    from cifar_lessons.book.runs import run_dir_for
+    from cifar_lessons.training import load_run
+
+    model = load_run(run_dir_for(get_chapter("06"))).model
+    counts = {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        counts[kind] = counts.get(kind, 0) + sum(int(weight.numpy().size) for weight in layer.trainable_weights)
+    assert counts["Conv2D"] > counts["Dense"]
+
+
+# Chapter 7: "the same run until the first cut; every difference after it is the schedule's".
+
+def test_chapters_6_and_7_are_one_run_until_the_first_cut():
+    experiment = ladder.schedule_experiment("06", "07")
+    assert experiment["same_machine"]
+    assert experiment["first_drop"] is not None
+    assert experiment["shared_epochs"] == experiment["first_drop"] - 1
+    history = _history("07")
+    assert all(rate == history["learning_rate"][0] for rate in history["learning_rate"][:experiment["first_drop"] - 1])
+    assert experiment["test_accuracy"]["07"] > experiment["test_accuracy"]["06"]
+    val_loss = experiment["val_loss"]
+    assert val_loss["07"][-1] < val_loss["06"][-1]  # "the validation loss dropped at once ... and stayed lower"
+
+
+# Chapter 8: "most of the gain from the longer ceiling; the kept epoch had a lower validation accuracy".
+
+def test_chapter_8_gain_comes_mostly_from_the_ceiling_and_the_kept_epoch_is_not_the_most_accurate():
+    accounting = ladder.early_stopping_accounting("08")
+    assert accounting["epochs_run"] < accounting["ceiling"]  # the rule fired
+    within_run = accounting["val_accuracy_kept"] - accounting["val_accuracy_at_budget"]
+    test_gain = accounting["test_accuracy"] - accounting["previous_test_accuracy"]
+    assert within_run > test_gain / 2  # "most of it"
+    assert accounting["val_accuracy_last"] > accounting["val_accuracy_kept"]
+    assert accounting["val_loss_last"] > accounting["val_loss_kept"]
+    assert not accounting["same_machine_as_previous"]  # the prose says the two runs part from epoch 1
+    assert ladder.shared_epochs(_history("07"), _history("08")) == 0
+
+
+def test_chapter_8_patience_equal_to_the_schedulers_would_stop_before_the_first_cut():
+    history, config = _history("08"), get_chapter("08").config
+    replay = ladder.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
+    assert replay["stopped_after"] < results.learning_rate_drops(history)[0]
+
+
+# The settings the prose names must be the registry's (and Keras' and the package's): a changed recipe fails here.
+# One function per chapter lists the phrases its markdown must contain.
+
+def _chapter_01_settings():
+    import keras
+
+    adam = keras.optimizers.Adam()  # the defaults compile_model uses
+    c1 = get_chapter("01").config
+    return [f"last {c1.validation_size:,} images as validation",
+            f"$m$ (decay $\\beta_1$, {adam.beta_1:g} in Keras)", f"$v$ (decay $\\beta_2$, {adam.beta_2:g})"]
+
+
+def _chapter_04_settings():
+    import inspect
+
+    from cifar_lessons.models import augmentation_block
+
+    translate = inspect.signature(augmentation_block).parameters["translate"].default  # build_model's shift
+    return [f"shift of up to {translate:.0%} of the width", f"$[-{translate:g}H, {translate:g}H]"]
+
+
+def _chapter_05_settings():
+    from keras import layers
+
+    momentum = layers.BatchNormalization().momentum
+    c5 = get_chapter("05").config
+    rate = f"{c5.learning_rate:.0e}".replace("e-0", "e-")  # 1e-3, as the prose writes it
+    return [f"momentum of {momentum:g}", f"$\\rho = {momentum:g}$", f"learning rate of {rate}",
+            f"learning rate of {rate} for {c5.epochs} epochs", f"same pattern at {c5.epochs} epochs"]
+
+
+def _chapter_06_settings():
+    c5, c6 = (get_chapter(chapter_id).config for chapter_id in ("05", "06"))
+    return [f"drop {100 * c6.dense_dropout_rate:.0f}%", f"chapter 5's {c5.epochs}-epoch budget",
+            f"In a {c6.epochs}-epoch budget", f"On one seed and {c6.epochs} epochs",
+            f"at {c6.epochs} epochs with a constant learning rate"]
+
+
+def _chapter_07_settings():
+    c7 = get_chapter("07").config
+    return [f"a patience of {c7.reduce_lr_patience}", f"fewer of the {c7.epochs}",
+            f"steps of {c7.epochs} epochs"]
+
+
+def _chapter_08_settings():
+    c7, c8 = (get_chapter(chapter_id).config for chapter_id in ("07", "08"))
+    return [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
+            f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
+            f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs"]
+
+
+_PROSE_SETTINGS = {
+    "01": _chapter_01_settings, "04": _chapter_04_settings, "05": _chapter_05_settings,
+    "06": _chapter_06_settings, "07": _chapter_07_settings, "08": _chapter_08_settings,
+}
+
+
+@pytest.mark.parametrize("chapter_id", ["01", "04", "05", "06", "07", "08"])
+def test_prose_names_the_configured_settings(chapter_id):
+    text = _markdown(chapter_id)
+    missing = [phrase for phrase in _PROSE_SETTINGS[chapter_id]() if phrase not in text]
+    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+
+
+def test_chapter_1s_fit_log_is_real_and_its_first_loss_is_as_the_prose_says():
+    """Chapter 1 shows what model.fit prints (a short demonstration run) and reads its first epoch's loss."""
+    import math
+    import re
+
+    import nbformat
+
+    cells = nbformat.read(get_chapter("01").notebook, as_version=4).cells
+    [demo] = [cell for cell in cells if cell.cell_type == "code" and "fit_model(demo" in cell.source]
+    log = "".join(output.get("text", "") for output in demo.outputs if output.get("output_type") == "stream")
+    losses = [float(value) for value in re.findall(r" - loss: ([0-9.]+)", log)]
+    assert re.search(r"Epoch 1/2\n.*\d+/\d+ - .* - accuracy: .* - val_loss: ", log), log  # Keras' own log lines
+    assert len(losses) == 2
+    if "Expect the first epoch's training loss far above the 2.3 of uniform guessing" in _markdown("01"):
+        assert losses[0] > 2 * math.log(10), f"chapter 1's log shows a first loss of {losses[0]}"
