@@ -21,6 +21,12 @@ def _markdown(chapter_id):
     return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
 
 
+def assert_prose_names(chapter_id, phrases):
+    """Every phrase (built from the config and the records) appears in the chapter's Markdown cells."""
+    missing = [phrase for phrase in phrases if phrase not in _markdown(chapter_id)]
+    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+
+
 def _claim(holds, phrase):  # a sentence about the records: expected in the prose only while the records agree
     return phrase if holds else f"[the records no longer support: {phrase}]"
 

@@ -13,7 +13,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from claims_support import _WORDS, _claim, _markdown, _network_8, _sample_images
+from claims_support import _WORDS, _claim, _markdown, _network_8, _sample_images, assert_prose_names
 
 from cifar_lessons import results
 from cifar_lessons.book.chapters import get_chapter
@@ -46,9 +46,7 @@ _PROSE_SETTINGS = {"09": _chapter_09_settings}
 
 @pytest.mark.parametrize("chapter_id", ["09"])
 def test_prose_names_the_configured_settings(chapter_id):
-    text = _markdown(chapter_id)
-    missing = [phrase for phrase in _PROSE_SETTINGS[chapter_id]() if phrase not in text]
-    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+    assert_prose_names(chapter_id, _PROSE_SETTINGS[chapter_id]())
 
 
 def test_calibration_prose_follows_its_record():

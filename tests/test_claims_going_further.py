@@ -20,6 +20,7 @@ from claims_support import (
     _reference,
     _run_window,
     _sample_images,
+    assert_prose_names,
 )
 
 from cifar_lessons.book.chapters import get_chapter
@@ -385,9 +386,7 @@ _PROSE_SETTINGS = {"11": _chapter_11_settings, "A": _appendix_settings}
 
 @pytest.mark.parametrize("chapter_id", ["11", "A"])
 def test_prose_names_the_configured_settings(chapter_id):
-    text = _markdown(chapter_id)
-    missing = [phrase for phrase in _PROSE_SETTINGS[chapter_id]() if phrase not in text]
-    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+    assert_prose_names(chapter_id, _PROSE_SETTINGS[chapter_id]())
 
 
 def test_what_the_copy_costs_is_said_from_the_reference_runs_wherever_the_data_is_introduced():

@@ -10,7 +10,7 @@ chapters 1 and 4-8 name the configured settings, and chapter 1's fit log is real
 from __future__ import annotations
 
 import pytest
-from claims_support import _markdown
+from claims_support import _markdown, assert_prose_names
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -242,9 +242,7 @@ _PROSE_SETTINGS = {
 
 @pytest.mark.parametrize("chapter_id", ["01", "04", "05", "06", "07", "08"])
 def test_prose_names_the_configured_settings(chapter_id):
-    text = _markdown(chapter_id)
-    missing = [phrase for phrase in _PROSE_SETTINGS[chapter_id]() if phrase not in text]
-    assert not missing, f"chapter {chapter_id}'s prose no longer names its settings: {missing}"
+    assert_prose_names(chapter_id, _PROSE_SETTINGS[chapter_id]())
 
 
 def test_chapter_1s_fit_log_is_real_and_its_first_loss_is_as_the_prose_says():
