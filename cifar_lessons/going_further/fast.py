@@ -434,9 +434,7 @@ def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, preci
 
 @functools.lru_cache(maxsize=8)
 def _code_identity_of(config: FastConfig, precision: str) -> str:
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
+    with dtype_policy(precision):
         images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
         net = build_fast_net(config, images)
         model = training_model(config, net)
@@ -444,8 +442,6 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
         compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
         identity = run_identity(config, model, net, precision, "")
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
     return json.dumps(identity)
 
 
