@@ -225,65 +225,12 @@ def test_analysis_plots_draw(mixed_precision_model, images):
     assert charts.gains_and_costs(["a", "b"], [None, 0.02], [1.0, 2.0], [0.1, 0.05]).axes
 
 
-# Chapter 10's report sentences, checked against the committed run records.
-
-def test_effect_sentences_quote_the_records():
-    from cifar_lessons.book.chapters import training_chapters
-    from cifar_lessons.book.conclusion import effect_sentence, technique_effects
-    from cifar_lessons.book.runs import run_dir_for
-    from cifar_lessons.results import load_record
-
-    effects = technique_effects()
-    assert effects, "results/ holds no recorded runs: the committed records are missing"
-    records = {c.id: load_record(run_dir_for(c)) for c in training_chapters()
-               if (run_dir_for(c) / "record.json").exists()}
-
-    def mean_accuracy(chapter_id):
-        """Mean test accuracy over the chapter's main run and its seed runs, read straight from the files."""
-        folder = run_dir_for(next(c for c in training_chapters() if c.id == chapter_id))
-        values = [load_record(path.parent)["test_accuracy"]
-                  for path in [folder / "record.json", *folder.glob("seed*/record.json")]]
-        return sum(values) / len(values)
-
-    for effect in effects:
-        sentence = effect_sentence(effect)
-        record = records[effect["id"]]
-        assert f"{100 * mean_accuracy(effect['id']):.1f}%" in sentence
-        if effect["previous_id"]:
-            previous = records[effect["previous_id"]]
-            gain = mean_accuracy(effect["id"]) - mean_accuracy(effect["previous_id"])
-            assert f"{100 * gain:+.1f} points" in sentence or f"{100 * gain:+.1f} ± " in sentence
-            machine = [(r["hardware"]["cpu"], r["hardware"].get("cpu_flags"), r["hardware"]["cores"],
-                        r["versions"]["tensorflow"]) for r in (record, previous)]
-            if machine[0] == machine[1]:  # wall times compare only on one machine
-                assert f"{record['wall_time_s'] / previous['wall_time_s']:.1f}x" in sentence
-            else:
-                assert "do not compare" in sentence and "x the previous chapter's" not in sentence
-            if effect["verdict"]:
-                assert (effect["verdict"] in sentence) or "no verdict" in sentence
-            if not effect["same_recipe"]:
-                assert "replaces the whole recipe" in sentence
-            elif record["config"]["epochs"] != previous["config"]["epochs"]:
-                assert "epoch ceiling" in sentence  # a changed budget is always named
-
-
 def test_kept_epoch_follows_the_stopping_rule():
     from cifar_lessons.book.ladder import kept_epoch
 
     record = {"best_epoch": 4, "epochs_run": 9, "config": {"early_stopping": True}}
     assert kept_epoch(record) == 4
     assert kept_epoch({**record, "config": {"early_stopping": False}}) == 9
-
-
-def test_going_further_sentence_with_and_without_the_chapter(monkeypatch, tmp_path):
-    from cifar_lessons.book import chapters, conclusion
-
-    monkeypatch.setattr(chapters, "CHAPTERS", tuple(c for c in chapters.CHAPTERS if c.slug != "going_further"))
-    assert conclusion.going_further_sentence(tmp_path) == ""
-    extra = chapters.Chapter("11", "going_further", "Going further", "a stronger recipe")
-    monkeypatch.setattr(chapters, "CHAPTERS", chapters.CHAPTERS + (extra,))
-    sentence = conclusion.going_further_sentence(tmp_path)
-    assert sentence.startswith("Chapter 11, *Going further*") and "no recorded run" in sentence
 
 
 def test_fit_temperature_recovers_the_temperature_that_made_the_labels():

@@ -13,7 +13,7 @@ import statistics
 import pytest
 
 from cifar_lessons import results
-from cifar_lessons.book import conclusion, ladder, report, seeds
+from cifar_lessons.book import ladder, report, seeds
 from cifar_lessons.book.chapters import get_chapter
 from cifar_lessons.book.runs import run_dir_for, seed_run_dir
 
@@ -207,37 +207,6 @@ def test_gain_sentence_reports_mean_sd_per_seed_values_and_verdict(tmp_path):
     assert "Verdict: helps (Welch's t-test, p = 0.02)" in sentence
     assert "its main run took 3 epochs (10.0 min)" in sentence
     assert "no recorded run" in report.chapter_gain("08", tmp_path)
-
-
-
-def test_seed_study_text_groups_the_comparisons_by_verdict(tmp_path):
-    assert "cannot measure the noise" in conclusion.seed_study_text(tmp_path)
-    write_runs(tmp_path, "04", {0: 0.800, 1: 0.810, 2: 0.790})
-    write_runs(tmp_path, "05", {0: 0.830, 1: 0.840, 2: 0.820})  # +3.0 points, standard error 0.8: helps
-    write_runs(tmp_path, "06", {0: 0.835, 1: 0.845})  # +1.0 points, standard error 0.8: not shown
-    write_runs(tmp_path, "07", {0: 0.900})  # one seed: no verdict
-    text = conclusion.seed_study_text(tmp_path)
-    assert "standard deviation of 0.7 (chapter 06) to 1.0 points (chapter 04)" in text
-    assert "over the 3 chapters with two or more seeds" in text
-    assert "The seeds support a gain for batch normalization (chapter 05, +3.0 ± 0.8 points, p = 0.02)" in text
-    assert "Not shown by the seeds (p ≥ 0.05): dropout (chapter 06, +1.0 ± 0.8 points, p = 0.29)" in text
-    assert "No verdict yet" in text and "learning-rate schedule (chapter 07, +6.0 points, one seed)" in text
-    assert "support a loss" not in text
-
-
-def test_lr_sweep_finding_reads_stuck_runs_and_best_rates():
-    def run(batch_norm, rate, accuracy):
-        return {"chapter": "05" if batch_norm else "04", "batch_norm": batch_norm, "learning_rate": rate,
-                "val_accuracy": accuracy, "wall_time_s": 1.0, "cpu_time_s": 1.0,
-                "history": {"loss": [1.0], "accuracy": [accuracy], "val_accuracy": [accuracy]}}
-
-    sweep = {"epochs": 3, "subset": 10_000, "runs": [
-        run(False, 1e-3, 0.42), run(False, 1e-2, 0.10), run(True, 1e-3, 0.40), run(True, 1e-2, 0.45)]}
-    text = conclusion.lr_sweep_finding(sweep)
-    assert "without batch normalization was stuck near chance from learning rate 0.01 up" in text
-    assert "the one with it trained at every rate" in text
-    assert "ahead at 1 of 2 rates" in text and "did best at 0.01 (45.0% validation accuracy)" in text
-    assert "a higher rate than without it (0.001, 42.0%)" in text
 
 
 # Tables.

@@ -1,8 +1,8 @@
 """Tables from the run records, never typed by hand: the accuracy table of the README, the results page and
 ``cifar-lessons report``, the chapters' gains and verdicts, and what retraining costs.
 
-What each chapter measures on its runs is :mod:`cifar_lessons.book.ladder`; chapter 10's sentences are
-:mod:`cifar_lessons.book.conclusion`; the seed statistics and how they are written are :mod:`cifar_lessons.book.seeds`.
+What each chapter measures on its runs, chapter 10's rows included, is :mod:`cifar_lessons.book.ladder`; the
+seed statistics and how they are written are :mod:`cifar_lessons.book.seeds`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,163 @@
+"""Chapter 10's hand-written conclusion against the run records: every number and verdict it states is derived
+here from results/ (the seed study, the batch-norm diagnosis, the landed retrain runs, chapter 8's control,
+chapter 9's calibration and chapter 5's sweep) and must appear in its Markdown cells."""
+
+from __future__ import annotations
+
+import pytest
+from claims_support import _claim, _markdown
+
+from cifar_lessons import results
+from cifar_lessons.book import ladder, report
+from cifar_lessons.book.seeds import compare_seeds, p_text
+
+
+def _rows():
+    return {row["id"]: row for row in report.comparison_rows()}
+
+
+def _points(value):
+    return f"{100 * value:+.1f} points"
+
+
+def _conclusion_phrases():
+    rows = _rows()
+    records = {key: row["record"] for key, row in rows.items()}
+    history = ladder.recorded_history("08")
+    phrases = [f"from the baseline's {100 * rows['01']['test_accuracy']:.1f}% to chapter 8's "
+               f"{100 * rows['08']['test_accuracy']:.1f}%"]
+    named = {"02": "Normalization", "03": "A deeper network", "04": "Data augmentation",
+             "08": "A longer budget with early stopping"}
+    for key, name in named.items():
+        phrases.append(f"**{name}** (chapter {int(key)}) gained")
+        phrases.append(f"{_points(rows[key]['gain'])} ({p_text(rows[key]['p_value'])})")
+    for key in ("05", "06", "07"):
+        phrases.append(f"(chapter {int(key)}, {_points(rows[key]['gain'])}, {p_text(rows[key]['p_value'])})")
+    def gap(key):  # the main run's train minus validation accuracy at the epoch it kept, from its files
+        kept, logged = ladder.kept_epoch(records[key]), ladder.recorded_history(key)
+        return logged["accuracy"][kept - 1] - logged["val_accuracy"][kept - 1]
+
+    def time_ratio(key, previous):
+        return records[key]["wall_time_s"] / records[previous]["wall_time_s"]
+
+    assert len({ladder.machine_key(records[key]) for key in ("02", "03", "04")}) == 1, "times compare on one machine"
+    phrases += [f"took {time_ratio('03', '02'):.1f}x the wall time of chapter 2's",
+                f"grew from {100 * gap('02'):.1f} to {100 * gap('03'):.1f} points",
+                f"at {time_ratio('04', '03'):.1f}x the wall time", f"closed that gap to {100 * gap('04'):.1f} points"]
+    # The seeds: their spread and the intervals they leave open.
+    spread = [row for row in rows.values() if row["std"] is not None]
+    low, high = min(spread, key=lambda row: row["std"]), max(spread, key=lambda row: row["std"])
+    phrases.append(f"standard deviation of {100 * low['std']:.1f} (chapter {int(low['id'])}) to "
+                   f"{100 * high['std']:.1f} points (chapter {int(high['id'])})")
+    for key in ("07", "08"):
+        lower, upper = rows[key]["interval"]
+        phrases.append(f"chapter {int(key)} the seeds allow anything from {100 * lower:+.1f} to {100 * upper:+.1f}"
+                       if key == "07" else f"chapter {int(key)} anything from {100 * lower:+.1f} to {100 * upper:+.1f}")
+    # Which gains the seeds support, in the summary.
+    helps = [key for key in ("02", "03", "04", "05", "06", "07", "08") if rows[key]["verdict"] == "helps"]
+    phrases.append(_claim(helps == ["02", "03", "04"],
+                          f"The seeds support the gains of normalization ({_points(rows['02']['gain'])}), a deeper "
+                          f"network ({100 * rows['03']['gain']:+.1f}) and data\n  augmentation "
+                          f"({100 * rows['04']['gain']:+.1f})".replace("\n  ", " ")))
+    # Chapter 11 against chapter 8.
+    c11 = rows["11"]
+    phrases.append(f"reaches {100 * c11['test_accuracy']:.1f} ± {100 * c11['std']:.1f}% in "
+                   f"{c11['record']['epochs_run']} epochs, {_points(c11['gain'])} over chapter 8 "
+                   f"({p_text(c11['p_value'])})")
+    # Chapter 8's main run and its schedule.
+    cuts = results.learning_rate_drops(history)
+    phrases.append(f"stopped after {records['08']['epochs_run']} of {records['08']['config']['epochs']} epochs, "
+                   f"at a learning\n  rate of {history['learning_rate'][-1]:.2g} after {len(cuts)} cuts"
+                   .replace("\n  ", " "))
+    return [" ".join(phrase.split()) for phrase in phrases]
+
+
+def _stale_statistics_phrases():
+    root = results.default_results_dir()
+    saved = {row["chapter"]: row for row in results.read_json(root / "05" / "bn_diagnosis.json")["saved_models"]}
+
+    def change(key):
+        return (f"{100 * saved[key]['recorded_val_accuracy']:.1f}% to "
+                f"{100 * saved[key]['reestimated_augmented']:.1f}%")
+
+    phrases = [f"from {change('05')} for chapter 5", f"from {change('06')} for chapter 6",
+               f"from {change('07')} for chapter 7", f"hardly moved ({change('08')})"]
+    retrained = {key: [results.load_record(root / "retrain" / key / f"seed{seed}")["test_accuracy"]
+                       for seed in (0, 1, 2)] for key in ("05", "06")}
+
+    def summary(values):
+        import statistics
+
+        return {"mean": statistics.mean(values), "std": statistics.stdev(values), "n": len(values),
+                "values": values, "seeds": [0, 1, 2]}
+
+    c5, c6, c4 = summary(retrained["05"]), summary(retrained["06"]), summary(_rows()["04"]["values"])
+    versus_4, versus_5 = compare_seeds(c5, c4), compare_seeds(c6, c5)
+    phrases += [f"chapter 5 reaches {100 * c5['mean']:.1f} ± {100 * c5['std']:.1f}% "
+                f"({', '.join(f'{100 * v:.1f}' for v in retrained['05'][:2])} and {100 * retrained['05'][2]:.1f} "
+                f"for seeds 0-2), {_points(versus_4['gain'])} over chapter 4 ({p_text(versus_4['p_value'])})",
+                f"chapter 6 reaches {100 * c6['mean']:.1f} ± {100 * c6['std']:.1f}%, {_points(versus_5['gain'])} over "
+                f"the retrained chapter 5 ({p_text(versus_5['p_value'])})",
+                _claim(versus_4["verdict"] == versus_5["verdict"] == "not shown", "still not shown at three seeds")]
+    host_check = results.load_record(root / "retrain" / "05" / "momentum0.99" / "seed0")
+    amd = results.load_record(root / "05")
+    assert host_check["seed"] == amd["seed"] == 0 and host_check["config_hash"] == amd["config_hash"]
+    phrases.append(f"with the same seed scored {100 * host_check['test_accuracy']:.1f}% instead of "
+                   f"{100 * amd['test_accuracy']:.1f}%")
+    return [" ".join(phrase.split()) for phrase in phrases]
+
+
+def _not_shown_phrases():
+    root = results.default_results_dir()
+    control = ladder.early_stopping_controls("08")
+    assert len(control) == 1, "chapter 10 describes one control seed: say what the others show"
+    c = control[0]
+    phrases = [f"(chapter 7's recipe to {c['ceiling']} epochs without the rule, seed {c['seed']})",
+               f"the rule stopped that run after {c['stop_epoch']} epochs",
+               f"scored {100 * c['test_accuracy']:.1f}% on the test set, against "
+               f"{100 * c['control_test_accuracy']:.1f}% for the control's last epoch",
+               f"The rule saved {c['ceiling'] - c['stop_epoch']} epochs and cost "
+               f"{100 * (c['control_test_accuracy'] - c['test_accuracy']):.1f} points",
+               _claim(c["control_test_accuracy"] > c["test_accuracy"], "and cost")]
+    calibration = {row["chapter"]: row for row in results.read_json(root / "09" / "calibration.json")["models"]}
+    c8, c11 = calibration["08"], calibration["11"]
+    phrases += [f"(ECE) of chapter 8's model at {100 * c8['ece_before']:.1f}%",
+                _claim(c8["mean_confidence_before"] > c8["accuracy_before"], "it is overconfident"),
+                f"(T = {c8['temperature']:.2f}) brings that to {100 * c8['ece_after']:.1f}%",
+                _claim(c8["accuracy_after"] == c8["accuracy_before"], "without changing a single prediction"),
+                f"its mean confidence is {100 * c11['mean_confidence_before']:.1f}% at "
+                f"{100 * c11['accuracy_before']:.1f}% accuracy, an ECE of {100 * c11['ece_before']:.1f}%, which "
+                f"T = {c11['temperature']:.2f} brings to {100 * c11['ece_after']:.1f}%",
+                _claim(c11["mean_confidence_before"] < c11["accuracy_before"], "errs the other way")]
+    # Chapter 5's sweep, as "What to try next" reads it.
+    sweep = ladder.load_lr_sweep()
+    rows = ladder.lr_sweep_rows(sweep)
+    without = sorted((row for row in rows if not row["batch_norm"]), key=lambda row: row["learning_rate"])
+    with_bn = sorted((row for row in rows if row["batch_norm"]), key=lambda row: row["learning_rate"])
+    stuck = [row["learning_rate"] for row in without if row["diverged"]]
+    best = {name: max(group, key=lambda row: row["val_accuracy"])["learning_rate"]
+            for name, group in (("with", with_bn), ("without", without))}
+    phrases += [f"stuck near chance from a learning rate of {min(stuck):g} up",
+                _claim(not any(row["diverged"] for row in with_bn), "trained at every rate"),
+                f"after {sweep['epochs']} epochs on {sweep['subset']:,} images both did best at {best['with']:g}",
+                _claim(best["with"] == best["without"], "both did best")]
+    return [" ".join(phrase.split()) for phrase in phrases]
+
+
+@pytest.mark.parametrize("phrases", [_conclusion_phrases, _stale_statistics_phrases, _not_shown_phrases],
+                         ids=["seed-study", "stale-statistics", "not-shown"])
+def test_conclusion_quotes_the_records(phrases):
+    text = " ".join(_markdown("10").split())
+    missing = [phrase for phrase in phrases() if phrase not in text]
+    assert not missing, f"chapter 10 no longer says what the records do: {missing}"
+
+
+def test_conclusion_generates_tables_not_sentences():
+    """The prose is written by hand: no cell builds Markdown sentences from the records."""
+    import nbformat
+
+    from cifar_lessons.book.chapters import get_chapter
+
+    cells = nbformat.read(get_chapter("10").notebook, as_version=4).cells
+    code = [cell.source for cell in cells if cell.cell_type == "code"]
+    assert not [source for source in code if "Markdown(" in source and "accuracy_table_markdown" not in source]
