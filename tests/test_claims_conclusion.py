@@ -108,7 +108,7 @@ def _stale_statistics_phrases():
                 f"chapter 6 reaches {100 * c6['mean']:.1f} ± {100 * c6['std']:.1f}%, {_points(versus_5['gain'])} over "
                 f"the retrained chapter 5 ({p_text(versus_5['p_value'])})",
                 _claim(versus_4["verdict"] == versus_5["verdict"] == "not shown", "still not shown at three seeds")]
-    host_check = results.load_record(root / "retrain" / "05" / "momentum0.99" / "seed0")
+    host_check = results.load_record(root / "retrain" / "05" / "same_host" / "momentum0.99" / "seed0")
     amd = results.load_record(root / "05")
     assert host_check["seed"] == amd["seed"] == 0 and host_check["config_hash"] == amd["config_hash"]
     phrases += [f"with the same seed scored {100 * host_check['test_accuracy']:.1f}% instead of "

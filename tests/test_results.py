@@ -356,22 +356,24 @@ RETRAIN_DIR = results.default_results_dir() / "retrain"
 
 
 def _landed_retrain_runs():
-    """The ladder's runs (NN/seedS) and the host checks (NN/momentum0.99/seedS) landed in results/retrain."""
-    return sorted([*RETRAIN_DIR.glob("[0-9][0-9]/seed[0-9]"), *RETRAIN_DIR.glob("[0-9][0-9]/momentum0.99/seed[0-9]")])
+    """The ladder's runs (NN/seedS) and the same-host pairs (NN/same_host/momentumM/seedS) in results/retrain."""
+    return sorted([*RETRAIN_DIR.glob("[0-9][0-9]/seed[0-9]"),
+                   *RETRAIN_DIR.glob("[0-9][0-9]/same_host/momentum*/seed[0-9]")])
 
 
 @pytest.mark.parametrize("run_dir", _landed_retrain_runs(),
                          ids=lambda path: path.relative_to(RETRAIN_DIR).as_posix().replace("/", "-"))
 def test_landed_retrain_run_is_the_recipe_it_claims(run_dir):
     """A run landed in results/retrain (its README) is intact and is the chapter's recipe with its seed and the
-    batch-norm momentum its folder names: 0.9 for the ladder's runs, Keras' 0.99 for a host check (the committed
-    recipe rerun on the ladder's host). The code that trained it builds the same network as this code."""
+    batch-norm momentum it claims: 0.9 for the ladder's runs, the one its folder names for a same-host pair
+    (Keras' default 0.99 is the committed recipe). The code that trained it builds the same network as this code."""
     from cifar_lessons.book.runs import run_status
 
-    host_check = run_dir.parent.name == "momentum0.99"
-    chapter = get_chapter((run_dir.parent.parent if host_check else run_dir.parent).name)
+    pair = run_dir.parent.parent.name == "same_host"
+    chapter = get_chapter((run_dir.parent.parent.parent if pair else run_dir.parent).name)
     seed = int(run_dir.name.removeprefix("seed"))
-    config = dataclasses.replace(chapter.config, batch_norm_momentum=0.99 if host_check else 0.9, seed=seed)
+    momentum = float(run_dir.parent.name.removeprefix("momentum")) if pair else 0.9
+    config = dataclasses.replace(chapter.config, batch_norm_momentum=momentum, seed=seed)
     status = run_status(run_dir, config)
     assert status["status"] == "ok", status["message"]
     assert status["record"]["seed"] == seed and not status["record"]["quick"]
