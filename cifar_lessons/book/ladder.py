@@ -451,50 +451,16 @@ def kept_epoch(record: dict) -> int:
 
 
 def technique_effects(results_dir: Path | None = None) -> list[dict]:
-    """Per recorded training chapter: what it changed, and what that did to accuracy, time and overfitting (Chapter 10).
-
-    Each entry extends a ``comparison_rows`` row with ``changes`` (config fields changed since the previous
-    training chapter, as (old, new)), ``time_ratio`` (wall time over the previous chapter's), ``kept_epoch``,
-    ``train_accuracy``/``val_accuracy``/``gap`` at that epoch (train minus validation accuracy; the training
-    accuracy is measured with augmentation and dropout active), the validation accuracy at the last epoch,
-    the highest validation accuracy of any epoch, and the learning-rate cuts (``lr_cuts``: the epochs that
-    trained at a lower rate than the epoch before). Accuracy and gain are means over seeds; times, gaps and
-    curves are the main run's. ``same_machine`` says whether the main runs of this chapter and the previous
-    one ran on one machine (CPU, flags, cores, TensorFlow); ``time_ratio`` is None when they did not, since
-    wall times from different machines do not compare.
+    """Chapter 10's gains-and-costs rows: each recorded training chapter's ``comparison_rows`` row with its main
+    run's ``kept_epoch`` and ``gap`` there (train minus validation accuracy; the training accuracy as logged,
+    with augmentation and dropout active) (Chapter 10).
     """
-    effects, previous = [], None
+    effects = []
     for row in comparison_rows(results_dir):
-        record = row["record"]
-        if record is None:
-            previous = None  # a missing chapter breaks the chain, as in comparison_rows
+        if row["record"] is None:
             continue
-        history = recorded_history(row["id"], results_dir) or {}
-        kept = kept_epoch(record)
-        rates = history.get("learning_rate", [])
-        effect = dict(row)
-        config_type = type(get_chapter(row["id"]).config)
-        same_recipe = previous is not None and isinstance(get_chapter(previous["id"]).config, config_type)
-        effect.update({
-            # Chapter 11 is a recipe of its own: its change against chapter 8 is the whole recipe, not fields.
-            "changes": (config_type.from_dict(record["config"]).changes_from(
-                config_type.from_dict(previous["record"]["config"])) if same_recipe else {}),
-            "same_recipe": same_recipe,
-            "previous_id": previous["id"] if previous else None,
-            "previous_record": previous["record"] if previous else None,
-            "same_machine": previous is not None and machine_key(record) == machine_key(previous["record"]),
-            "time_ratio": (record["wall_time_s"] / previous["record"]["wall_time_s"]
-                           if previous and machine_key(record) == machine_key(previous["record"]) else None),
-            "kept_epoch": kept,
-            "train_accuracy": history["accuracy"][kept - 1] if history else None,
-            "val_accuracy": history["val_accuracy"][kept - 1] if history else None,
-            "last_val_accuracy": history["val_accuracy"][-1] if history else None,
-            "best_val_accuracy": max(history["val_accuracy"]) if history else None,
-            "gap": history["accuracy"][kept - 1] - history["val_accuracy"][kept - 1] if history else None,
-            "lr_cuts": learning_rate_drops(history) if rates else [],
-            "final_learning_rate": rates[-1] if rates else None,
-        })
-        effect["previous_gap"] = previous["gap"] if previous else None
-        effects.append(effect)
-        previous = effect
+        history = recorded_history(row["id"], results_dir)
+        kept = kept_epoch(row["record"])
+        gap = history["accuracy"][kept - 1] - history["val_accuracy"][kept - 1] if history else None
+        effects.append({**row, "kept_epoch": kept, "gap": gap})
     return effects
