@@ -284,11 +284,12 @@ def cpu_name(hardware: dict) -> str:
 
 def library_versions() -> dict:
     """Versions of Python and the libraries a run depends on (Chapter 1)."""
-    import keras  # lazy: only its version is read (every command imports this module)
-    import matplotlib  # lazy: only its version is read (every command imports this module)
-    import numpy  # lazy: only its version is read (every command imports this module)
-    import sklearn  # lazy: only its version is read (every command imports this module)
-    import tensorflow  # lazy: only its version is read (every command imports this module)
+    # Lazy, all five: only their versions are read, and every command imports this module.
+    import keras
+    import matplotlib
+    import numpy
+    import sklearn
+    import tensorflow
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
             "keras": keras.__version__, "numpy": numpy.__version__,

@@ -332,8 +332,9 @@ def strip_downloadable_notebooks(site: Path) -> None:
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     """Replace the markers with tables and charts generated from the run records."""
+    from cifar_lessons.book.benchmarks import benchmark_markdown
     from cifar_lessons.book.reference import reference_markdown
-    from cifar_lessons.book.report import accuracy_table_markdown, benchmark_markdown
+    from cifar_lessons.book.report import accuracy_table_markdown
 
     replacements = {
         "<!-- chapters-table -->": chapters_table_markdown,

@@ -4,6 +4,8 @@ chapter 9's calibration and chapter 5's sweep) and must appear in its Markdown c
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from claims_support import _claim, _markdown
 
@@ -12,7 +14,8 @@ from cifar_lessons.book import ladder, report
 from cifar_lessons.book.seeds import compare_seeds, p_text
 
 
-def _rows():
+@functools.cache
+def _rows():  # the seed study's rows, read once for the module's three phrase lists
     return {row["id"]: row for row in report.comparison_rows()}
 
 

@@ -287,7 +287,7 @@ def test_table_names_the_machine_of_each_chapter(tmp_path):
 
 
 def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):
-    from cifar_lessons.book.report import benchmark_markdown
+    from cifar_lessons.book.benchmarks import benchmark_markdown
 
     assert benchmark_markdown(tmp_path) == ""
     results.write_json_atomic(tmp_path / "benchmark.json", {

@@ -260,17 +260,12 @@ def _accuracy_phrase(summary: dict) -> str:
     return f"{mean_sd(summary)} (mean ± standard deviation of {summary['n']} seeds: {values})"
 
 
-def benchmark_markdown(results_dir: Path | None = None) -> str:
-    """Training throughput measured by scripts/benchmark.py, as Markdown ('' if not measured) (Chapter 1)."""
-    return benchmarks.benchmark_markdown(results_dir)
-
-
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def readme_block(results_dir: Path | None = None) -> str:
     """What belongs between the README's results markers (Chapter 10)."""
-    parts = [accuracy_table_markdown(results_dir), benchmark_markdown(results_dir),
+    parts = [accuracy_table_markdown(results_dir), benchmarks.benchmark_markdown(results_dir),
              benchmarks.profile_markdown(results_dir)]
     return f"{README_START}\n" + "\n\n".join(part for part in parts if part) + f"\n{README_END}"
 
