@@ -90,16 +90,18 @@ def run_dir_for_seed(chapter: Chapter, seed: int, results_dir: Path | None = Non
 
 
 def control_config(chapter: Chapter, seed: int | None = None):
-    """The early-stopping control of a chapter that adds EarlyStopping: the previous training chapter's recipe
-    trained to this chapter's epoch ceiling, without the rule (Chapter 8).
+    """The early-stopping control of a chapter that adds EarlyStopping: the chapter's own recipe without the
+    rule, trained to its epoch ceiling, which is the previous training chapter's recipe at that ceiling
+    (Chapter 8).
 
     With the same seed on the same machine it repeats the chapter's run epoch for epoch up to where the
     rule stopped it, so its further epochs show what the stopping rule saved and what it cost.
     """
     if not getattr(chapter.config, "early_stopping", False):
         raise ValueError(f"chapter {chapter.id} adds no early stopping, so it has no control run")
-    previous = previous_training_chapter(chapter)
-    return dataclasses.replace(previous.config, epochs=chapter.config.epochs,
+    defaults = {field.name: field.default for field in dataclasses.fields(chapter.config)}
+    return dataclasses.replace(chapter.config, early_stopping=False,
+                               early_stopping_patience=defaults["early_stopping_patience"],
                                seed=chapter.config.seed if seed is None else seed)
 
 
