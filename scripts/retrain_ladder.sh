@@ -2,12 +2,12 @@
 # Retrain chapters 5-8 after the batch-norm fix (issue 24), one run at a time, committing each as it lands.
 #
 # Run it on a host with AVX512_BF16 or AMX (the book's other chapters trained in mixed_bfloat16; elsewhere
-# bfloat16 is emulated and a run takes hours), from a frozen worktree of a branch whose chapter registry
-# sets chapter 5's batch_norm_momentum, so that later edits to the main checkout cannot change a run:
+# bfloat16 is emulated and a run takes hours), from a frozen worktree, so that later edits to the main
+# checkout cannot change a run. Chapters 5-7 have landed and main trains them with momentum 0.9; chapter 8
+# keeps 0.99 there until its runs land, so the worktree drops that pin first:
 #
 #   git worktree add ../ladder -b ladder-runs && cd ../ladder
-#   # switch the recipe in cifar_lessons/book/chapters.py, where chapters 6-8 inherit it:
-#   #   _BATCH_NORM = dataclasses.replace(_AUGMENTED, batch_norm=True, batch_norm_momentum=0.9)
+#   # in cifar_lessons/book/chapters.py, delete the `batch_norm_momentum=0.99` of _EARLY_STOP (and its comment)
 #   # then `cifar-lessons identities`, commit both, and start:
 #   nohup bash scripts/retrain_ladder.sh > ladder.log 2>&1 &
 #
@@ -29,8 +29,8 @@ source scripts/setup.sh
 export CIFAR_LESSONS_DATA="${CIFAR_LESSONS_DATA:-$(cd .. && pwd)/shared/data/cifar10-jpeg.tar.gz}"
 
 if ! python -c 'import sys; from cifar_lessons.book.chapters import get_chapter
-sys.exit(get_chapter("05").config.batch_norm_momentum == 0.99)'; then
-  echo "error: chapter 5 still uses Keras' default batch-norm momentum (0.99); switch the recipe first" >&2
+sys.exit(any(get_chapter(c).config.batch_norm_momentum == 0.99 for c in ("05", "06", "07", "08")))'; then
+  echo "error: a chapter of 5-8 still uses Keras' default batch-norm momentum (0.99); switch the recipe first" >&2
   exit 1
 fi
 if ! grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && [ -z "${LADDER_ANY_HOST:-}" ]; then

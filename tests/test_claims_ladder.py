@@ -10,7 +10,7 @@ chapters 1 and 4-8 name the configured settings, and chapter 1's fit log is real
 from __future__ import annotations
 
 import pytest
-from claims_support import _markdown, assert_prose_names
+from claims_support import _claim, _markdown, assert_prose_names
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -73,23 +73,78 @@ def test_replayed_stopping_rule_matches_the_recorded_stop():
     assert replay == {"stopped_after": record["epochs_run"], "kept_epoch": record["best_epoch"]}
 
 
-# Chapter 5: "fits the training images faster but ends below chapter 4 on the test set".
+# Chapter 5: "fits the training images faster"; in inference mode its gap stays about where chapter 4's was.
 
-def test_chapter_5_fits_faster_but_tests_lower_than_chapter_4():
+def test_chapter_5_fits_faster_and_widens_the_logged_gap():
     before, after = _history("04"), _history("05")
     assert all(new > old for new, old in zip(after["accuracy"], before["accuracy"]))  # "from the first epoch on"
     assert ladder.epochs_to(after, "accuracy", 0.80) < ladder.epochs_to(before, "accuracy", 0.80)
-    assert _test_accuracy("05") < _test_accuracy("04")
     assert ladder.generalization_gap(after)[-1] > ladder.generalization_gap(before)[-1]  # "the gap widened"
-    assert _test_accuracy("07") > _test_accuracy("04")  # the summary: chapter 7 ends above chapter 4
 
 
 def test_chapter_5_scores_lower_on_its_training_images_in_inference_mode_than_its_log(real_data):
-    """Chapter 5's prose: chapter 4's log is pessimistic, chapter 5's optimistic (its running averages lag)."""
+    """Chapter 5's prose: chapter 4's log is pessimistic, chapter 5's optimistic even at momentum 0.9; measured in
+    inference mode the gaps are about the same (chapters 3 and 5)."""
     rows = {row["chapter"]: row for row in ladder.mode_gap_rows(("04", "05"), real_data, sample=2000)}
     assert rows["04"]["train_accuracy"] > rows["04"]["logged_train_accuracy"]
     assert rows["05"]["train_accuracy"] < rows["05"]["logged_train_accuracy"]
-    assert rows["05"]["gap"] < rows["04"]["gap"]  # chapter 3's summary: "measured in inference mode it narrows"
+    assert abs(rows["05"]["gap"] - rows["04"]["gap"]) < 0.01  # "about the same" / "stays about where"
+
+
+def _pair():
+    """Chapter 5's same-host pair: seed 0 at momentum 0.99 and 0.9 on one machine (results/05/same_host)."""
+    root = results.default_results_dir() / "05" / "same_host"
+    pair = {}
+    for momentum in ("0.99", "0.9"):
+        run_dir = root / f"momentum{momentum}" / "seed0"
+        pair[momentum] = (results.load_record(run_dir), results.read_json(run_dir / results.HISTORY_FILE))
+    return pair
+
+
+def _chapter_05_momentum_phrases():
+    """The momentum section and the summary: the pair's numbers, and the diagnosis' (results/05/bn_diagnosis.json)."""
+    pair = _pair()
+    (old, old_history), (new, new_history) = pair["0.99"], pair["0.9"]
+    assert old["hardware"] == new["hardware"] and old["seed"] == new["seed"] == 0  # a pair: one machine, one seed
+    same_weights = old_history["loss"] == new_history["loss"]  # "the same weights" at every epoch
+    gains = [after - before for before, after in zip(old_history["val_accuracy"], new_history["val_accuracy"])]
+    test = f"{100 * old['test_accuracy']:.2f}% against {100 * new['test_accuracy']:.2f}%"
+    diagnosis = results.read_json(results.default_results_dir() / "05" / "bn_diagnosis.json")
+    saved = next(row for row in diagnosis["saved_models"] if row["chapter"] == "05")
+    lag = {(row["learning_rate"], row["momentum"]): row["reestimated_augmented"] - row["saved_stats"]
+           for row in diagnosis["lag_experiment"]}
+    return [_claim(same_weights, "logged the same training loss in all 15 epochs"),
+            _claim(all(gain > 0 for gain in gains), "was lower in every epoch"),
+            f"by {100 * sum(gains) / len(gains):.1f} points on average", f"test accuracy was {test}",
+            f"{100 * (new['test_accuracy'] - old['test_accuracy']):.1f} points lost to stale statistics",
+            f"scored {100 * old['test_accuracy']:.2f}% on the test set at momentum 0.99 and "
+            f"{100 * new['test_accuracy']:.2f}% at 0.9",
+            f"from {100 * saved['saved_stats']:.1f}% to {100 * saved['reestimated_augmented']:.1f}%",
+            f"ended {100 * lag[1e-3, 0.99]:.1f} points below re-estimated statistics",
+            f"the shortfall was {100 * lag[1e-3, 0.9]:.1f} points",
+            f"a learning rate ten times smaller, {100 * lag[1e-4, 0.99]:.1f} points"]
+
+
+def _verdict_phrases(chapter_id):
+    """A chapter's seed-study verdict as its prose states it: gain on the previous chapter, verdict and p-value."""
+    from cifar_lessons.book.seeds import p_text
+
+    row = next(row for row in report.comparison_rows() if row["id"] == chapter_id)
+    gain = f"{100 * row['gain']:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+    previous = int(chapter_id) - 1
+    phrases = [f"{gain} points on chapter {previous}, {row['verdict']} (Welch's t-test, {p_text(row['p_value'])})"]
+    if chapter_id == "07":
+        lower, upper = row["interval"]
+        phrases.append(f"the seeds allow anything from {100 * lower:+.1f} to {100 * upper:+.1f} points")
+    return phrases
+
+
+@pytest.mark.parametrize("chapter_id", ["05", "06", "07"])
+def test_retrained_chapters_state_their_verdicts(chapter_id):
+    phrases = _verdict_phrases(chapter_id) + (_chapter_05_momentum_phrases() if chapter_id == "05" else [])
+    markdown = _markdown(chapter_id)
+    missing = [phrase for phrase in (" ".join(phrase.split()) for phrase in phrases) if phrase not in markdown]
+    assert not missing, f"chapter {chapter_id}'s prose no longer follows its records: {missing}"
 
 
 def test_the_sweep_record_is_complete_and_pairs_every_rate():
@@ -106,8 +161,9 @@ def test_the_sweep_record_is_complete_and_pairs_every_rate():
 
 def test_the_sweep_supports_chapter_5s_reading():
     """Without batch norm the largest rates fail; with it every rate trains and is ahead; its best rate is the
-    smallest; and its validation accuracy trails its training accuracy more (the lagging running averages)."""
-    rows = ladder.lr_sweep_rows(ladder.load_lr_sweep())
+    smallest, the book's; and at momentum 0.9 its running averages catch up within the first epoch."""
+    sweep = ladder.load_lr_sweep()
+    rows = ladder.lr_sweep_rows(sweep)
     rates = sorted({row["learning_rate"] for row in rows})
     by = {(row["learning_rate"], row["batch_norm"]): row for row in rows}
     assert [by[rate, False]["diverged"] for rate in rates] == [False, False, True, True]  # "the two largest"
@@ -118,23 +174,30 @@ def test_the_sweep_supports_chapter_5s_reading():
     smallest = rates[0]
     assert max(rates, key=lambda rate: by[rate, True]["val_accuracy"]) == smallest  # "did best at the smallest rate"
     assert smallest == get_chapter("05").config.learning_rate  # "the book's"
-    lag_with = by[smallest, True]["train_accuracy"] - by[smallest, True]["val_accuracy"]
-    lag_without = by[smallest, False]["train_accuracy"] - by[smallest, False]["val_accuracy"]
-    assert lag_with > lag_without
-    first_epoch = next(run for run in ladder.load_lr_sweep()["runs"]
-                       if run["learning_rate"] == smallest and run["batch_norm"])["history"]["val_accuracy"][0]
-    assert first_epoch < 0.15  # "a first epoch close to chance"
+    runs = {(run["learning_rate"], run["batch_norm"]): run for run in sweep["runs"]}
+    assert runs[smallest, True]["config"]["batch_norm_momentum"] == get_chapter("05").config.batch_norm_momentum
+    first_epoch = {bn: runs[smallest, bn]["history"]["val_accuracy"][0] for bn in (False, True)}
+    assert first_epoch[True] > first_epoch[False]  # "already above the plain network's"
+    stuck = " and ".join(f"{rate:g}" for rate in rates if by[rate, False]["diverged"])
+    assert_prose_names("05", [f"every learning rate up to {max(rates):g} trained, where without it {stuck} stuck"])
 
 
-# Chapter 6: "lowered training and validation accuracy together and narrowed the gap only slightly".
+# Chapter 6: the logged curves fall and their gap narrows by less than a point; the last epoch, in inference
+# mode, moves the other way, within the epoch-to-epoch swing.
 
-def test_chapter_6_dropout_lowers_both_curves_and_narrows_the_logged_gap_slightly():
+def test_chapter_6_dropout_lowers_the_logged_curves_and_the_two_measurements_disagree(real_data):
     rows = {row["chapter"]: row for row in ladder.gap_comparison(("05", "06"))}
     assert rows["06"]["train_accuracy"] < rows["05"]["train_accuracy"]
     assert rows["06"]["val_accuracy"] < rows["05"]["val_accuracy"]
     narrowing = rows["05"]["mean_gap"] - rows["06"]["mean_gap"]
-    assert 0 <= narrowing < 0.02
-    assert _test_accuracy("06") < _test_accuracy("05")
+    assert 0 <= narrowing < 0.01  # "by less than a point"
+    modes = {row["chapter"]: row for row in ladder.mode_gap_rows(("05", "06"), real_data, sample=2000)}
+    assert modes["06"]["train_accuracy"] > modes["05"]["train_accuracy"]  # "higher ... on training *and*
+    assert modes["06"]["val_accuracy"] > modes["05"]["val_accuracy"]  # validation images"
+    assert abs(modes["06"]["gap"] - modes["05"]["gap"]) < 0.01  # "about the same gap"
+    for chapter_id in ("05", "06"):  # "by up to two points" from one epoch to the next
+        tail = _history(chapter_id)["val_accuracy"][-6:]
+        assert max(abs(after - before) for before, after in zip(tail, tail[1:])) < 0.025
 
 
 def test_chapter_6_convolutions_hold_more_weights_than_the_dense_layers():
@@ -208,17 +271,20 @@ def _chapter_04_settings():
 def _chapter_05_settings():
     from keras import layers
 
-    momentum = layers.BatchNormalization().momentum
+    default = layers.BatchNormalization().momentum
     c5 = get_chapter("05").config
     rate = f"{c5.learning_rate:.0e}".replace("e-0", "e-")  # 1e-3, as the prose writes it
-    return [f"momentum of {momentum:g}", f"$\\rho = {momentum:g}$", f"learning rate of {rate}",
-            f"learning rate of {rate} for {c5.epochs} epochs", f"same pattern at {c5.epochs} epochs"]
+    return [f"Keras' default $\\rho = {default:g}$", f"this chapter's $\\rho = {c5.batch_norm_momentum:g}$",
+            f"{c5.batch_norm_momentum:g} instead of {default:g}", f"uses $\\rho = {c5.batch_norm_momentum:g}$",
+            f"learning rate of {rate}", f"learning rate of {rate} for {c5.epochs} epochs",
+            f"same pattern at {c5.epochs} epochs", f"all {c5.epochs} epochs"]
 
 
 def _chapter_06_settings():
     c5, c6 = (get_chapter(chapter_id).config for chapter_id in ("05", "06"))
     return [f"drop {100 * c6.dense_dropout_rate:.0f}%", f"chapter 5's {c5.epochs}-epoch budget",
-            f"In a {c6.epochs}-epoch budget", f"On one seed and {c6.epochs} epochs",
+            f"In chapter 5's {c5.epochs}-epoch budget at a constant learning rate",
+            f"On one seed and {c6.epochs} epochs",
             f"at {c6.epochs} epochs with a constant learning rate"]
 
 
@@ -230,7 +296,14 @@ def _chapter_07_settings():
 
 def _chapter_08_settings():
     c7, c8 = (get_chapter(chapter_id).config for chapter_id in ("07", "08"))
-    return [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
+    interim = []
+    if c8.batch_norm_momentum != c7.batch_norm_momentum:  # until chapter 8's momentum-0.9 runs land
+        saved = next(row for row in results.read_json(results.default_results_dir() / "05" / "bn_diagnosis.json")
+                     ["saved_models"] if row["chapter"] == "08")
+        interim = [f"still use Keras' default of {c8.batch_norm_momentum:g}",
+                   f"now train with a batch-norm momentum of {c7.batch_norm_momentum:g}",
+                   f"from {100 * saved['saved_stats']:.1f}% to {100 * saved['reestimated_augmented']:.1f}%"]
+    return interim + [f"chapter 7's {c7.epochs} epochs to {c8.epochs}", f"(patience {c8.reduce_lr_patience})",
             f"patience of {c8.reduce_lr_patience} or less", f"up to epoch {c7.epochs}",
             f"the epochs after {c7.epochs}", f"ceiling of {c8.epochs} epochs"]
 

@@ -44,19 +44,18 @@ def test_solutions_are_found():
     assert {2} <= set(solutions("05")) and {2, 3} <= set(solutions("10"))
 
 
-@pytest.mark.slow  # a quick training run and a re-estimation: about a minute
-def test_chapter_5_precise_batch_norm_solution_runs_on_a_quick_run(real_data, tmp_path):
+@pytest.mark.slow  # loads the committed momentum-0.99 model and re-estimates its statistics: a minute or two
+def test_chapter_5_precise_batch_norm_solution_recovers_the_lagging_statistics(real_data):
+    """The solution re-estimates the momentum-0.99 model's statistics, and its validation accuracy rises by more
+    than two points over the recorded one, as the diagnosis table and the solution's text say."""
     from keras import layers
 
-    from cifar_lessons.book.runs import run_chapter
     from cifar_lessons.training import prepare_data
 
-    chapter = get_chapter("05")
-    run = run_chapter("05", quick=True, results_dir=tmp_path, data=real_data, verbose=0)
-    namespace = {"run": run, "chapter": chapter, "data": real_data, "prepare_data": prepare_data, "layers": layers}
+    namespace = {"chapter": get_chapter("05"), "data": real_data, "prepare_data": prepare_data, "layers": layers}
     printed = run_solution(solutions("05")[2], namespace)
-    loss, accuracy = (float(value) for value in re.findall(r"[\d.]+(?:e-?\d+)?", printed)[:2])
-    assert 0 <= accuracy <= 1 and loss > 0
+    loss, accuracy, recorded = (float(value) for value in re.findall(r"\d+\.\d+(?:e-?\d+)?", printed)[:3])
+    assert loss > 0 and accuracy > recorded + 0.02, printed
 
 
 def test_chapter_10_solutions_read_the_records():
