@@ -10,7 +10,7 @@ chapters 1 and 4-8 name the configured settings, and chapter 1's fit log is real
 from __future__ import annotations
 
 import pytest
-from claims_support import _claim, _markdown, assert_prose_names
+from claims_support import _WORDS, _claim, _markdown, assert_prose_names
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -245,6 +245,48 @@ def test_chapter_8_patience_equal_to_the_schedulers_would_stop_before_the_first_
     history, config = _history("08"), get_chapter("08").config
     replay = ladder.replay_early_stopping(history["val_loss"], config.reduce_lr_patience)
     assert replay["stopped_after"] < results.learning_rate_drops(history)[0]
+
+
+# Each chapter's introduction (its Markdown before the first code cell) names every setting its config changes
+# against the previous chapter's: the phrase for each changed field is built from the old and new values.
+
+_CHANGE_PHRASES = {
+    "normalize": lambda old, new: "standardizes each colour channel",
+    "widths": lambda old, new: f"adds a {['', 'first', 'second', 'third', 'fourth', 'fifth'][len(new)]} stage",
+    "convs_per_stage": lambda old, new: f"stacks {_WORDS[new]} 3x3 convolutions",
+    "dense_units": lambda old, new: "widens the classifier",
+    "augment": lambda old, new: "a horizontal flip and a shift",
+    "batch_norm": lambda old, new: "adds it after every convolution",
+    "batch_norm_momentum": lambda old, new: (f"{new:g} instead of {old:g}" if new < old
+                                            else f"still use Keras' default of {new:g}"),
+    "dense_dropout_rate": lambda old, new: f"drop {100 * new:.0f}%",
+    "reduce_lr": lambda old, new: "`ReduceLROnPlateau` lowers the rate",
+    "early_stopping": lambda old, new: "`EarlyStopping` lets the validation data decide",
+    "early_stopping_patience": lambda old, new: f"with a patience of {new} epochs",
+    "epochs": lambda old, new: f"raises the ceiling from chapter 7's {old} epochs to {new}",
+}
+
+
+def _introduction(chapter_id):
+    import nbformat
+
+    cells = nbformat.read(get_chapter(chapter_id).notebook, as_version=4).cells
+    first_code = next(index for index, cell in enumerate(cells) if cell.cell_type == "code")
+    return " ".join(" ".join(cell.source.split()) for cell in cells[:first_code])
+
+
+@pytest.mark.parametrize("chapter_id", ["02", "03", "04", "05", "06", "07", "08"])
+def test_introduction_names_every_change_from_the_previous_recipe(chapter_id):
+    from cifar_lessons.book.chapters import previous_training_chapter
+
+    chapter = get_chapter(chapter_id)
+    changes = chapter.config.changes_from(previous_training_chapter(chapter).config)
+    unknown = set(changes) - set(_CHANGE_PHRASES)
+    assert not unknown, f"chapter {chapter_id} changes {sorted(unknown)}: say how its introduction names them"
+    intro = _introduction(chapter_id)
+    missing = [phrase for phrase in (_CHANGE_PHRASES[field](*values) for field, values in changes.items())
+               if phrase not in intro]
+    assert not missing, f"chapter {chapter_id}'s introduction does not name what its config changes: {missing}"
 
 
 # The settings the prose names must be the registry's (and Keras' and the package's): a changed recipe fails here.
