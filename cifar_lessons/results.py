@@ -181,7 +181,7 @@ def identity_differences(recorded: dict, expected: dict) -> list[str]:
     Dict-valued parts (optimizer, callbacks) name each changed setting; hashes say the part changed.
     """
     reasons = []
-    for part in IDENTITY:
+    for part in [*IDENTITY, *sorted(set(expected) - set(IDENTITY))]:  # and a recipe's own parts (Chapter 11's)
         old, new = recorded.get(part), expected.get(part)
         if old == new:
             continue

@@ -189,6 +189,32 @@ def test_alternating_flips_show_every_image_both_ways_in_two_epochs():
     assert all(not (batch[:, 0, 0, 0] == 0).any() for batch, _ in (no_alternation[step] for step in range(4)))
 
 
+@pytest.mark.parametrize("change", ["order", "flips"])
+def test_a_change_to_the_batches_makes_chapter_11s_records_stale(monkeypatch, change):
+    """The identity holds a hash of the first two epochs' batches (issue 26): serving the images in another order,
+    or mirroring them on other epochs, changes it, and the record's identity check names the difference."""
+    from cifar_lessons.going_further import fast
+
+    config = dataclasses.replace(FastConfig(), batch_size=16, seed=7)
+    before = fast.data_order_hash(config, 100)
+    assert fast.data_order_hash(config, 100) == before  # a function of the config and the code alone
+    if change == "order":
+        original = fast.TrainingBatches.order
+        monkeypatch.setattr(fast.TrainingBatches, "order", lambda self, epoch: original(self, epoch)[::-1])
+    else:
+        original_init = fast.TrainingBatches.__init__
+
+        def init(self, *args, **kwargs):
+            original_init(self, *args, **kwargs)
+            self.first_epoch_flips = ~self.first_epoch_flips
+
+        monkeypatch.setattr(fast.TrainingBatches, "__init__", init)
+    after = fast.data_order_hash(config, 100)
+    assert after != before
+    reasons = results.identity_differences({"data_order": before}, {"data_order": after})
+    assert reasons == [f"data_order changed (recorded \"{before}\", now \"{after}\")"]
+
+
 def test_configs_recorded_before_a_field_existed_keep_their_hash():
     """A field added later enters the hash only when it differs from the value old runs had."""
     ADDED_LATER = FastConfig.ADDED_LATER

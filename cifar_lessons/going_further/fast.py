@@ -13,6 +13,7 @@ Every hyperparameter of a run lives in :class:`FastConfig`; an ablation switches
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import shutil
@@ -423,13 +424,34 @@ def _variants(config: FastConfig, net, last_raw_weights: list, splits: dict, sco
     return variants
 
 
+def _training_images(config: FastConfig) -> int:
+    """How many images CIFAR-10's training part gives a run of ``config``: what its batches and schedule count."""
+    return config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
+
+
+def data_order_hash(config: FastConfig, images: int, epochs: int = 2) -> str:
+    """Short sha256 of the batches ``TrainingBatches`` serves in the first ``epochs`` epochs: which image each
+    position holds and whether it is mirrored (Chapter 11). Each stand-in image is its own index, written
+    left to right, so the hash sees the order and the flips and nothing else."""
+    index = np.arange(images, dtype=np.int64)
+    stand_ins = np.stack([2 * index, 2 * index + 1], axis=1).reshape(images, 1, 2, 1)
+    batches = TrainingBatches(stand_ins, index, config)
+    digest = hashlib.sha256()
+    for step in range(batches.steps_per_epoch * epochs):
+        served, labels = batches[step]
+        digest.update(np.ascontiguousarray(served).tobytes() + np.ascontiguousarray(labels).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def run_identity(config: FastConfig, model: keras.Model, net: keras.Model, precision: str,
                  data_fingerprint: str) -> dict:
-    """Everything that determines a chapter-11 run: config, architecture, augmentation, optimizer, loss (Chapter 11)."""
+    """Everything that determines a chapter-11 run: config, architecture, augmentation, optimizer, loss, and the
+    order and orientation in which its own batches serve the training images (Chapter 11)."""
     return {"config": config.hash, "architecture": architecture_hash(inference_model(config, net)),
             "augmentation": augmentation_settings(model), "optimizer": optimizer_settings(model.optimizer),
             "loss": json.dumps(keras.losses.serialize(model.loss), sort_keys=True), "callbacks": {},
-            "precision": precision, "data": data_fingerprint}
+            "precision": precision, "data": data_fingerprint,
+            "data_order": data_order_hash(config, _training_images(config))}
 
 
 @functools.lru_cache(maxsize=8)
@@ -439,8 +461,7 @@ def _code_identity_of(config: FastConfig, precision: str) -> str:
         net = build_fast_net(config, images)
         model = training_model(config, net)
         # The learning-rate schedule counts steps: those of CIFAR-10's training part, as train_fast's batches.
-        training_images = config.subset or len(CLASS_NAMES) * OFFICIAL_PER_CLASS[0] - config.validation_size
-        compile_fast(model, config, TrainingBatches.steps_for(training_images, config.batch_size))
+        compile_fast(model, config, TrainingBatches.steps_for(_training_images(config), config.batch_size))
         identity = run_identity(config, model, net, precision, "")
     return json.dumps(identity)
 
