@@ -317,7 +317,8 @@ def _chapter_05_settings():
     c5 = get_chapter("05").config
     rate = f"{c5.learning_rate:.0e}".replace("e-0", "e-")  # 1e-3, as the prose writes it
     return [f"Keras' default $\\rho = {default:g}$", f"this chapter's $\\rho = {c5.batch_norm_momentum:g}$",
-            f"{c5.batch_norm_momentum:g} instead of {default:g}", f"chapters 5 to 7 use $\\rho = {c5.batch_norm_momentum:g}$",
+            f"{c5.batch_norm_momentum:g} instead of {default:g}",
+            f"chapters 5 to 7 use $\\rho = {c5.batch_norm_momentum:g}$",
             f"learning rate of {rate}", f"learning rate of {rate} for {c5.epochs} epochs",
             f"same pattern at {c5.epochs} epochs", f"all {c5.epochs} epochs"]
 
