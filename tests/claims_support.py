@@ -31,6 +31,11 @@ def _claim(holds, phrase):  # a sentence about the records: expected in the pros
     return phrase if holds else f"[the records no longer support: {phrase}]"
 
 
+def _points(value):  # a gain as the prose writes it: "+1.9 points", and "0.0 points" for no change
+    text = f"{100 * value:+.1f}"
+    return f"{'0.0' if text in ('+0.0', '-0.0') else text} points"
+
+
 # The facts the chapters share, each read once.
 
 @functools.cache

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from claims_support import _claim, _markdown
+from claims_support import _claim, _markdown, _points
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -17,11 +17,6 @@ from cifar_lessons.book.seeds import p_text
 @functools.cache
 def _rows():  # the seed study's rows, read once for the module's three phrase lists
     return {row["id"]: row for row in report.comparison_rows()}
-
-
-def _points(value):
-    text = f"{100 * value:+.1f}"
-    return f"{'0.0' if text in ('+0.0', '-0.0') else text} points"
 
 
 def _conclusion_phrases():
