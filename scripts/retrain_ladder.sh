@@ -1,27 +1,23 @@
 #!/usr/bin/env bash
-# Retrain chapters 5-8 after the batch-norm fix (issue 24), one run at a time, committing each as it lands.
+# Retrain chapters 5-8 after the batch-norm fix (issue 24), one run at a time, then chapter 8's control runs.
 #
-# Run it on a host with AVX512_BF16 or AMX (the book's other chapters trained in mixed_bfloat16; elsewhere
-# bfloat16 is emulated and a run takes hours), from a frozen worktree, so that later edits to the main
-# checkout cannot change a run. Chapters 5-7 have landed and main trains them with momentum 0.9; chapter 8
-# keeps 0.99 there until its runs land, so the worktree drops that pin first:
+# Chapters 5-8 have landed with momentum 0.9 (their momentum-0.99 runs are in results/NN/momentum0.99/), and so
+# has chapter 8's control for seed 2; what is left is the control for seeds 0 and 1. Run it on a host with
+# AVX512_BF16 or AMX (the book's runs trained in mixed_bfloat16; elsewhere bfloat16 is emulated and a run takes
+# hours), from a frozen worktree, so that later edits to the main checkout cannot change a run:
 #
 #   git worktree add ../ladder -b ladder-runs && cd ../ladder
-#   # in cifar_lessons/book/chapters.py, delete the `batch_norm_momentum=0.99` of _EARLY_STOP (and its comment)
-#   # then `cifar-lessons identities`, commit both, and start:
 #   nohup bash scripts/retrain_ladder.sh > ladder.log 2>&1 &
+#
+# Copy each control that lands (record.json and history.json; controls keep no model) to
+# results/08/control/seedS on main and commit it there: only main outlives the session. A control pairs with
+# chapter 8's run of its seed only on the same kind of machine (Intel hosts for seeds 0 and 1), so chapter 8
+# reads an AMD control of those seeds as a separate comparison.
 #
 # Why 0.9 (results/05/bn_diagnosis.json, scripts/bn_diagnosis.py): Keras' default 0.99 averages the batch
 # statistics over about 100 steps, while at Adam's 1e-3 the weights still move fast, so the averages lag
 # behind the network they describe (2.6 validation points after 150 steps from chapter 5's weights, 0.5 at
 # momentum 0.9, 0.3 at momentum 0.99 with a learning rate of 1e-4). 0.9 is PyTorch's default (its 0.1).
-#
-# Step 0 moves the momentum-0.99 runs of chapters 5-8 to results/NN/momentum0.99/seedS (the control: batch
-# norm's momentum changes no weight, only the moving statistics, so each old run is the new one's twin).
-# Runs that earlier sessions landed on main (results/retrain) move into place. Then the main runs chapter by
-# chapter, seeds 0-2 each (a chapter's verdict needs all three, and a session may end before the ladder
-# does), then chapter 8's control with seeds 0-2. Copy each run that lands to results/retrain/NN/seedS on
-# main and commit it there: only main outlives the session.
 # A recorded run is skipped, an interrupted one resumes from its checkpoint: run the script again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,28 +39,6 @@ commit() {  # commit one landed run (its folder only), with a message that names
   if git diff --cached --quiet -- "$1"; then return 0; fi
   git commit -q -m "$2" -- "$1" && echo "committed: $2"
 }
-
-for chapter in 05 06 07 08; do
-  old="results/$chapter/momentum0.99"
-  if [ -d "$old" ]; then continue; fi
-  mkdir -p "$old/seed0"
-  git mv "results/$chapter/record.json" "results/$chapter/history.json" "results/$chapter/model.keras" "$old/seed0/"
-  for seed_dir in "results/$chapter"/seed* "results/$chapter"/control; do
-    if [ -e "$seed_dir" ]; then git mv "$seed_dir" "$old/"; fi
-  done
-  git commit -q -m "Chapter $chapter: the runs with batch-norm momentum 0.99 move to $old, the control of the retrained ones"
-done
-
-# Runs that earlier sessions landed on main (results/retrain/NN/seedS, see its README) take their places.
-for landed in results/retrain/[0-9][0-9]/seed[0-9]; do
-  [ -d "$landed" ] || continue
-  chapter="$(basename "$(dirname "$landed")")"; seed="${landed##*seed}"
-  folder="results/$chapter"; if [ "$seed" != 0 ]; then folder="results/$chapter/seed$seed"; fi
-  if [ -e "$folder/record.json" ]; then continue; fi
-  mkdir -p "$folder"
-  git mv "$landed/record.json" "$landed/history.json" "$landed/model.keras" "$folder/"
-  git commit -q -m "Chapter $chapter seed $seed: the retrained run landed in $landed takes its place in $folder"
-done
 
 for chapter in 05 06 07 08; do
   for seed in 0 1 2; do

@@ -99,30 +99,40 @@ def _race():
     """Chapter 11's committed race against chapter 8 and its seed runs; chapter 8's seeds to the race's target."""
     import numpy as np
 
-    from cifar_lessons.book.runs import run_dir_for_seed
     from cifar_lessons.book.seeds import fast_seed_records
     from cifar_lessons.going_further.race import race_summary
 
     root, race, seeds = results.default_results_dir(), race_summary(), fast_seed_records()
     target, mean_11 = race["target"], float(np.mean([record["test_accuracy"] for record in seeds.values()]))
     partner, partner_start, partner_end = _run_window(race["baseline_run"])
-    first_epochs = {results.load_record(folder)["seed"]: ladder.epochs_to(
-        results.read_json(folder / results.HISTORY_FILE), "val_accuracy", target)
-        for folder in [root / "08", *sorted((root / "08").glob("seed*"))]}
+    def first_epochs_of(folders):  # each seed's first epoch at the target's validation accuracy
+        return {results.load_record(folder)["seed"]: ladder.epochs_to(
+            results.read_json(folder / results.HISTORY_FILE), "val_accuracy", target) for folder in folders}
+
+    # The race was timed against chapter 8's recipe as it was then, with batch-norm momentum 0.99.
+    timed_recipe = root / "08" / "momentum0.99"
+    first_epochs = first_epochs_of(sorted(timed_recipe.glob("seed*")))
+    retrained_epochs = first_epochs_of([root / "08", *sorted((root / "08").glob("seed*"))])
     partner_epochs = first_epochs.pop(partner["seed"])
-    # The race partner is chapter 8's training when it repeats chapter 8's run of its seed up to that run's stop.
-    eight_dir = run_dir_for_seed(get_chapter("08"), partner["seed"])
+    # The race partner is chapter 8's training when it repeats that recipe's run of its seed up to the run's stop.
+    eight_dir = timed_recipe / f"seed{partner['seed']}"
     eight_record, eight_history = results.load_record(eight_dir), results.read_json(eight_dir / results.HISTORY_FILE)
     partner_history = results.read_json(root / race["baseline_run"] / results.HISTORY_FILE)
     repeats = ladder.shared_epochs(eight_history, partner_history) == len(eight_history["epoch"])
     # The race cell's estimate: chapter 8's fastest seed at the partner's CPU seconds per epoch.
-    fastest_cpu = (min(partner_epochs, *first_epochs.values())
-                   * np.mean(partner_history["epoch_cpu_s"][:partner_epochs]))
+    partner_epoch_cpu = np.mean(partner_history["epoch_cpu_s"][:partner_epochs])
+    fastest_cpu = min(partner_epochs, *first_epochs.values()) * partner_epoch_cpu
+    # Its break-even: the partner's epochs that chapter 11's slowest run cost, against every run of both recipes.
+    break_even = max(race["run_cpu_s"]) / partner_epoch_cpu
+    needed = {**{("timed", seed): epochs for seed, epochs in first_epochs.items()},
+              ("timed", partner["seed"]): partner_epochs,
+              **{("retrained", seed): epochs for seed, epochs in retrained_epochs.items()}}
     return SimpleNamespace(
         summary=race, seeds=seeds, target=target, mean_11=mean_11, ratios=(race["ratio_cpu"], race["ratio_wall"]),
         partner=partner, partner_start=partner_start, partner_end=partner_end, first_epochs=first_epochs,
-        partner_epochs=partner_epochs, eight_record=eight_record, repeats=repeats,
-        fastest_ratio=max(race["run_cpu_s"]) / fastest_cpu)
+        partner_epochs=partner_epochs, retrained_epochs=retrained_epochs, eight_record=eight_record, repeats=repeats,
+        fastest_ratio=max(race["run_cpu_s"]) / fastest_cpu, break_even=break_even,
+        beaten={key: epochs for key, epochs in needed.items() if epochs < break_even}, runs_8=len(needed))
 
 
 @functools.cache

@@ -32,10 +32,6 @@ def test_each_chapter_changes_its_predecessor(chapter):
                {"batch_norm", "batch_norm_momentum"}, {"dense_dropout_rate"}, {"reduce_lr"},
                # Early stopping: the rule, its patience, and the epoch count turned into a ceiling.
                {"early_stopping", "early_stopping_patience", "epochs"}]
-    if chapter.id == "08" and chapter.config.batch_norm_momentum == 0.99:
-        # Until chapter 8's momentum-0.9 runs land (results/retrain/README.md), it keeps the momentum its
-        # recorded runs were trained with, and its chapter says so; the exception ends with the pin.
-        allowed.append({"early_stopping", "early_stopping_patience", "epochs", "batch_norm_momentum"})
     assert set(changes) in allowed
 
 

@@ -353,11 +353,11 @@ def _write_run_with_history(folder, record: dict, history: dict) -> None:
     results.write_json_atomic(folder / results.RECORD_FILE, results.seal_record(record))
 
 
-def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
+def test_controls_read_what_the_rule_saved_and_cost(tmp_path):
     from cifar_lessons.book.runs import control_config, control_run_dir
 
     chapter = get_chapter("08")
-    assert "No control run" in ladder.early_stopping_control_text("08", tmp_path)
+    assert ladder.early_stopping_controls("08", tmp_path) == []
 
     def history(val):
         return {"epoch": list(range(1, len(val) + 1)), "val_accuracy": val, "accuracy": val, "loss": val,
@@ -378,12 +378,12 @@ def test_control_text_reads_what_the_rule_saved_and_cost(tmp_path):
 
     (found,) = ladder.early_stopping_controls("08", tmp_path)
     assert (found["seed"], found["shared_epochs"], found["stop_epoch"], found["ceiling"]) == (1, 4, 4, 6)
-    text = ladder.early_stopping_control_text("08", tmp_path)
-    assert "repeated the chapter's run for 4 of the 4 epochs" in text
-    assert "from 72.0% to 73.0% at epoch 6 (its best, 74.0%, at epoch 5)" in text
-    assert "score 79.0% on the test set against 80.0% for the weights the rule kept" in text
+    # The control after the stop: its validation accuracy at the stop, its last and its best epoch.
+    assert (found["control_val_at_stop"], found["control_val_last"]) == (0.72, 0.73)
+    assert (found["control_val_best"], found["control_best_epoch"]) == (0.74, 5)
+    assert (found["control_test_accuracy"], found["test_accuracy"], found["val_kept"]) == (0.79, 0.80, 0.70)
     # The time saved is the control's own epochs after the stop, both clocks, from one run.
-    assert "saved 2 epochs (the control's own epochs 5-6: 2 min, 3 CPU-min) for +1.0 test points" in text
+    assert (found["saved_wall_s"], found["saved_cpu_s"]) == (120.0, 180.0)
 
     # A control made with another recipe is left out, not compared.
     stale = {**record, "config": {**control.record_dict(), "learning_rate": 0.01}}

@@ -265,6 +265,13 @@ def test_validation_swing_reports_last_and_best_epoch(tmp_path):
     write_run(tmp_path / "06", make_record(chapter, epochs_run=3), {"val_accuracy": [0.5, 0.75, 0.625]})
     assert validation_swing("06", tmp_path) == (
         "Chapter 06: validation accuracy 62.5% at the last epoch (3), 75.0% at its highest (epoch 2).")
+    # With early stopping the weights of best_epoch are the model's: the line names that epoch too.
+    eight = get_chapter("08")
+    write_run(tmp_path / "08", make_record(eight, epochs_run=4, best_epoch=1),
+              {"val_accuracy": [0.5, 0.75, 0.625, 0.875]})
+    assert validation_swing("08", tmp_path) == (
+        "Chapter 08: validation accuracy 87.5% at the last epoch (4), 87.5% at its highest (epoch 4), "
+        "50.0% at the epoch it kept (1).")
 
 
 def test_table_names_the_machine_of_each_chapter(tmp_path):
@@ -356,27 +363,40 @@ RESULTS_DIR = results.default_results_dir()
 
 
 def _momentum_runs():
-    """Runs of a chapter's recipe at a stated batch-norm momentum, beside the chapter's own runs: the ladder's
-    runs still landing (retrain/NN/seedS, momentum 0.9: results/retrain/README.md), the runs the ladder replaced
-    (NN/momentum0.99/seedS) and chapter 5's same-host pair (05/same_host/momentumM/seedS)."""
-    return sorted([*RESULTS_DIR.glob("retrain/[0-9][0-9]/seed[0-9]"),
-                   *RESULTS_DIR.glob("[0-9][0-9]/momentum*/seed[0-9]"),
+    """Runs of a chapter's recipe at a stated batch-norm momentum, beside the chapter's own runs: the runs the
+    ladder replaced (NN/momentum0.99/seedS, and chapter 8's control NN/momentum0.99/control/seedS) and chapter
+    5's same-host pair (05/same_host/momentumM/seedS)."""
+    return sorted([*RESULTS_DIR.glob("[0-9][0-9]/momentum*/seed[0-9]"),
+                   *RESULTS_DIR.glob("[0-9][0-9]/momentum*/control/seed[0-9]"),
                    *RESULTS_DIR.glob("[0-9][0-9]/same_host/momentum*/seed[0-9]")])
+
+
+@pytest.mark.parametrize("run_dir", sorted(RESULTS_DIR.glob("[0-9][0-9]/control/seed[0-9]")),
+                         ids=lambda path: path.relative_to(RESULTS_DIR).as_posix().replace("/", "-"))
+def test_control_run_is_current(run_dir):
+    """A recorded control run is its chapter's recipe without the stopping rule, as the code builds it now:
+    chapter 8's control table leaves out any control that is not, so a stale one fails here instead."""
+    from cifar_lessons.book.runs import control_status
+
+    status = control_status(get_chapter(run_dir.parent.parent.name), int(run_dir.name.removeprefix("seed")))
+    assert status["status"] == "ok", status["message"]
 
 
 @pytest.mark.parametrize("run_dir", _momentum_runs(),
                          ids=lambda path: path.relative_to(RESULTS_DIR).as_posix().replace("/", "-"))
 def test_momentum_run_is_the_recipe_it_claims(run_dir):
-    """Such a run is intact and is its chapter's recipe with its seed and the batch-norm momentum its folder
-    names (0.9 in retrain/). The code that trained it builds the same network as this code. Only seed 0 keeps
-    its model, as in the chapters' own seed runs."""
-    from cifar_lessons.book.runs import run_status
+    """Such a run is intact and is its chapter's recipe (or its control's) with its seed and the batch-norm
+    momentum its folder names. The code that trained it builds the same network as this code. Only seed 0
+    keeps its model, as in the chapters' own seed runs."""
+    from cifar_lessons.book.runs import control_config, run_status
 
-    relative = run_dir.relative_to(RESULTS_DIR).parts
-    chapter = get_chapter(relative[1] if relative[0] == "retrain" else relative[0])
+    chapter = get_chapter(run_dir.relative_to(RESULTS_DIR).parts[0])
     seed = int(run_dir.name.removeprefix("seed"))
-    momentum = 0.9 if relative[0] == "retrain" else float(run_dir.parent.name.removeprefix("momentum"))
-    config = dataclasses.replace(chapter.config, batch_norm_momentum=momentum, seed=seed)
-    status = run_status(run_dir, config, require_model=seed == 0)
+    control = run_dir.parent.name == "control"
+    folder = run_dir.parent.parent if control else run_dir.parent
+    momentum = float(folder.name.removeprefix("momentum"))
+    config = dataclasses.replace(control_config(chapter, seed) if control else chapter.config,
+                                 batch_norm_momentum=momentum, seed=seed)
+    status = run_status(run_dir, config, require_model=seed == 0 and not control)
     assert status["status"] == "ok", status["message"]
     assert status["record"]["seed"] == seed and not status["record"]["quick"]

@@ -66,10 +66,7 @@ _REDUCE_LR = dataclasses.replace(_DROPOUT, reduce_lr=True)
 # Early stopping turns the epoch count from a budget into a ceiling: training ends when the validation
 # loss has not improved for `early_stopping_patience` epochs (longer than the scheduler's patience, so a
 # learning-rate drop gets its chance first), and the ceiling is only reached if it never stalls.
-_EARLY_STOP = dataclasses.replace(_REDUCE_LR, early_stopping=True, early_stopping_patience=5, epochs=50,
-                                  # Until its momentum-0.9 runs land (results/retrain/README.md), chapter 8
-                                  # and its control keep the recipe they were trained with.
-                                  batch_norm_momentum=0.99)
+_EARLY_STOP = dataclasses.replace(_REDUCE_LR, early_stopping=True, early_stopping_patience=5, epochs=50)
 
 CHAPTERS = (
     Chapter("01", "data_and_baseline", "Data and a baseline CNN",

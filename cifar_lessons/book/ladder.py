@@ -1,6 +1,6 @@
 """What each chapter measures on its recorded runs (Chapters 3-8): the train/validation gap, the gap between the
 training log and inference mode, the learning-rate schedule's replay and experiment, the early-stopping
-accounting and its controls, and chapter 5's learning-rate sweep.
+control runs, and chapter 5's learning-rate sweep.
 
 The chapters call these on their records; each function names the chapter that introduces it.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..results import HISTORY_FILE, cpu_name, learning_rate_drops, read_json
 from ..training import load_run, prepare_data
-from .chapters import get_chapter, previous_training_chapter
+from .chapters import get_chapter
 from .report import comparison_rows
 from .runs import chapter_status, control_run_dir, control_status, recorded_history, run_dir_for, run_dir_for_seed
 from .seeds import percent, seed_folders, seed_run_status
@@ -21,14 +21,20 @@ from .sweep import sweep_path
 
 
 def validation_swing(chapter_id: str, results_dir: Path | None = None) -> str:
-    """A chapter's validation accuracy at its last epoch and at its best one, as a sentence (Chapter 6)."""
+    """A chapter's validation accuracy at its last epoch, at its best one and, where early stopping restored
+    the best weights, at the epoch it kept, as one line (Chapters 6 and 8)."""
+    chapter = get_chapter(chapter_id)
     history = recorded_history(chapter_id, results_dir)
     if history is None:
         return f"Chapter {chapter_id} has no recorded run yet."
     values = history["val_accuracy"]
     best = max(range(len(values)), key=values.__getitem__)
-    return (f"Chapter {chapter_id}: validation accuracy {percent(values[-1])} at the last epoch ({len(values)}), "
-            f"{percent(values[best])} at its highest (epoch {best + 1}).")
+    line = (f"Chapter {chapter_id}: validation accuracy {percent(values[-1])} at the last epoch ({len(values)}), "
+            f"{percent(values[best])} at its highest (epoch {best + 1})")
+    if getattr(chapter.config, "early_stopping", False):  # the weights it kept are those of its best_epoch
+        kept = chapter_status(chapter, results_dir)["record"]["best_epoch"]
+        line += f", {percent(values[kept - 1])} at the epoch it kept ({kept})"
+    return line + "."
 
 
 _CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -252,74 +258,6 @@ def replay_early_stopping(values, patience: int, min_delta: float = 0.0, mode: s
     return {"stopped_after": None, "kept_epoch": best_epoch}
 
 
-def early_stopping_accounting(chapter_id: str = "08", results_dir: Path | None = None) -> dict | None:
-    """What the stopping rule and the longer ceiling each did in a chapter's run (Chapter 8).
-
-    Up to the epoch it stops, a run with EarlyStopping is the same run as one without it, so its own
-    history already holds "the previous budget", "the kept epoch" and "the last epoch". What the
-    epochs it never ran would have given needs a control run and is not estimated here.
-    """
-    chapter = get_chapter(chapter_id)
-    history, record = _history_and_record(chapter_id, results_dir)
-    if history is None:
-        return None
-    previous = previous_training_chapter(chapter)
-    budget = previous.config.epochs  # the fixed epoch count chapter 7 trained for
-    kept, ran, ceiling = record["best_epoch"], record["epochs_run"], chapter.config.epochs
-    epoch_time = sum(history["epoch_time_s"]) / len(history["epoch_time_s"])
-    previous_record = chapter_status(previous, results_dir)["record"]
-    return {
-        "chapter": chapter_id, "previous": previous.id, "previous_budget": budget,
-        "ceiling": ceiling, "epochs_run": ran, "kept_epoch": kept, "patience": chapter.config.early_stopping_patience,
-        "val_accuracy_at_budget": history["val_accuracy"][budget - 1] if ran >= budget else None,
-        "val_accuracy_kept": history["val_accuracy"][kept - 1], "val_accuracy_last": history["val_accuracy"][-1],
-        "val_loss_kept": history["val_loss"][kept - 1], "val_loss_last": history["val_loss"][-1],
-        "best_val_accuracy": max(history["val_accuracy"]),
-        "best_val_accuracy_epoch": history["val_accuracy"].index(max(history["val_accuracy"])) + 1,
-        "epochs_saved": ceiling - ran, "mean_epoch_s": epoch_time,
-        "minutes_saved_estimate": (ceiling - ran) * epoch_time / 60,
-        "test_accuracy": record["test_accuracy"],
-        "previous_test_accuracy": previous_record["test_accuracy"] if previous_record else None,
-        "same_machine_as_previous": previous_record is not None and machine_key(record) == machine_key(previous_record),
-        "learning_rate_last": history["learning_rate"][-1],
-    }
-
-
-def early_stopping_text(chapter_id: str = "08", results_dir: Path | None = None) -> str:
-    """:func:`early_stopping_accounting` as sentences that credit each part of the gain (Chapter 8)."""
-    acc = early_stopping_accounting(chapter_id, results_dir)
-    if acc is None:
-        return f"Chapter {chapter_id} has no recorded run yet."
-    lines = [f"The run trained {acc['epochs_run']} of at most {acc['ceiling']} epochs and kept epoch "
-             f"{acc['kept_epoch']}, the one with the lowest validation loss."]
-    if acc["val_accuracy_at_budget"] is not None:
-        lines.append(
-            f"Longer ceiling: in this same run the validation accuracy was {percent(acc['val_accuracy_at_budget'])} "
-            f"after epoch {acc['previous_budget']}, where chapter {acc['previous']}'s fixed budget ended, and "
-            f"{percent(acc['val_accuracy_kept'])} at the kept epoch: "
-            f"{100 * (acc['val_accuracy_kept'] - acc['val_accuracy_at_budget']):+.1f} points from training longer "
-            "(with the learning-rate drops those epochs allowed), not from the stopping rule.")
-    change = acc["val_accuracy_kept"] - acc["val_accuracy_last"]
-    lines.append(
-        f"Restoring the best weights: the kept epoch's validation loss was {acc['val_loss_kept']:.4f} against "
-        f"{acc['val_loss_last']:.4f} at the last epoch, but its validation accuracy was "
-        f"{acc['val_accuracy_kept']:.2%} against {acc['val_accuracy_last']:.2%}: "
-        f"{'a loss' if change < 0 else 'a gain'} of {abs(100 * change):.2f} points of validation accuracy.")
-    lines.append(
-        f"Stopping: the rule ended the run {acc['epochs_saved']} epochs before the ceiling, about "
-        f"{acc['minutes_saved_estimate']:.0f} min at this run's mean of {acc['mean_epoch_s']:.0f} s per epoch. "
-        "What those epochs would have given is unknown without a control run.")
-    if acc["previous_test_accuracy"] is not None:
-        machine = ("on the same machine" if acc["same_machine_as_previous"]
-                   else f"on a different machine from chapter {acc['previous']}'s, so the two runs part from epoch 1")
-        lines.append(
-            f"Test accuracy {percent(acc['test_accuracy'])} against "
-            f"{percent(acc['previous_test_accuracy'])} for chapter "
-            f"{acc['previous']} ({100 * (acc['test_accuracy'] - acc['previous_test_accuracy']):+.1f} points), "
-            f"trained {machine}.")
-    return "\n".join(lines)
-
-
 def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = None) -> list[dict]:
     """Each recorded control run of a chapter with early stopping, set against the chapter's run of the same
     seed: what the epochs after the stop gave and what the rule saved (Chapter 8).
@@ -353,30 +291,6 @@ def early_stopping_controls(chapter_id: str = "08", results_dir: Path | None = N
             "saved_cpu_s": sum(control_history["epoch_cpu_s"][stop:]) if "epoch_cpu_s" in control_history else None,
         })
     return found
-
-
-def early_stopping_control_text(chapter_id: str = "08", results_dir: Path | None = None) -> str:
-    """The control runs as sentences: what the stopping rule saved and what it cost, seed by seed (Chapter 8)."""
-    controls = early_stopping_controls(chapter_id, results_dir)
-    if not controls:
-        return (f"No control run of chapter {chapter_id} is recorded yet (`cifar-lessons train {chapter_id} --control "
-                "--seed S`, on the machine that recorded that seed's run).")
-    lines = []
-    for c in controls:
-        saved = c["ceiling"] - c["stop_epoch"]
-        cpu = f", {c['saved_cpu_s'] / 60:.0f} CPU-min" if c["saved_cpu_s"] is not None else ""
-        how = f"the control's own epochs {c['stop_epoch'] + 1}-{c['ceiling']}: {c['saved_wall_s'] / 60:.0f} min{cpu}"
-        if not c["same_machine"]:
-            how += ", on another machine than the chapter's run"
-        lines.append(
-            f"Seed {c['seed']}: the control trained all {c['ceiling']} epochs and repeated the chapter's run for "
-            f"{c['shared_epochs']} of the {c['stop_epoch']} epochs it ran. After the stop, the control's validation "
-            f"accuracy went from {percent(c['control_val_at_stop'])} to {percent(c['control_val_last'])} at epoch "
-            f"{c['ceiling']} (its best, {percent(c['control_val_best'])}, at epoch {c['control_best_epoch']}). Its "
-            f"last-epoch weights score {percent(c['control_test_accuracy'])} on the test set against "
-            f"{percent(c['test_accuracy'])} for the weights the rule kept: the rule saved {saved} epochs ({how}) "
-            f"for {100 * (c['test_accuracy'] - c['control_test_accuracy']):+.1f} test points.")
-    return "\n".join(lines)
 
 
 def load_lr_sweep(results_dir: Path | None = None) -> dict | None:
