@@ -328,6 +328,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def retrain_command(record: dict) -> str:
+    """The command that trains a record's run again: its chapter, ``--control`` for an early-stopping control
+    run (recorded as chapter "NN-control") and ``--seed`` for a seed other than 0 (Chapter 1)."""
+    chapter, _, kind = str(record.get("chapter", "")).partition("-")
+    seed = record.get("seed") or 0
+    return (f"cifar-lessons train {chapter}" + (" --control" if kind == "control" else "")
+            + (f" --seed {seed}" if seed else ""))
+
+
 def check_files(record: dict, run_dir: Path, names: tuple = (MODEL_FILE, HISTORY_FILE)) -> None:
     """Check that the run folder's files are the ones the record names, raising RecordError (Chapter 1).
 
@@ -336,8 +345,8 @@ def check_files(record: dict, run_dir: Path, names: tuple = (MODEL_FILE, HISTORY
     for name in names:
         path = Path(run_dir) / name
         if not path.is_file():
-            raise RecordError(f"{path} is missing: retrain with `cifar-lessons train {record['chapter']}`.")
+            raise RecordError(f"{path} is missing: retrain with `{retrain_command(record)}`.")
         if file_sha256(path) != record["files"].get(name):
             raise RecordError(f"{path} is not the file {Path(run_dir) / RECORD_FILE} recorded (an interrupted "
-                              f"save or a copy from another run): run `cifar-lessons train {record['chapter']}` "
+                              f"save or a copy from another run): run `{retrain_command(record)}` "
                               "again (it resumes an interrupted run).")

@@ -257,6 +257,13 @@ def test_readme_results_block_matches_the_run_records():
         "README.md's results block is stale: run `cifar-lessons report --update-readme`")
 
 
+def test_a_broken_run_names_the_command_that_trains_it_again():
+    """A control run is recorded as chapter "NN-control" with its seed: the hint is the CLI's own command."""
+    assert results.retrain_command({"chapter": "05", "seed": 0}) == "cifar-lessons train 05"
+    assert results.retrain_command({"chapter": "05", "seed": 2}) == "cifar-lessons train 05 --seed 2"
+    assert results.retrain_command({"chapter": "08-control", "seed": 1}) == "cifar-lessons train 08 --control --seed 1"
+
+
 def test_validation_swing_reports_last_and_best_epoch(tmp_path):
     from cifar_lessons.book.ladder import validation_swing
 

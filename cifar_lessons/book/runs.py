@@ -67,7 +67,7 @@ def run_status(run_dir: Path, config, data_fingerprint: str | None = None, requi
     if reasons:
         return {"status": "stale", "record": record, "reasons": reasons,
                 "message": f"{run_dir / results.RECORD_FILE} is stale: {'; '.join(reasons)}. Retrain with "
-                           f"`cifar-lessons train {record['chapter']}`"}
+                           f"`{results.retrain_command(record)}`"}
     return {"status": "ok", "record": record, "message": "the recorded run matches the current code and config",
             "reasons": []}
 
