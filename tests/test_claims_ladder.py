@@ -14,7 +14,7 @@ from claims_support import _WORDS, _claim, _markdown, _points, assert_prose_name
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
-from cifar_lessons.book.chapters import get_chapter
+from cifar_lessons.book.chapters import get_chapter, step_chapters
 from cifar_lessons.book.runs import recorded_history
 from cifar_lessons.book.sweep import sweep_path
 
@@ -415,10 +415,13 @@ def _chapter_05_settings():
 
     default = layers.BatchNormalization().momentum
     c5 = get_chapter("05").config
+    # The step chapters that train with chapter 5's momentum ("chapters 5 to 8 use ...").
+    same = [chapter.id for chapter in step_chapters() if chapter.config.batch_norm
+            and chapter.config.batch_norm_momentum == c5.batch_norm_momentum]
     rate = f"{c5.learning_rate:.0e}".replace("e-0", "e-")  # 1e-3, as the prose writes it
     return [f"Keras' default $\\rho = {default:g}$", f"this chapter's $\\rho = {c5.batch_norm_momentum:g}$",
             f"{c5.batch_norm_momentum:g} instead of {default:g}",
-            f"chapters 5 to 7 use $\\rho = {c5.batch_norm_momentum:g}$",
+            f"chapters {int(same[0])} to {int(same[-1])} use $\\rho = {c5.batch_norm_momentum:g}$",
             f"learning rate of {rate}", f"learning rate of {rate} for {c5.epochs} epochs",
             f"same pattern at {c5.epochs} epochs", f"all {c5.epochs} epochs"]
 
