@@ -150,7 +150,11 @@ def _not_shown_phrases():
                 "control of chapter 8's earlier recipe",
                 _claim(c["control_test_accuracy"] > c["test_accuracy"]
                        and old_control["test_accuracy"] > old_run["test_accuracy"],
-                       "neither control shows it bought accuracy")]
+                       "neither pair shows it bought accuracy")]
+    for apart in (c for c in ladder.early_stopping_controls("08") if c["shared_epochs"] == 0):  # no pair
+        phrases += [f"A control for seed {apart['seed']}, trained on another kind of machine than chapter 8's "
+                    f"seed-{apart['seed']} run, parts from it at the first epoch and so prices nothing "
+                    f"({100 * apart['control_test_accuracy']:.1f}% against {100 * apart['test_accuracy']:.1f}%)"]
     calibration = {row["chapter"]: row for row in results.read_json(root / "09" / "calibration.json")["models"]}
     c8, c11 = calibration["08"], calibration["11"]
     phrases += [f"(ECE) of chapter 8's seed-{c8['seed']} model at {100 * c8['ece_before']:.1f}%",
