@@ -2,9 +2,10 @@
 # Retrain chapters 5-8 after the batch-norm fix (issue 24), one run at a time, then chapter 8's control runs.
 #
 # Chapters 5-8 have landed with momentum 0.9 (their momentum-0.99 runs are in results/NN/momentum0.99/), and so
-# has chapter 8's control for seed 2; what is left is the control for seeds 0 and 1. Run it on a host with
-# AVX512_BF16 or AMX (the book's runs trained in mixed_bfloat16; elsewhere bfloat16 is emulated and a run takes
-# hours), from a frozen worktree, so that later edits to the main checkout cannot change a run:
+# have chapter 8's controls for seeds 2 and 0 (both on AMD); what is left is the control for seed 1. Run it on
+# an Intel host, as chapter 8's seed-1 run was, so that the two are a pair (any host needs AVX512_BF16 or AMX:
+# the book's runs trained in mixed_bfloat16, which is emulated and hours slower elsewhere), from a frozen
+# worktree, so that later edits to the main checkout cannot change a run:
 #
 #   git worktree add ../ladder -b ladder-runs && cd ../ladder
 #   nohup bash scripts/retrain_ladder.sh > ladder.log 2>&1 &
