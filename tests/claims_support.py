@@ -95,6 +95,37 @@ def _official_images():  # the official training set: airbench94 trains on all o
 
 
 @functools.cache
+def _chapter_08_seeds():
+    """Each seed of chapter 8 beside chapter 7's run of that seed: records, histories, shared epochs, vendor."""
+    from cifar_lessons.book.runs import run_dir_for_seed
+    from cifar_lessons.book.seeds import recorded_seeds
+
+    c7, c8 = get_chapter("07"), get_chapter("08")
+    found = []
+    for seed in [c8.config.seed, *recorded_seeds(c8)]:
+        (r7, h7), (r8, h8) = [(results.load_record(folder), results.read_json(folder / results.HISTORY_FILE))
+                              for folder in (run_dir_for_seed(chapter, seed) for chapter in (c7, c8))]
+        found.append(SimpleNamespace(seed=seed, r7=r7, h7=h7, r8=r8, h8=h8, shared=ladder.shared_epochs(h7, h8),
+                                     vendors={r["hardware"]["cpu"].split()[0] for r in (r7, r8)}))
+    return tuple(found)
+
+
+@functools.cache
+def _chapter_08_controls():
+    """Chapter 8's control runs as its chapter and chapter 10 read them: those that repeat the chapter's run up to
+    the stop (pairs), those that part from epoch 1 (another kind of machine), and the momentum-0.99 recipe's
+    control with the run it pairs with (results/08/momentum0.99)."""
+    controls = ladder.early_stopping_controls("08")
+    paired = [c for c in controls if c["same_machine"] and c["shared_epochs"] == c["stop_epoch"]]
+    apart = [c for c in controls if c["shared_epochs"] == 0]  # another kind of machine: parts from epoch 1
+    assert paired, "chapter 8's control section describes a control that repeats the chapter's run: none is recorded"
+    assert len(paired) + len(apart) == len(controls), "a control that repeats only part of the run: describe it"
+    old_root = results.default_results_dir() / "08" / "momentum0.99"
+    old_control, old_run = (results.load_record(old_root / path / "seed1") for path in ("control", "."))
+    return SimpleNamespace(paired=paired, apart=apart, old_control=old_control, old_run=old_run)
+
+
+@functools.cache
 def _race():
     """Chapter 11's committed race against chapter 8 and its seed runs; chapter 8's seeds to the race's target."""
     import numpy as np

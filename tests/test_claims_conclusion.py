@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from claims_support import _claim, _markdown, _points
+from claims_support import _chapter_08_controls, _chapter_08_seeds, _claim, _markdown, _points
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -125,21 +125,13 @@ def _stale_statistics_phrases():
 def _not_shown_phrases():
     root = results.default_results_dir()
     # The seeds whose chapter-8 run continues chapter 7's run of the seed: what the epochs after 15 bought.
-    from cifar_lessons.book.runs import run_dir_for_seed
-
-    budget, pairs = get_chapter("07").config.epochs, []
-    for seed in (0, 1, 2):
-        folders = [run_dir_for_seed(get_chapter(key), seed) for key in ("07", "08")]
-        histories = [results.read_json(folder / results.HISTORY_FILE) for folder in folders]
-        if ladder.shared_epochs(*histories) == budget:
-            pairs.append(100 * (results.load_record(folders[1])["test_accuracy"]
-                                - results.load_record(folders[0])["test_accuracy"]))
+    budget = get_chapter("07").config.epochs
+    pairs = [100 * (run.r8["test_accuracy"] - run.r7["test_accuracy"]) for run in _chapter_08_seeds()
+             if run.shared == budget]
     phrases = [" and ".join(f"{gain:+.1f}" for gain in pairs) + f" test points in the epochs after {budget}"]
     # The control that repeats chapter 8's run up to its stop, and the momentum-0.99 recipe's one control.
-    (c, *_) = [c for c in ladder.early_stopping_controls("08")
-               if c["same_machine"] and c["shared_epochs"] == c["stop_epoch"]]
-    old_root = root / "08" / "momentum0.99"
-    old_control, old_run = (results.load_record(old_root / path / "seed1") for path in ("control", "."))
+    controls = _chapter_08_controls()
+    c, old_control, old_run = controls.paired[0], controls.old_control, controls.old_run
     phrases += [f"(chapter 8's recipe without the rule, run to {c['ceiling']} epochs, seed {c['seed']})",
                 f"the rule stopped that run after {c['stop_epoch']} epochs",
                 f"scored {100 * c['test_accuracy']:.1f}% on the test set, against "
@@ -151,7 +143,7 @@ def _not_shown_phrases():
                 _claim(c["control_test_accuracy"] > c["test_accuracy"]
                        and old_control["test_accuracy"] > old_run["test_accuracy"],
                        "neither pair shows it bought accuracy")]
-    for apart in (c for c in ladder.early_stopping_controls("08") if c["shared_epochs"] == 0):  # no pair
+    for apart in controls.apart:  # another kind of machine: no pair
         phrases += [f"A control for seed {apart['seed']}, trained on another kind of machine than chapter 8's "
                     f"seed-{apart['seed']} run, parts from it at the first epoch and so prices nothing "
                     f"({100 * apart['control_test_accuracy']:.1f}% against {100 * apart['test_accuracy']:.1f}%)"]

@@ -10,7 +10,15 @@ chapters 1 and 4-8 name the configured settings, and chapter 1's fit log is real
 from __future__ import annotations
 
 import pytest
-from claims_support import _WORDS, _claim, _markdown, _points, assert_prose_names
+from claims_support import (
+    _WORDS,
+    _chapter_08_controls,
+    _chapter_08_seeds,
+    _claim,
+    _markdown,
+    _points,
+    assert_prose_names,
+)
 
 from cifar_lessons import results
 from cifar_lessons.book import ladder, report
@@ -234,23 +242,6 @@ def test_chapters_6_and_7_are_one_run_until_the_first_cut():
 # Chapter 8: the seeds that repeat chapter 7's runs for its 15 epochs gained what the epochs after 15 bought; the
 # seed that ran on another machine parts from epoch 1; the kept epoch is never the most accurate.
 
-def _chapter_08_seeds():
-    """Each seed of chapter 8 beside chapter 7's run of that seed: records, histories, shared epochs, vendor."""
-    from types import SimpleNamespace
-
-    from cifar_lessons.book.runs import run_dir_for_seed
-    from cifar_lessons.book.seeds import recorded_seeds
-
-    c7, c8 = get_chapter("07"), get_chapter("08")
-    found = []
-    for seed in [c8.config.seed, *recorded_seeds(c8)]:
-        (r7, h7), (r8, h8) = [(results.load_record(folder), results.read_json(folder / results.HISTORY_FILE))
-                              for folder in (run_dir_for_seed(chapter, seed) for chapter in (c7, c8))]
-        found.append(SimpleNamespace(seed=seed, r7=r7, h7=h7, r8=r8, h8=h8, shared=ladder.shared_epochs(h7, h8),
-                                     vendors={r["hardware"]["cpu"].split()[0] for r in (r7, r8)}))
-    return found
-
-
 def _chapter_08_phrases():
     budget, runs = get_chapter("07").config.epochs, _chapter_08_seeds()
     paired = [run for run in runs if run.shared == budget]
@@ -309,16 +300,11 @@ def _chapter_08_control_phrases():
     the momentum-0.99 recipe's control (results/08/momentum0.99/control)."""
     from cifar_lessons.book.runs import control_run_dir, run_dir_for_seed
 
-    controls = ladder.early_stopping_controls("08")
-    paired = [c for c in controls if c["same_machine"] and c["shared_epochs"] == c["stop_epoch"]]
-    apart = [c for c in controls if c["shared_epochs"] == 0]  # another kind of machine: parts from epoch 1
-    assert paired, "chapter 8's control section describes a control that repeats the chapter's run: none is recorded"
-    assert len(paired) + len(apart) == len(controls), "a control that repeats only part of the run: describe it"
+    controls = _chapter_08_controls()
+    paired, apart, old_control, old_run = controls.paired, controls.apart, controls.old_control, controls.old_run
     c = paired[0]
     saved, seed, cost = c["ceiling"] - c["stop_epoch"], c["seed"], c["control_test_accuracy"] - c["test_accuracy"]
     history = results.read_json(control_run_dir(get_chapter("08"), seed) / results.HISTORY_FILE)
-    old_root = results.default_results_dir() / "08" / "momentum0.99"
-    old_control, old_run = (results.load_record(old_root / path / "seed1") for path in ("control", "."))
     old_cost = old_control["test_accuracy"] - old_run["test_accuracy"]
     return [
         f"Seed {seed}'s control trained on the machine that recorded the chapter's seed-{seed} run and repeats that "
