@@ -6,8 +6,11 @@ the site's text column, dark grey ink on white paper (a white card in the site's
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from . import style
@@ -16,51 +19,54 @@ from .results import learning_rate_drops
 style.use()
 
 
-def sample_grid(images, labels, class_names, per_class: int = 8, seed: int = 0):
-    """A grid of random training images, one column per class (Chapter 1).
+def sample_grid(images, labels, class_names, per_class: int = 5, seed: int = 0, cell: float = 0.5):
+    """A grid of random training images, one row per class, its name on the left (Chapter 1).
 
-    Ten columns across the text column give each 32-pixel image about 70 pixels on the page, so the
-    pixels themselves show.
+    Each 32-pixel image gets ``cell`` inches (50 pixels), on a laptop and on a phone alike: the
+    figure is narrow enough that a phone does not shrink it, so the pixels themselves show.
     """
     rng = np.random.default_rng(seed)
-    cell = style.COLUMN_WIDTH / len(class_names)
-    fig, axes = plt.subplots(per_class, len(class_names), figsize=(style.COLUMN_WIDTH, cell * per_class + 0.3),
-                             squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
-    for column, name in enumerate(class_names):
-        picks = rng.choice(np.flatnonzero(labels == column), per_class, replace=False)
-        for row, index in enumerate(picks):
+    label_width = 0.95  # inches for the class names
+    cell = min(cell, (style.COLUMN_WIDTH - label_width) / per_class)
+    width, height = label_width + cell * per_class, cell * len(class_names)
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    for row, name in enumerate(class_names):
+        picks = rng.choice(np.flatnonzero(labels == row), per_class, replace=False)
+        for column, index in enumerate(picks):
             axes[row, column].imshow(images[index], interpolation="nearest")  # the real pixels, and a small PNG
-            axes[row, column].axis("off")
-        axes[0, column].set_title(name, fontsize=9)
-    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.3 / (cell * per_class + 0.3))
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+            for spine in axes[row, column].spines.values():
+                spine.set_visible(False)
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=label_width / width, right=1, bottom=0, top=1)
     return fig
 
 
 def class_balance(y_train, y_test, class_names):
     """Images per class in the train and test sets (Chapter 1)."""
     positions = np.arange(len(class_names))
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 4.2), layout="constrained")
     for offset, labels, name in ((-0.2, y_train, "train"), (0.2, y_test, "test")):
-        ax.bar(positions + offset, np.bincount(labels, minlength=len(class_names)), width=0.4, label=name)
-    ax.set_xticks(positions, class_names, rotation=30)
-    ax.set_ylabel("images")
+        ax.barh(positions + offset, np.bincount(labels, minlength=len(class_names)), height=0.4, label=name)
+    ax.set_yticks(positions, class_names)
+    ax.invert_yaxis()  # class 0 at the top
+    ax.set_xlabel("images")
     ax.set_title("Class balance")
-    ax.set_ylim(0, 1.3 * np.bincount(y_train).max())  # room for the legend above the bars
-    ax.legend(loc="upper center", ncols=2)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
 def pixel_histograms(images):
     """Distribution of pixel values per RGB channel (Chapter 1)."""
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.5), layout="constrained")
     for channel, color in enumerate(("red", "green", "blue")):
         ax.hist(images[..., channel].ravel(), bins=64, range=(0, 255), color=color, alpha=0.4, label=color)
     ax.set_xlabel("pixel value")
     ax.set_ylabel("count")
     ax.set_title("Pixel values per channel")
-    ax.legend()
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)  # covers no bar
     return fig
 
 
@@ -72,7 +78,7 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
     trained at the lower rate; ``kept_epoch`` (Chapter 8) is marked by a star on the validation curves.
     """
     drops = learning_rate_drops(history) if mark_drops and history.get("learning_rate") else []
-    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.2), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.4), layout="constrained")
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if compare:
             ax.plot(compare["epoch"], compare[f"val_{metric}"], color="grey", linestyle=":",
@@ -89,8 +95,7 @@ def training_curves(history: dict, title: str = "", compare: dict | None = None,
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     # One legend for both panels, below them, where it covers no curve.
-    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8,
-               frameon=False)
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -101,7 +106,7 @@ def train_validation_gap(histories: dict, title: str = "Train minus validation a
     The training accuracy is averaged over an epoch while the weights change (and, with augmentation,
     on altered images); the validation accuracy is measured after the epoch.
     """
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3.3 + 0.2 * len(histories)), layout="constrained")
     for label, history in histories.items():
         gap = 100 * (np.asarray(history["accuracy"]) - np.asarray(history["val_accuracy"]))
         ax.plot(history["epoch"], gap, marker=".", label=label)
@@ -110,14 +115,14 @@ def train_validation_gap(histories: dict, title: str = "Train minus validation a
     ax.set_ylabel("gap (percentage points)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    # One legend below the plot, one run a line: the labels may be long, and it covers no curve.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1, frameon=False)
     return fig
 
 
 def learning_rate(history: dict, compare: dict | None = None, compare_label: str = ""):
     """Learning rate per epoch, on a log scale, optionally against another run (Chapter 7)."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 3))
     if compare:
         ax.step(compare["epoch"], compare["learning_rate"], where="mid", color="grey", linestyle=":",
                 label=compare_label)
@@ -128,17 +133,17 @@ def learning_rate(history: dict, compare: dict | None = None, compare_label: str
     ax.set_title("Learning rate each epoch trained with")
     ax.grid(alpha=0.3)
     if compare:
-        ax.legend(fontsize=8)
+        ax.legend()
     fig.tight_layout()
     return fig
 
 
 def lr_sweep(sweep: dict):
-    """Training loss and validation accuracy per epoch of each sweep run, one column per learning rate (Chapter 5)."""
+    """Training loss and validation accuracy per epoch of each sweep run, one row per learning rate (Chapter 5)."""
     rates = sorted({run["learning_rate"] for run in sweep["runs"]})
-    fig, axes = plt.subplots(2, len(rates), figsize=(style.COLUMN_WIDTH, 4.9), sharey="row", squeeze=False,
-                             layout="constrained")
-    for column, rate in enumerate(rates):
+    fig, axes = plt.subplots(len(rates), 2, figsize=(style.COLUMN_WIDTH, 1.45 * len(rates) + 1.3), sharex=True,
+                             sharey="col", squeeze=False, layout="constrained")
+    for row, rate in enumerate(rates):
         for run in sweep["runs"]:
             if run["learning_rate"] != rate:
                 continue
@@ -146,22 +151,23 @@ def lr_sweep(sweep: dict):
             line = {"color": "tab:blue" if run["batch_norm"] else "tab:orange", "marker": "."}
             label = "with batch norm" if run["batch_norm"] else "without"
             losses = [np.nan if value is None else value for value in history["loss"]]
-            axes[0, column].plot(history["epoch"], losses, label=label, **line)
-            axes[1, column].plot(history["epoch"], [100 * v for v in history["val_accuracy"]], label=label, **line)
-        axes[0, column].set_title(f"learning rate {rate:g}", fontsize=10)
-        axes[1, column].axhline(10, color="grey", linestyle=":", linewidth=0.8)
-        axes[1, column].set_xlabel("epoch")
-        for ax in axes[:, column]:
+            axes[row, 0].plot(history["epoch"], losses, label=label, **line)
+            axes[row, 1].plot(history["epoch"], [100 * v for v in history["val_accuracy"]], label=label, **line)
+        axes[row, 0].set_ylabel(f"rate {rate:g}")
+        axes[row, 1].axhline(10, color="grey", linestyle=":", linewidth=0.8)
+        for ax in axes[row]:
             ax.grid(alpha=0.3)
             ax.set_xticks(history["epoch"])
     axes[0, 0].set_yscale("log")  # a diverging run's loss spikes by orders of magnitude
-    axes[0, 0].set_ylabel("training loss (log scale)")
-    axes[1, 0].set_ylabel("validation accuracy (%)")
-    axes[1, 0].set_ylim(0, 100)
+    axes[0, 0].yaxis.set_minor_formatter(NullFormatter())  # labelled decades only: minor labels crowd a short panel
+    axes[0, 0].set_title("training loss (log scale)")
+    axes[0, 1].set_title("validation accuracy (%)")
+    axes[0, 1].set_ylim(0, 100)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
     # One legend below the panels, where it covers no curve.
-    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8,
-               frameon=False)
-    fig.suptitle(f"Learning-rate sweep: {sweep['subset']:,} training images, {sweep['epochs']} epochs per run")
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
+    fig.suptitle(f"Learning-rate sweep: {sweep['subset']:,} training images,\n{sweep['epochs']} epochs per run")
     return fig
 
 
@@ -177,7 +183,7 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
             axes[row, col + 1].imshow(np.clip(augmented[col], 0, 255).astype("uint8"), interpolation="nearest")
         for ax in axes[row]:
             ax.axis("off")
-    axes[0, 0].set_title("original", fontsize=10)
+    axes[0, 0].set_title("original")
     fig.tight_layout()
     return fig
 
@@ -185,24 +191,27 @@ def augmented_samples(augment, images, copies: int = 6, seed: int = 0):
 def confusion(matrix, class_names, normalize: bool = True):
     """Confusion matrix as a heat map, rows true class, columns predicted (Chapter 9)."""
     values = matrix / matrix.sum(axis=1, keepdims=True) if normalize else matrix
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 6.3))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH, 5.4))
     ConfusionMatrixDisplay(values, display_labels=class_names).plot(
-        ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=False, xticks_rotation=45)
-    ax.set_title("Confusion matrix (fraction of each true class)")
+        ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=False, xticks_rotation="vertical",
+        text_kw={"fontsize": style.MIN_FONT_SIZE})
+    ax.set_title("Fraction of each true class")
     fig.tight_layout()
     return fig
 
 
-def image_grid(images, titles, columns: int = 4, fontsize: int = 10):
+def image_grid(images, titles, columns: int = 4):
     """Images with a caption each, large enough to read at page width, e.g. misclassified examples (Chapter 9)."""
     rows = int(np.ceil(len(images) / columns))
     width = min(style.COLUMN_WIDTH, columns * 1.75)
-    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (width / columns + 0.6)), squeeze=False)
+    lines = max(str(title).count("\n") + 1 for title in titles)
+    fig, axes = plt.subplots(rows, columns, figsize=(width, rows * (width / columns + 0.25 * lines + 0.1)),
+                             squeeze=False)
     for ax in np.ravel(axes):
         ax.axis("off")
     for ax, image, title in zip(np.ravel(axes), images, titles):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title(title, fontsize=fontsize)
+        ax.set_title(title)
     fig.tight_layout()
     return fig
 
@@ -224,7 +233,7 @@ def filters(kernels, per_row: int = 8):
     count = kernels.shape[-1]
     rows = int(np.ceil(count / per_row))
     # Three columns per filter: colour, brightness and an empty gap that keeps the pairs apart.
-    fig, axes = plt.subplots(rows, 3 * per_row, figsize=(style.COLUMN_WIDTH, rows * 0.6 + 0.5), squeeze=False,
+    fig, axes = plt.subplots(rows, 3 * per_row, figsize=(style.COLUMN_WIDTH, rows * 0.62 + 0.75), squeeze=False,
                              gridspec_kw={"wspace": 0.08, "width_ratios": [1, 1, 0.4] * per_row})
     for ax in np.ravel(axes):
         ax.axis("off")
@@ -232,11 +241,13 @@ def filters(kernels, per_row: int = 8):
         row, column = divmod(index, per_row)
         kernel = kernels[..., index]
         axes[row, 3 * column].imshow(_symmetric(kernel), interpolation="nearest")
-        axes[row, 3 * column].set_title(f"{index}", fontsize=7, loc="left")
+        axes[row, 3 * column].set_title(f"{index}", loc="left", pad=2)
         axes[row, 3 * column + 1].imshow(_symmetric(kernel.mean(axis=-1)), cmap="gray", vmin=0, vmax=1,
                                          interpolation="nearest")
-    fig.suptitle("First-layer filters: colour (left) and brightness part (right), each on its own scale, grey = 0",
-                 fontsize=10)
+    height = fig.get_figheight()
+    fig.suptitle("First-layer filters: colour (left) and brightness part (right),\n"
+                 "each on its own scale, grey = 0", fontsize=style.MIN_FONT_SIZE + 0.5, y=1 - 0.05 / height, va="top")
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=1 - 0.62 / height, hspace=0.45)
     return fig
 
 
@@ -257,7 +268,8 @@ def feature_maps(maps, title: str, count: int = 16):
 
 
 def feature_map_rows(images, maps, channels, title: str, captions=None):
-    """One row per image: the image, then the chosen channels of its activations (Chapter 9).
+    """One row per image: its class (``captions``) on the left, the image, then the chosen channels of its
+    activations (Chapter 9).
 
     ``maps`` has shape (images, height, width, channels) and is cast to float32 (a mixed-precision
     model's activations are bfloat16, which matplotlib cannot scale). Each panel has its own colour
@@ -265,21 +277,28 @@ def feature_map_rows(images, maps, channels, title: str, captions=None):
     """
     maps = np.asarray(maps, dtype=np.float32)
     channels = list(channels)
-    cell = min(1.05, style.COLUMN_WIDTH / (len(channels) + 1))  # inches per panel, the row fits the column
-    fig, axes = plt.subplots(len(images), len(channels) + 1, squeeze=False,
-                             figsize=((len(channels) + 1) * cell, len(images) * (cell + 0.07) + 0.5))
+    label_width = 0.95 if captions is not None else 0.0  # inches for the class names
+    cell = min(1.05, (style.COLUMN_WIDTH - label_width) / (len(channels) + 1))  # the row fits the column
+    title = "\n".join(textwrap.fill(line, 52) for line in title.splitlines())  # keeps the caller's line breaks
+    top = 0.3 + 0.22 * (title.count("\n") + 1)  # inches above the panels: the channels' titles, then the title
+    width, height = label_width + (len(channels) + 1) * cell, len(images) * (cell + 0.05) + top
+    fig, axes = plt.subplots(len(images), len(channels) + 1, squeeze=False, figsize=(width, height),
+                             gridspec_kw={"wspace": 0.06, "hspace": 0.06})
     for row, image in enumerate(images):
         axes[row, 0].imshow(image, interpolation="nearest")
         if captions is not None:
-            axes[row, 0].set_title(captions[row], fontsize=8)
+            axes[row, 0].set_ylabel(captions[row], rotation=0, ha="right", va="center")
         for column, channel in enumerate(channels, start=1):
             axes[row, column].imshow(maps[row, ..., channel], cmap="viridis", interpolation="nearest")
             if row == 0:
-                axes[row, column].set_title(f"ch {channel}", fontsize=8)
-    for ax in np.ravel(axes):
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
+                axes[row, column].set_title(f"ch {channel}")
+    for ax in np.ravel(axes):  # no ticks or frame, but the row's label stays
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.suptitle(title, y=1 - 0.03 / height, va="top")
+    fig.subplots_adjust(left=label_width / width, right=1, bottom=0.01, top=1 - top / height)
     return fig
 
 
@@ -289,12 +308,15 @@ def class_activation_maps(images, overlays: dict, titles):
     ``overlays`` maps a row label (e.g. "predicted class") to heat maps scaled 0-1, one per image.
     """
     rows = 1 + len(overlays)
-    cell = min(1.6, style.COLUMN_WIDTH / len(images))  # inches per panel, the row fits the column
-    fig, axes = plt.subplots(rows, len(images), figsize=(len(images) * cell, rows * (cell + 0.15) + 0.3),
-                             squeeze=False)
+    label_width = 0.5 if overlays else 0.0  # inches for the rows' labels (two short lines, turned)
+    cell = min(1.6, (style.COLUMN_WIDTH - label_width) / len(images))  # the row and its label fit the column
+    top = 0.1 + 0.19 * max(str(title).count("\n") + 1 for title in titles)  # inches for the titles
+    width, height = label_width + len(images) * cell, rows * cell + top + 0.05
+    fig, axes = plt.subplots(rows, len(images), figsize=(width, height), squeeze=False,
+                             gridspec_kw={"wspace": 0.08, "hspace": 0.08})
     for column, (image, title) in enumerate(zip(images, titles)):
         axes[0, column].imshow(image, interpolation="nearest")
-        axes[0, column].set_title(title, fontsize=9)
+        axes[0, column].set_title(title, fontsize=style.MIN_FONT_SIZE)  # the smallest size: a narrow panel
         for row, heatmaps in enumerate(overlays.values(), start=1):
             axes[row, column].imshow(image, interpolation="nearest")
             # The heat maps are already upsampled to the image's pixels: draw them pixel for pixel.
@@ -304,8 +326,8 @@ def class_activation_maps(images, overlays: dict, titles):
         ax.set_xticks([])
         ax.set_yticks([])
     for row, label in enumerate(overlays, start=1):
-        axes[row, 0].set_ylabel(label, fontsize=9)
-    fig.tight_layout()
+        axes[row, 0].set_ylabel(label)
+    fig.subplots_adjust(left=label_width / width, right=1, bottom=0.05 / height, top=1 - top / height)
     return fig
 
 
@@ -328,17 +350,19 @@ def reliability_grid(diagrams: dict, columns: int = 2):
     ``diagrams`` maps a panel title to what ``analysis.reliability`` returns; each title gets its ECE.
     """
     rows = -(-len(diagrams) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(style.COLUMN_WIDTH, 3.0 * rows), squeeze=False, sharex=True,
+                             sharey=True)
     for ax, (title, reliability) in zip(axes.flat, diagrams.items()):
         _reliability_bars(ax, reliability)
         ax.set(xlabel="confidence", ylabel="accuracy")
+        ax.label_outer()  # the axes' labels once, on the left and at the bottom
         ax.set_title(f"{title}\nECE {100 * reliability['ece']:.1f}%")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(diagrams):]:
         ax.set_visible(False)
     # One legend below the panels, where it covers no bar.
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -350,19 +374,20 @@ def reliability_diagram(reliability: dict, title: str = "Reliability diagram"):
     """
     edges, counts = reliability["edges"], reliability["counts"]
     centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.9), layout="constrained")
     _reliability_bars(left, reliability)
-    left.set_xlabel("confidence (highest predicted probability)")
+    left.set_xlabel("confidence")
     left.set_ylabel("accuracy")
-    left.set_title(f"{title} (ECE {100 * reliability['ece']:.1f}%)")
-    left.legend(loc="upper left", fontsize=8)
+    left.set_title("Accuracy per bin")
+    fig.suptitle(f"{title} (ECE {100 * reliability['ece']:.1f}%)")
+    # One legend below the panels, where it covers no bar.
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     right.bar(centres, counts, width=width, edgecolor="black", color="tab:grey")
     right.set_yscale("log")
     right.set_xlim(0, 1)
     right.set_xlabel("confidence")
     right.set_ylabel("predictions (log scale)")
-    right.set_title("Predictions per confidence bin")
+    right.set_title("Predictions per bin")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig

@@ -1,21 +1,28 @@
-"""One Matplotlib style for every figure of the book, sized for the site's text column.
+"""One Matplotlib style for every figure of the book, sized so that its labels read on a phone.
 
-Figures are at most ``COLUMN_WIDTH`` inches wide at ``DPI`` dots per inch, so a figure is shown
-at (nearly) its natural size in the site's content column and a 10-point label stays about 11-13
-pixels tall there; in a notebook they are drawn at twice that resolution ("retina"), so they stay
-sharp on HiDPI screens and when zoomed. Figures are dark grey ink on white paper: one grey cannot
-reach a 4.5:1 contrast on both a white and a dark page, so in the site's dark scheme a figure is a
-white card (the site's stylesheet rounds its corners). ``plots`` and ``charts`` apply the style when
-imported; ``use()`` applies it anywhere else (Chapter 1).
+A phone 412 pixels wide gives the site's text column ``PHONE_COLUMN_PX`` (365) pixels, and a figure
+wider than that is shrunk to fit, its text with it. So figures are at most ``COLUMN_WIDTH`` inches
+(500 pixels at ``DPI``) wide and no text is smaller than ``MIN_FONT_SIZE`` points (about 14 pixels):
+shrunk to 365 pixels, the smallest label is still 10 pixels tall (``smallest_text_px``). On a laptop
+the same figure is shown at its natural size, centred in a column of about 690 pixels. In a notebook
+figures are drawn at twice that resolution ("retina"), so they stay sharp on HiDPI screens and when
+zoomed. Figures are dark grey ink on white paper: one grey cannot reach a 4.5:1 contrast on both a
+white and a dark page, so in the site's dark scheme a figure is a white card (the site's stylesheet
+rounds its corners). ``plots`` and ``charts`` apply the style when imported; ``use()`` applies it
+anywhere else (Chapter 1).
 """
 
 from __future__ import annotations
 
 import matplotlib as mpl
 
-# Width of the site's content column in inches at DPI: about 700 pixels.
-COLUMN_WIDTH = 7.0
+# The widest a figure is drawn, in inches at DPI (500 pixels), and its smallest text, in points.
+COLUMN_WIDTH = 5.0
 DPI = 100
+MIN_FONT_SIZE = 10
+# The site's text column on a 412-pixel phone, and the smallest text it should show.
+PHONE_COLUMN_PX = 365
+MIN_TEXT_PX = 10
 
 # Text, ticks and spines: 8.4:1 against the white paper (WCAG asks 4.5:1 for text).
 INK = "#4d4d4d"
@@ -30,6 +37,7 @@ RC = {
     "axes.facecolor": PAPER,
     "savefig.facecolor": PAPER,
     "savefig.transparent": False,
+    "savefig.pad_inches": 0.02,  # a notebook crops a figure to its ink: keep it within COLUMN_WIDTH
     "font.size": 10.5,
     "axes.titlesize": 11.5,
     "axes.labelsize": 10.5,
@@ -52,6 +60,14 @@ RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+
+
+def smallest_text_px(figure) -> float:
+    """The height in pixels of a figure's smallest visible text when the page shrinks it to a phone's column."""
+    sizes = [text.get_fontsize() for text in figure.findobj(lambda artist: hasattr(artist, "get_fontsize"))
+             if text.get_visible() and text.get_text().strip()]
+    width = figure.get_figwidth() * DPI
+    return min(sizes, default=MIN_FONT_SIZE) * DPI / 72 * min(1.0, PHONE_COLUMN_PX / width)
 
 
 def use() -> None:

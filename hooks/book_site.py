@@ -56,7 +56,7 @@ def chapters_table_markdown(results_dir=None) -> str:
 
 
 def results_chart_markdown(results_dir=None) -> str:
-    """The accuracy chart over seeds as an inline PNG, drawn for the ~700 px content column (site)."""
+    """The accuracy chart over seeds as an inline PNG, drawn at its natural size (site)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,10 +73,12 @@ def results_chart_markdown(results_dir=None) -> str:
 
 
 def _figure_markdown(figure, alt: str) -> str:
-    """A matplotlib figure as an inline PNG for the ~700 px content column, closed afterwards (site)."""
+    """A matplotlib figure as an inline PNG at its natural size (cifar_lessons.style), closed afterwards (site)."""
     import matplotlib.pyplot as plt
 
-    width_px = 700  # CSS pixels: 7 inches at 100 px per inch, so 10-point text shows at about 14 px
+    from cifar_lessons import style
+
+    width_px = round(figure.get_figwidth() * style.DPI)  # CSS pixels: 10-point text shows at about 14 px
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth())  # sharp on HiDPI, on white
     plt.close(figure)

@@ -53,6 +53,25 @@ def test_no_oversized_image(notebook):
     assert not large, f"{notebook.name}: images over {MAX_IMAGE_BYTES // 1024} KB (cell, KB): {large}"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_figures_are_drawn_to_read_on_a_phone(notebook):
+    """Every figure is drawn at most COLUMN_WIDTH wide (its PNG is twice its page size) and no cell asks for text
+    under MIN_FONT_SIZE: shrunk to a phone's column, its smallest label stays 10 px (test_plots checks the helpers'
+    figures themselves)."""
+    from PIL import Image
+
+    from cifar_lessons import style
+
+    widest = style.COLUMN_WIDTH * style.DPI + 4  # the inline backend's tight crop may add a few pixels
+    wide = [(number, Image.open(io.BytesIO(png)).width // 2) for number, png in images_of(notebook)
+            if Image.open(io.BytesIO(png)).width / 2 > widest]
+    assert not wide, f"{notebook.name}: figures drawn wider than {widest:.0f} px (cell, px): {wide}"
+    small = [(number, size) for number, cell in enumerate(nbformat.read(notebook, as_version=4).cells)
+             if cell.cell_type == "code" for size in re.findall(r"fontsize=(\d+(?:\.\d+)?)", cell.source)
+             if float(size) < style.MIN_FONT_SIZE]
+    assert not small, f"{notebook.name}: text under {style.MIN_FONT_SIZE} pt (cell, size): {small}"
+
+
 def machine_path_patterns() -> list[re.Pattern]:
     """Absolute paths that name this machine: the folder holding the checkout, home, temp, drive letters."""
     folders = {str(REPO_ROOT.parent), str(Path.home()), tempfile.gettempdir(), "/tmp", "/home", "/Users", "/root"}

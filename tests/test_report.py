@@ -255,6 +255,7 @@ def test_chart_zooms_on_the_values_and_shows_spread_seeds_and_milestones(tmp_pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cifar_lessons import style
     from cifar_lessons.book.charts import chapter_accuracies
 
     figure = chapter_accuracies(["01 A", "02 B", "03 C"], [[0.80, 0.82, 0.78], [0.85], [0.70, 0.72]],
@@ -269,7 +270,7 @@ def test_chart_zooms_on_the_values_and_shows_spread_seeds_and_milestones(tmp_pat
                                                                         round(71 + 2 ** 0.5, 6))]
     seeds = [collection for collection in ax.collections if collection.get_label() == "each seed"]
     assert len(seeds[0].get_offsets()) == 6
-    assert figure.get_figwidth() == pytest.approx(7.0)
+    assert figure.get_figwidth() == pytest.approx(style.COLUMN_WIDTH)
     from matplotlib.colors import to_hex
 
     from cifar_lessons.style import PAPER
@@ -295,9 +296,12 @@ def test_site_chart_is_sized_for_the_content_column(tmp_path):
     assert "No chapter" in results_chart_markdown(tmp_path)
     write_runs(tmp_path, "01", {0: 0.60, 1: 0.62})
     markdown = results_chart_markdown(tmp_path)
-    assert 'width="700"' in markdown
+    from cifar_lessons import style
+
+    width = round(style.COLUMN_WIDTH * style.DPI)  # its natural size, as the notebooks' figures
+    assert f'width="{width}"' in markdown
     image = Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^)]+)\)", markdown).group(1))))
-    assert image.size[0] == 1400  # twice the displayed width, for HiDPI screens
+    assert image.size[0] == 2 * width  # twice the displayed width, for HiDPI screens
     assert image.convert("RGB").getpixel((0, 0)) == (255, 255, 255)  # white paper
 
 

@@ -184,6 +184,31 @@ def test_phone_width_has_no_horizontal_overflow(site, served, browser):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.browser
+def test_figure_labels_read_on_a_phone(site, served, browser):
+    """On a 412-pixel phone every figure (the notebooks' and the results page's chart) is shrunk to the column; drawn
+    at most COLUMN_WIDTH wide with text of at least MIN_FONT_SIZE, its smallest label still shows at least
+    MIN_TEXT_PX tall (issue 25 measured 7.4-7.9 px)."""
+    from cifar_lessons import style
+
+    problems, seen = [], 0
+    for page in site_pages(site):
+        if not page.startswith("chapters/") and page != "results.html":
+            continue
+        open_page(browser, f"{served}/{page}", width=412, height=915)
+        sizes = browser.execute_script(
+            "return [...document.querySelectorAll('.jp-RenderedImage img, img.results-chart')]"
+            ".map(image => [image.getBoundingClientRect().width, image.naturalWidth])")
+        for number, (shown, natural) in enumerate(sizes, 1):
+            smallest = style.MIN_FONT_SIZE * style.DPI / 72 * shown / (natural / 2)  # the PNGs are drawn at 2x
+            if smallest < style.MIN_TEXT_PX:
+                problems.append(f"{page} figure {number}: drawn {natural // 2} px wide, shown at {shown:.0f} px: "
+                                f"its smallest text is {smallest:.1f} px")
+        seen += len(sizes)
+    assert seen >= 30, f"only {seen} figures found"
+    assert not problems, "\n".join(problems)
+
+
 PRINTED_JS = """
 return [...document.querySelectorAll('.jp-RenderedText pre')].filter(pre => pre.getClientRects().length).map(pre => {
   const range = document.createRange();

@@ -18,7 +18,7 @@ SEED_COLOR = "#3f7fd8"
 MILESTONE_COLOR = "#d9730d"
 
 
-def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float = 7.0):
+def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float = style.COLUMN_WIDTH):
     """Test accuracy of every chapter over its seeds: each seed's value as a dot, the mean with ± one
     standard deviation as an error bar, the milestone as a tick (Chapter 10).
 
@@ -34,8 +34,7 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
     low = np.floor(min(shown.min(), min(m - s for m, s in zip(means, spreads))) - 1)
     high = np.ceil(max(shown.max(), max(m + s for m, s in zip(means, spreads))) + 1)
     style = {"text.color": NEUTRAL_TEXT, "axes.labelcolor": NEUTRAL_TEXT, "axes.edgecolor": NEUTRAL_TEXT,
-             "xtick.color": NEUTRAL_TEXT, "ytick.color": NEUTRAL_TEXT, "font.size": 10,
-             "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
+             "xtick.color": NEUTRAL_TEXT, "ytick.color": NEUTRAL_TEXT}
     with plt.rc_context(style):
         fig, ax = plt.subplots(figsize=(width_inches, 0.42 * len(values) + 1.5), layout="constrained")
         spread_rows = [i for i, v in enumerate(values) if len(v) >= 2]
@@ -54,7 +53,7 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
         milestone_points = [(m, p) for m, p in zip(marks, positions) if m is not None]
         if milestone_points:
             ax.scatter(*zip(*milestone_points), marker="|", s=260, linewidths=2.5, color=MILESTONE_COLOR,
-                       label="milestone (floor the tests check)", zorder=2)
+                       label="milestone", zorder=2)
         ax.set_yticks(positions, labels)
         ax.set_ylim(len(values) - 0.2, -0.6)  # chapter 1 at the top
         ax.set_xlim(low, high)
@@ -90,14 +89,13 @@ def _signed_bars(ax, positions, values, xlabel, label_format, errors=None, margi
         sign = 1 if value >= 0 else -1
         if abs(value) > 0.6 * longest:  # a long bar carries its label inside, clear of the ticks and its error bar
             ax.annotate(label_format.format(value), (value - sign * (error or 0.0), y), xytext=(-3 * sign, 0),
-                        textcoords="offset points", ha="right" if value >= 0 else "left", va="center", fontsize=8,
-                        color="white")
+                        textcoords="offset points", ha="right" if value >= 0 else "left", va="center", color="white")
             continue
         end = value + sign * (error or 0.0)  # the label clears the error bar
         ax.annotate(label_format.format(value), (end, y), xytext=(3 * sign, 0), textcoords="offset points",
-                    ha="left" if value >= 0 else "right", va="center", fontsize=8, color=NEUTRAL_TEXT)
+                    ha="left" if value >= 0 else "right", va="center", color=NEUTRAL_TEXT)
     ax.axvline(0, color=NEUTRAL_TEXT, linewidth=0.8)
-    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     ax.margins(x=margin)
     ax.tick_params(axis="y", length=0)
@@ -111,12 +109,12 @@ def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     fractions. Sized for the text column, in colours that read on light and dark pages.
     """
     positions = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 3, figsize=(style.COLUMN_WIDTH, 0.36 * len(labels) + 1.4), sharey=True,
+    fig, axes = plt.subplots(1, 3, figsize=(style.COLUMN_WIDTH, 0.48 * len(labels) + 1.4), sharey=True,
                              layout="constrained")
     panels = (
-        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the\nprevious chapter (points)"),
-        (axes[1], list(minutes), "main run's\nwall time (min)"),
-        (axes[2], [None if g is None else 100 * g for g in gaps], "train - validation\ngap (points)"),
+        (axes[0], [None if g is None else 100 * g for g in gains], "gain over the\nprevious\nchapter (points)"),
+        (axes[1], list(minutes), "main run's\nwall time\n(min)"),
+        (axes[2], [None if g is None else 100 * g for g in gaps], "train minus\nvalidation\ngap (points)"),
     )
     errors = [None] * len(labels) if gain_errors is None else [None if e is None else 100 * e for e in gain_errors]
     for ax, values, xlabel in panels:
@@ -126,7 +124,7 @@ def gains_and_costs(labels, gains, minutes, gaps, gain_errors=None):
     if rows:
         axes[0].errorbar([100 * gains[i] for i in rows], positions[rows], xerr=[errors[i] for i in rows],
                          fmt="none", ecolor=NEUTRAL_TEXT, elinewidth=1.2, capsize=3)
-    axes[0].set_yticks(positions, labels)
+    axes[0].set_yticks(positions, [textwrap.fill(label, 15) for label in labels])  # two short lines, wider panels
     axes[0].invert_yaxis()
     return fig
 
@@ -172,15 +170,15 @@ def budget_chart(epochs, test_accuracies, lines: dict, race_epochs: int | None =
                    label="one run (seed)" if budget == epochs.min() else None)
         mean = runs.mean()
         ax.hlines(mean, budget - 0.4, budget + 0.4, color=SEED_COLOR, linewidth=2, zorder=2)
-        ax.annotate(f"{mean:.1f}%", (budget + 0.45, mean), va="center", fontsize=9, color=NEUTRAL_TEXT)
+        ax.annotate(f"{mean:.1f}%", (budget + 0.45, mean), va="center", color=NEUTRAL_TEXT)
     for label, accuracy in lines.items():
         ax.axhline(100 * accuracy, color=MILESTONE_COLOR, linestyle="--", linewidth=1)
         ax.annotate(label, (1.0, 100 * accuracy), xycoords=("axes fraction", "data"), xytext=(-2, 3),
-                    textcoords="offset points", ha="right", fontsize=9, color=MILESTONE_COLOR)
+                    textcoords="offset points", ha="right", color=MILESTONE_COLOR)
     if race_epochs is not None:
         ax.axvline(race_epochs, color=NEUTRAL_TEXT, linestyle=":", linewidth=1)
         ax.annotate("the race's budget", (race_epochs, 0.98), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                    textcoords="offset points", va="top", fontsize=9, color=NEUTRAL_TEXT)
+                    textcoords="offset points", va="top", color=NEUTRAL_TEXT)
     ax.set_xticks(np.unique(epochs))
     ax.set_xlim(epochs.min() - 1, epochs.max() + 2.5)
     ax.set_ylim(top=max([*points, *(100 * value for value in lines.values())]) + 0.5)  # room for the labels

@@ -81,11 +81,14 @@ def race_chart(results_dir: Path | None = None):
 
     root = Path(results_dir or results.default_results_dir())
     summary = race_summary(results_dir)
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), sharey=True)
+    from .. import style  # lazy, as Matplotlib is
+
+    style.use()
+    fig, axes = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH, 3.8), sharey=True)
     for ax, clock, label, key in ((axes[0], "epoch_time_s", "wall-clock minutes", "wall"),
-                                  (axes[1], "epoch_cpu_s", "CPU minutes of the training process", "cpu")):
+                                  (axes[1], "epoch_cpu_s", "CPU minutes", "cpu")):
         for path, name in [(summary["baseline_run"], summary["baseline_label"]),
-                           *[(run, f"chapter 11 ({run})") for run in summary["runs"]]]:
+                           *[(run, "chapter 11" if run == "11" else f"chapter 11 ({run})") for run in summary["runs"]]]:
             history = results.read_json(root / path / results.HISTORY_FILE)
             minutes = np.cumsum(history[clock]) / 60
             ax.plot(minutes, history["val_accuracy"], marker=".", label=name)
@@ -98,7 +101,6 @@ def race_chart(results_dir: Path | None = None):
     axes[0].set_ylim(0.5, 0.95)
     # One legend above both panels, so it covers no curve.
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False, fontsize=8)
-    rows = -(-len(labels) // 2)  # legend rows, two entries each
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 * rows - 0.02))
+    fig.legend(handles, labels, loc="upper center", ncol=1, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.065 * len(labels) - 0.02))
     return fig
