@@ -107,6 +107,7 @@ LIGHT_ENTRY_POINTS = {
                             "except SystemExit:\n    pass",
     "cifar-lessons list": "from cifar_lessons.book.cli import main\nmain(['list'])",
     "cifar-lessons report": "from cifar_lessons.book.cli import main\nmain(['report'])",
+    "the record readers": "import cifar_lessons.book.ladder, cifar_lessons.book.seeds",
 }
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ..results import HISTORY_FILE, cpu_name, learning_rate_drops, read_json
-from ..training import load_run, prepare_data
 from .chapters import get_chapter
 from .report import comparison_rows
 from .runs import chapter_status, control_run_dir, control_status, recorded_history, run_dir_for, run_dir_for_seed
@@ -186,6 +185,8 @@ def mode_gap_rows(chapter_ids, data, results_dir: Path | None = None, sample: in
     Loads each chapter's saved model and scores ``sample`` images of its training split, in seconds on a CPU.
     Chapters without a recorded run are left out.
     """
+    from ..training import load_run, prepare_data  # lazy: TensorFlow; the rest of this module only reads records
+
     rows = []
     for chapter_id in chapter_ids:
         chapter = get_chapter(chapter_id)

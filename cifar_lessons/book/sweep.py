@@ -21,7 +21,6 @@ from pathlib import Path
 
 from .. import results
 from ..data import load_cifar10
-from ..training import train
 from .chapters import get_chapter
 
 SWEEP_FILE = "lr_sweep.json"
@@ -52,6 +51,8 @@ def run_sweep(chapter_ids=SWEEP_CHAPTERS, learning_rates=SWEEP_LEARNING_RATES, s
               validation_size: int = SWEEP_VALIDATION, epochs: int = SWEEP_EPOCHS, data=None,
               output: Path | None = None) -> dict:
     """Train every (chapter recipe, learning rate) pair and write the sweep's record atomically (Chapter 5)."""
+    from ..training import train  # lazy: TensorFlow; chapter 5 reads the recorded sweep without it
+
     data = data or load_cifar10()
     output = Path(output) if output else sweep_path()
     started = time.perf_counter()
