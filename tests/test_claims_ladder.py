@@ -381,6 +381,11 @@ def test_introduction_names_every_change_from_the_previous_recipe(chapter_id):
     missing = [phrase for phrase in (_CHANGE_PHRASES[field](*values) for field, values in changes.items())
                if phrase not in intro]
     assert not missing, f"chapter {chapter_id}'s introduction does not name what its config changes: {missing}"
+    if "epochs" in changes:  # a second change beside the technique: the title and the results row name it too
+        old, new = changes["epochs"]
+        assert "budget" in chapter.title.lower(), f"chapter {chapter_id} changes its budget: its title must say so"
+        assert f"{new} epochs instead of {old}" in chapter.technique, \
+            f"chapter {chapter_id} changes its budget: its technique (the results table's row) must say so"
 
 
 # The settings the prose names must be the registry's (and Keras' and the package's): a changed recipe fails here.

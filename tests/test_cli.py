@@ -61,7 +61,7 @@ def test_missing_data_is_one_clear_line_not_a_traceback(tmp_path, monkeypatch):
 def test_list_and_report_read_a_results_folder(tmp_path, capsys):
     assert main(["--results", str(tmp_path), "list"]) == 0
     listing = capsys.readouterr().out
-    assert "08  Early stopping" in listing and "missing" in listing
+    assert "08  Longer budget, early stopping" in listing and "missing" in listing
     assert main(["--results", str(tmp_path), "report"]) == 0
     assert "| 01 Data and a baseline CNN (missing)" in capsys.readouterr().out
 

@@ -54,7 +54,7 @@ def chapter_accuracies(labels, accuracies, milestones=None, width_inches: float 
         if milestone_points:
             ax.scatter(*zip(*milestone_points), marker="|", s=260, linewidths=2.5, color=MILESTONE_COLOR,
                        label="milestone", zorder=2)
-        ax.set_yticks(positions, labels)
+        ax.set_yticks(positions, [textwrap.fill(label, 22) for label in labels])  # a long title takes two lines
         ax.set_ylim(len(values) - 0.2, -0.6)  # chapter 1 at the top
         ax.set_xlim(low, high)
         ax.set_xlabel("test accuracy (%); n: seeds")

@@ -58,16 +58,17 @@ EVALUATE_TOLERANCE = 0.003
 
 
 def cmd_list(args) -> int:
-    print(f"{'id':<3} {'title':<28} {'milestone':>9} {'recorded':>9}  status")
+    width = max(len(chapter.title) for chapter in CHAPTERS)
+    print(f"{'id':<3} {'title':<{width}} {'milestone':>9} {'recorded':>9}  status")
     for chapter in CHAPTERS:
         if not chapter.trains:
-            print(f"{chapter.id:<3} {chapter.title:<28} {'':>9} {'':>9}  analysis of chapter {chapter.uses}")
+            print(f"{chapter.id:<3} {chapter.title:<{width}} {'':>9} {'':>9}  analysis of chapter {chapter.uses}")
             continue
         status = runs.chapter_status(chapter, args.results)
         record = status["record"]
         recorded = _percent(record["test_accuracy"]) if record else "-"
         why = f" ({'; '.join(status['reasons'])})" if status["status"] in ("stale", "malformed") else ""
-        print(f"{chapter.id:<3} {chapter.title:<28} {_percent(chapter.milestone):>9} {recorded:>9}  "
+        print(f"{chapter.id:<3} {chapter.title:<{width}} {_percent(chapter.milestone):>9} {recorded:>9}  "
               f"{status['status']}{why}")
     return 0
 
