@@ -5,10 +5,11 @@ the JPEG ladder), each read once for the whole session by the cached functions b
 from __future__ import annotations
 
 import functools
+import statistics
 from types import SimpleNamespace
 
 from cifar_lessons import results
-from cifar_lessons.book import ladder
+from cifar_lessons.book import ladder, seeds
 from cifar_lessons.book.chapters import get_chapter
 
 _WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
@@ -122,7 +123,14 @@ def _chapter_08_controls():
     assert len(paired) + len(apart) == len(controls), "a control that repeats only part of the run: describe it"
     old_root = results.default_results_dir() / "08" / "momentum0.99"
     old_control, old_run = (results.load_record(old_root / path / "seed1") for path in ("control", "."))
-    return SimpleNamespace(paired=paired, apart=apart, old_control=old_control, old_run=old_run)
+    # The rule's price over every seed with a control, by the book's verdict rule (Welch's t-test): the kept
+    # weights' test accuracy against the control's last epoch's.
+    kept, last = ([c[key] for c in controls] for key in ("test_accuracy", "control_test_accuracy"))
+    summary = [{"n": len(v), "mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else None}
+               for v in (kept, last)]
+    rule = seeds.compare_seeds(*summary) if len(controls) > 1 else None
+    return SimpleNamespace(paired=paired, apart=apart, old_control=old_control, old_run=old_run, all=controls,
+                           kept_mean=summary[0]["mean"], last_mean=summary[1]["mean"], rule=rule)
 
 
 @functools.cache
