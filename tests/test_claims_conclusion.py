@@ -133,13 +133,13 @@ def _not_shown_phrases():
     controls = _chapter_08_controls()
     c, old_control, old_run = controls.paired[0], controls.old_control, controls.old_run
     phrases += [f"(chapter 8's recipe without the rule, run to {c['ceiling']} epochs, seed {c['seed']})",
-                f"the rule stopped that run after {c['stop_epoch']} epochs",
-                f"scored {100 * c['test_accuracy']:.1f}% on the test set, against "
-                f"{100 * c['control_test_accuracy']:.1f}% for the control's last epoch",
-                f"The rule saved {c['ceiling'] - c['stop_epoch']} epochs and cost "
-                f"{100 * (c['control_test_accuracy'] - c['test_accuracy']):.1f} points",
-                f"as it cost {100 * (old_control['test_accuracy'] - old_run['test_accuracy']):.1f} points in the one "
-                "control of chapter 8's earlier recipe",
+                f"the rule stopped chapter 8's seed-{c['seed']} run after {c['stop_epoch']} epochs",
+                f"the control's last epoch scored {100 * c['control_test_accuracy']:.1f}% on the test set, against "
+                f"{100 * c['test_accuracy']:.1f}% for the weights the rule kept",
+                f"The rule saved {c['ceiling'] - c['stop_epoch']} epochs, and its weights scored "
+                f"{100 * (c['control_test_accuracy'] - c['test_accuracy']):.1f} points lower",
+                f"as they scored {100 * (old_control['test_accuracy'] - old_run['test_accuracy']):.1f} points lower in "
+                "the one control of chapter 8's earlier recipe",
                 _claim(c["control_test_accuracy"] > c["test_accuracy"]
                        and old_control["test_accuracy"] > old_run["test_accuracy"],
                        "neither exact pair shows it bought accuracy")]
