@@ -122,6 +122,19 @@ def _stale_statistics_phrases():
     return [" ".join(phrase.split()) for phrase in phrases]
 
 
+def _welch_phrases():
+    """Chapter 10's rule of thumb for Welch's test: its degrees of freedom for chapter 7 against chapter 6, and the
+    gain in standard errors that still got a p above the level."""
+    rows = {row["id"]: row for row in report.comparison_rows()}
+    old, new = rows["06"], rows["07"]
+    a, b = old["std"] ** 2 / old["n"], new["std"] ** 2 / new["n"]
+    dof = (a + b) ** 2 / (a ** 2 / (old["n"] - 1) + b ** 2 / (new["n"] - 1))
+    return [f"chapter 7 against chapter 6 has {dof:.1f}, so its gain of {new['gain'] / new['gain_se']:.1f} standard "
+            f"errors gets {p_text(new['p_value'])}",
+            _claim(dof < 4 and new["verdict"] == "not shown",
+                   "the test has fewer degrees of freedom and asks for more")]
+
+
 def _not_shown_phrases():
     root = results.default_results_dir()
     # The seeds whose chapter-8 run continues chapter 7's run of the seed: what the epochs after 15 bought.
@@ -177,8 +190,8 @@ def _not_shown_phrases():
     return [" ".join(phrase.split()) for phrase in phrases]
 
 
-@pytest.mark.parametrize("phrases", [_conclusion_phrases, _stale_statistics_phrases, _not_shown_phrases],
-                         ids=["seed-study", "stale-statistics", "not-shown"])
+@pytest.mark.parametrize("phrases", [_conclusion_phrases, _stale_statistics_phrases, _not_shown_phrases,
+                                     _welch_phrases], ids=["seed-study", "stale-statistics", "not-shown", "welch"])
 def test_conclusion_quotes_the_records(phrases):
     text = " ".join(_markdown("10").split())
     missing = [phrase for phrase in phrases() if phrase not in text]
