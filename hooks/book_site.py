@@ -80,7 +80,7 @@ def _figure_markdown(figure, alt: str) -> str:
 
     width_px = round(figure.get_figwidth() * style.DPI)  # CSS pixels: 10-point text shows at about 14 px
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=2 * width_px / figure.get_figwidth())  # sharp on HiDPI, on white
+    figure.savefig(buffer, format="png", dpi=2 * style.DPI)  # twice its page size: sharp on HiDPI, on white
     plt.close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f'![{alt}](data:image/png;base64,{encoded}){{ .results-chart width="{width_px}" }}'

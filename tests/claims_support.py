@@ -130,7 +130,7 @@ def _chapter_08_controls():
                for v in (kept, last)]
     rule = seeds.compare_seeds(*summary) if len(controls) > 1 else None
     return SimpleNamespace(paired=paired, apart=apart, old_control=old_control, old_run=old_run, all=controls,
-                           kept_mean=summary[0]["mean"], last_mean=summary[1]["mean"], rule=rule)
+                           kept=kept, last=last, kept_mean=summary[0]["mean"], last_mean=summary[1]["mean"], rule=rule)
 
 
 @functools.cache

@@ -354,8 +354,7 @@ def _chapter_08_apart_phrases(controls):
                 f"points against the controls' last epochs, {rule['verdict']} (Welch's t-test, "
                 f"{p_text(rule['p_value'])})",
                 f"and it saved {min(saved)} to {max(saved)} epochs"]
-    kept, last = ([c[key] for c in controls.all] for key in ("test_accuracy", "control_test_accuracy"))
-    paired_p = stats.ttest_rel(kept, last).pvalue  # each control shares its seed with the run it prices
+    paired_p = stats.ttest_rel(controls.kept, controls.last).pvalue  # each control shares its run's seed
     phrases += [_claim(paired_p >= 0.05, "Paired by seed the test says the same") + f" ({p_text(paired_p)})"]
     return phrases
 
