@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 from claims_support import _WORDS, _chapter_08_controls, _chapter_08_seeds, _claim, _markdown, _points
 
@@ -26,11 +27,17 @@ def _conclusion_phrases():
     history = ladder.recorded_history("08")
     mean = {key: row["test_accuracy"] for key, row in rows.items()}
     shown = [key for key in ("02", "03", "04", "05", "06", "07", "08") if rows[key]["verdict"] == "helps"]
-    phrases = [_claim(shown == ["02", "03", "04"], "Three steps that the seeds show"),
-               # Whole points: the displayed means, each rounded, would not add up to the tenth.
-               f"carry about {100 * (mean['04'] - mean['01']):.0f} of the {100 * (mean['08'] - mean['01']):.0f} points "
-               f"from the baseline's {100 * mean['01']:.1f}% to chapter 8's {100 * mean['08']:.1f}%",
-               f"Chapters 5 to 8 add the other {100 * (mean['08'] - mean['04']):.0f} or so"]
+    late_shown, late_not = ([key for key in ("05", "06", "07", "08") if (rows[key]["verdict"] == "helps") == flag]
+                            for flag in (True, False))
+    phrases = [# Whole points: the displayed means, each rounded, would not add up to the tenth.
+               f"Three early steps carry about {100 * (mean['04'] - mean['01']):.0f} of the "
+               f"{100 * (mean['08'] - mean['01']):.0f} points from the baseline's {100 * mean['01']:.1f}% to "
+               f"chapter 8's {100 * mean['08']:.1f}%",
+               _claim(shown[:3] == ["02", "03", "04"], "and the seeds show each of them"),
+               f"Chapters 5 to 8 add the other {100 * (mean['08'] - mean['04']):.0f} or so",
+               _claim(late_shown == ["07", "08"] and [rows[key]["n"] for key in late_shown] == [5, 5],
+                      "Two of their steps the seeds show, once chapters 7 and 8 had five seeds each"),
+               _claim(late_not == ["05", "06"], "Two steps the seeds do not show")]
     named = {"02": "Normalization", "03": "A deeper network", "04": "Data augmentation"}
     for key, name in named.items():
         phrases.append(f"**{name}** (chapter {int(key)}) gained")
@@ -53,16 +60,20 @@ def _conclusion_phrases():
     low, high = min(spread, key=lambda row: row["std"]), max(spread, key=lambda row: row["std"])
     phrases.append(f"standard deviation of {100 * low['std']:.1f} (chapter {int(low['id'])}) to "
                    f"{100 * high['std']:.1f} points (chapter {int(high['id'])})")
-    for key in ("07", "08"):
-        lower, upper = rows[key]["interval"]
-        phrases.append(f"chapter {int(key)} the seeds allow anything from {100 * lower:+.1f} to {100 * upper:+.1f}"
-                       if key == "07" else f"chapter {int(key)} anything from {100 * lower:+.1f} to {100 * upper:+.1f}")
+    (first, second), (third, fourth) = late_not, late_shown  # the intervals of the not-shown and the shown
+    phrases += [f"For chapter {int(first)} the seeds allow anything from {_interval(rows[first], ' to ')} points (a "
+                f"95% confidence interval), and for chapter {int(second)} anything from "
+                f"{_interval(rows[second], ' to ')}",
+                f"the seeds put chapter {int(third)}'s gain between {_interval(rows[third], ' and ')} points and "
+                f"chapter {int(fourth)}'s between {_interval(rows[fourth], ' and ')}"]
     # Which gains the seeds support, in the summary.
-    helps = [key for key in ("02", "03", "04", "05", "06", "07", "08") if rows[key]["verdict"] == "helps"]
-    phrases.append(_claim(helps == ["02", "03", "04"],
+    phrases.append(_claim(shown == ["02", "03", "04", "07", "08"],
                           f"The seeds support the gains of normalization ({_points(rows['02']['gain'])}), a deeper "
-                          f"network ({100 * rows['03']['gain']:+.1f}) and data\n  augmentation "
-                          f"({100 * rows['04']['gain']:+.1f})".replace("\n  ", " ")))
+                          f"network ({100 * rows['03']['gain']:+.1f}), data augmentation "
+                          f"({100 * rows['04']['gain']:+.1f}), the learning-rate schedule "
+                          f"({100 * rows['07']['gain']:+.1f}) and chapter 8's longer budget with early stopping "
+                          f"({100 * rows['08']['gain']:+.1f};"))
+    phrases.append(_claim(late_not == ["05", "06"], "They do not yet show those of batch normalization and dropout"))
     # Chapter 11 against chapter 8.
     c11 = rows["11"]
     phrases.append(f"reaches {100 * c11['test_accuracy']:.1f} ± {100 * c11['std']:.1f}% in "
@@ -74,6 +85,11 @@ def _conclusion_phrases():
                    f"at a learning\n  rate of {history['learning_rate'][-1]:.2g} after {len(cuts)} cuts"
                    .replace("\n  ", " "))
     return [" ".join(phrase.split()) for phrase in phrases]
+
+
+def _interval(row, joint):  # a gain's 95% interval as the prose writes it: "+0.6 to +3.2"
+    lower, upper = row["interval"]
+    return f"{100 * lower:+.1f}{joint}{100 * upper:+.1f}"
 
 
 def _stale_statistics_phrases():
@@ -100,9 +116,11 @@ def _stale_statistics_phrases():
     change = {}
     for key in ("05", "06", "07", "08"):  # the momentum-0.99 runs the ladder replaced, against the chapter's own
         old = mean([root / key / "momentum0.99" / f"seed{seed}" for seed in (0, 1, 2)])
-        assert rows[key]["seeds"] == [0, 1, 2] and rows[key]["record"]["config"]["batch_norm_momentum"] == 0.9
-        phrases.append(f"from {100 * old:.1f}% to {100 * rows[key]['test_accuracy']:.1f}% for chapter {int(key)}")
-        change[key] = rows[key]["test_accuracy"] - old
+        assert rows[key]["seeds"][:3] == [0, 1, 2] and rows[key]["record"]["config"]["batch_norm_momentum"] == 0.9
+        new = sum(rows[key]["values"][:3]) / 3  # the same seeds as the old runs
+        phrases.append(f"from {100 * old:.1f}% to {100 * new:.1f}% for chapter {int(key)}")
+        change[key] = new - old
+    phrases.append("Over seeds 0 to 2, their mean test accuracy rose")
     phrases.append(_claim(0 <= change["08"] < min(change["05"], change["06"], change["07"]) / 2,
                           "as the diagnosis predicted, hardly at all"))
     host_check = results.load_record(root / "05" / "same_host" / "momentum0.99" / "seed0")
@@ -124,16 +142,25 @@ def _stale_statistics_phrases():
 
 
 def _welch_phrases():
-    """Chapter 10's rule of thumb for Welch's test: its degrees of freedom for chapter 7 against chapter 6, and the
-    gain in standard errors that still got a p above the level."""
+    """Chapter 10's rule of thumb for Welch's test: chapter 7 against chapter 6 with three seeds each (few degrees of
+    freedom, a gain of more than twice its standard error still not shown) and with all their seeds."""
+    from scipy import stats
+
     rows = {row["id"]: row for row in report.comparison_rows()}
     old, new = rows["06"], rows["07"]
-    a, b = old["std"] ** 2 / old["n"], new["std"] ** 2 / new["n"]
-    dof = (a + b) ** 2 / (a ** 2 / (old["n"] - 1) + b ** 2 / (new["n"] - 1))
-    return [f"chapter 7 against chapter 6 has {dof:.1f}, so its gain of {new['gain'] / new['gain_se']:.1f} standard "
-            f"errors gets {p_text(new['p_value'])}",
-            _claim(dof < 4 and new["verdict"] == "not shown",
-                   "the test has fewer degrees of freedom and asks for more")]
+
+    def welch(a, b):  # degrees of freedom, gain in standard errors, p
+        se = [np.var(v, ddof=1) / len(v) for v in (a, b)]
+        dof = sum(se) ** 2 / sum(s ** 2 / (len(v) - 1) for s, v in zip(se, (a, b)))
+        return dof, (np.mean(b) - np.mean(a)) / np.sqrt(sum(se)), stats.ttest_ind(b, a, equal_var=False).pvalue
+
+    three, every = welch(old["values"][:3], new["values"][:3]), welch(old["values"], new["values"])
+    return [f"with three seeds each the test had {three[0]:.1f} degrees of freedom, and a gain of {three[1]:.1f} "
+            f"standard errors got {p_text(three[2])}",
+            _claim(three[0] < 4 and three[2] >= 0.05 and three[1] > 2, "Chapter 7 against chapter 6 shows both sides"),
+            f"with chapter 7's {_WORDS[new['n']]} seeds (and chapter 6's {_WORDS[old['n']]}) it has {every[0]:.1f}, "
+            f"and a gain of {every[1]:.1f} standard errors gets {p_text(every[2])}",
+            _claim(every[2] == pytest.approx(new["p_value"]), "gets")]
 
 
 def _not_shown_phrases():
@@ -142,7 +169,12 @@ def _not_shown_phrases():
     budget = get_chapter("07").config.epochs
     pairs = [100 * (run.r8["test_accuracy"] - run.r7["test_accuracy"]) for run in _chapter_08_seeds()
              if run.shared == budget]
-    phrases = [" and ".join(f"{gain:+.1f}" for gain in pairs) + f" test points in the epochs after {budget}"]
+    from scipy import stats
+
+    paired_p = stats.ttest_1samp(pairs, 0).pvalue
+    phrases = [f"Its {_WORDS[len(pairs)]} seeds that repeat chapter 7's runs exactly gained "
+               + ", ".join(f"{gain:+.1f}" for gain in pairs[:-1]) + f" and {pairs[-1]:+.1f} test points in the epochs "
+               f"after {budget} (paired t-test, {p_text(paired_p)})"]
     # The control that repeats chapter 8's run up to its stop, and the momentum-0.99 recipe's one control.
     controls = _chapter_08_controls()
     c, old_control, old_run = controls.paired[0], controls.old_control, controls.old_run
@@ -162,8 +194,9 @@ def _not_shown_phrases():
                 "machine than chapter 8's runs of those seeds, part from them at the first epoch and so price nothing "
                 "alone (" + ", and ".join(f"{100 * a['control_test_accuracy']:.1f}% against "
                                           f"{100 * a['test_accuracy']:.1f}%" for a in apart) + ")",
-                f"Over all {_WORDS[len(controls.all)]} seeds the rule's kept weights scored {100 * rule['gain']:+.1f} "
-                f"points against the controls' last epochs, {rule['verdict']} ({p_text(rule['p_value'])})",
+                f"Over the {_WORDS[len(controls.all)]} seeds with a control the rule's kept weights scored "
+                f"{100 * rule['gain']:+.1f} points against the controls' last epochs, {rule['verdict']} "
+                f"({p_text(rule['p_value'])})",
                 _claim(rule["verdict"] == "not shown", "what it did to accuracy is too small for three seeds to show")]
     calibration = {row["chapter"]: row for row in results.read_json(root / "09" / "calibration.json")["models"]}
     c8, c11 = calibration["08"], calibration["11"]

@@ -122,8 +122,9 @@ def _chapter_11_result():
         f"({ratios[1]:.2f} in wall-clock time)",
         _claim(0.95 < fastest_ratio < 1.05,
                "against the fastest seed of the recipe as timed the margin is close to a tie"),
-        _claim(len(race.beaten) == 1 and list(race.beaten)[0][0] == "retrained",
-               "Retrained, one of chapter 8's seeds reached 85% in fewer epochs than chapter 11's slowest run cost"),
+        _claim(race.beaten and all(recipe == "retrained" for recipe, _ in race.beaten),
+               f"Retrained, {_WORDS[len(race.beaten)]} of chapter 8's seeds reached 85% in fewer epochs than chapter "
+               "11's slowest run cost"),
         _claim(2.5 < copy_gap < 3.5, "On accuracy the recipe missed the goal, by about three points"),
         _claim(ref.port_not_shown and all(row["gain"] > 0 for row in ref.comparison),
                "airbench94 itself, trained on the same 45,000 images of this copy, is only a few tenths ahead, and "
@@ -139,9 +140,10 @@ def _chapter_11_result():
                "Each of its seed runs scored higher on test than chapter 8's timed run"),
         _claim(max(ratios) <= 1, f"its slowest run trained in less time than chapter 8's training needed to reach "
                f"{target:.0%} validation accuracy on the same machine, in CPU and in wall-clock time"),
-        _claim(0.95 < fastest_ratio < 1.05 and len(race.beaten) == 1,
-               "Against the fastest seed of chapter 8 as timed, the race is close to a tie, and by an estimate one "
-               "retrained run of chapter 8 would have won it"),
+        _claim(0.95 < fastest_ratio < 1.05 and race.beaten,
+               "Against the fastest seed of chapter 8 as timed, the race is close to a tie, and by an estimate "
+               f"{_WORDS[len(race.beaten)]} retrained run{'s' if len(race.beaten) > 1 else ''} of chapter 8 would "
+               "have won it"),
         _claim(mean_11 < goal, "It missed the accuracy half of the goal"),
         f"its {_WORDS[len(race.seeds)]} seeds average {100 * mean_11:.2f}%",
         _claim(mean_11 < 0.94, "it stays below the 94% that airbench94 reports"),  # airbench94's reported accuracy
@@ -189,8 +191,9 @@ def _appendix_race():
         f"chapter 11's slowest run cost as much CPU time as {race.break_even:.1f} of the timed run's epochs",
         f"Of chapter 8's {race.runs_8} runs, both recipes, {race.runs_8 - len(race.beaten)} needed more epochs than "
         f"that to reach {race.target:.0%}",
-        _claim(list(race.beaten) == [("retrained", 2)],
-               f"the retrained seed 2 needed only {race.beaten.get(('retrained', 2))}, on another machine"),
+        _claim(all(recipe == "retrained" for recipe, _ in race.beaten) and len(race.beaten) == 2,
+               "the retrained seeds " + " and ".join(str(seed) for _, seed in race.beaten) + " needed only "
+               + " and ".join(str(epochs) for epochs in race.beaten.values()) + ", on another machine"),
         _claim(all(_cpu_per_epoch(path) > _cpu_per_epoch(race.summary["baseline_run"])
                    for path in race.summary["runs"]),
                "each epoch of the wider network costs more CPU time than one of chapter 8's"),
