@@ -9,7 +9,7 @@ from claims_support import _WORDS, _chapter_08_controls, _chapter_08_seeds, _cla
 from scipy import stats
 
 from cifar_lessons import results
-from cifar_lessons.book import ladder
+from cifar_lessons.book import ladder, report
 from cifar_lessons.book.chapters import get_chapter
 from cifar_lessons.book.runs import recorded_history
 from cifar_lessons.book.seeds import p_text
@@ -41,6 +41,8 @@ def _chapter_08_pair_phrases():
     low, high = test.confidence_interval()
     mean_gain = 100 * sum(run.r8["test_accuracy"] - run.r7["test_accuracy"] for run in paired) / len(paired)
     verdict = "helps" if test.pvalue < 0.05 else "not shown"
+    gain_of_means = next(row["gain"] for row in report.comparison_rows() if row["id"] == "08")
+    difference_of_means = sum(run.r8["test_accuracy"] - run.r7["test_accuracy"] for run in runs) / len(runs)
     phrases = [
         _claim([run.seed for run in paired if run.vendors == {"Intel(R)"}] == [0, 1]
                and [run.seed for run in paired if run.vendors == {"AMD"}] == [3, 4],
@@ -55,6 +57,11 @@ def _chapter_08_pair_phrases():
         f"{main.h8['val_accuracy'][kept - 1]:.1%} at the kept epoch",
         f"the {_WORDS[len(paired)]} gains average {mean_gain:+.1f} points, {verdict} (paired t-test, "
         f"{p_text(test.pvalue)}; the pairs allow {100 * low:+.1f} to {100 * high:+.1f} points)",
+        # The means' gain is the average of every seed's gain, when both chapters have the same seeds.
+        _claim(abs(difference_of_means - gain_of_means) < 1e-6,
+               f"The {100 * difference_of_means:+.1f} between the seed means is the average of these "
+               f"{_WORDS[len(paired)]} gains and seed {apart[0].seed}'s "
+               f"{100 * (apart[0].r8['test_accuracy'] - apart[0].r7['test_accuracy']):+.1f}"),
         _claim([run.seed for run in apart] == [2] and apart[0].vendors == {"AMD", "Intel(R)"},
                "Seed 2 ran on an AMD machine and shares no epoch with chapter 7's Intel run"),
         _claim(apart and apart[0].r8["test_accuracy"] < apart[0].r7["test_accuracy"], "even scored below chapter 7's"),
@@ -104,12 +111,13 @@ def _chapter_08_patience_phrases():
         accuracy = run.h8["val_accuracy"]
         phrases += [
             _claim(patience(run, 4)["kept_epoch"] == early and len(cuts) == 2,
-                   f"in seed {run.seed}'s the validation loss did not beat epoch {early}'s for {_WORDS[stalled]} "
-                   f"epochs, until the learning-rate cuts at epochs {cuts[0]} and {cuts[-1]} paid off, so patiences "
-                   f"3 and 4 stop after epoch {patience(run, 3)['stopped_after']} or "
-                   f"{patience(run, 4)['stopped_after']} and keep epoch {early}, at {accuracy[early - 1]:.2%} "
-                   f"validation accuracy against {accuracy[best - 1]:.2%} at the epoch {best} that patience 5 keeps"),
-            f"shows patiences 3 and 4 stopping seed {run.seed}'s run before a learning-rate cut paid off, "  # summary
+                   f"but not in seed {run.seed}. There the validation loss did not beat epoch {early}'s for "
+                   f"{_WORDS[stalled]} epochs, until the learning-rate cuts at epochs {cuts[0]} and {cuts[-1]} paid "
+                   f"off at epoch {early + stalled + 1}. Patiences 3 and 4 stop after epoch "
+                   f"{patience(run, 3)['stopped_after']} or {patience(run, 4)['stopped_after']} and keep epoch {early} "
+                   f"({accuracy[early - 1]:.2%} validation accuracy); patience 5 waits and keeps epoch {best} "
+                   f"({accuracy[best - 1]:.2%})"),
+            f"on seed {run.seed}, patiences 3 and 4 stop before a learning-rate cut paid off, "  # the summary
             f"{100 * (accuracy[best - 1] - accuracy[early - 1]):.1f} validation points short of patience 5"]
     return [" ".join(phrase.split()) for phrase in phrases]
 
@@ -166,8 +174,9 @@ def _chapter_08_apart_phrases(controls):
                 f"{controls.kept_mean:.2%} on average and the controls' last epochs {controls.last_mean:.2%}: "
                 f"{100 * rule['gain']:+.1f} points, {rule['verdict']} (Welch's t-test, {p_text(rule['p_value'])}); "
                 f"the seeds allow anything from {100 * low:+.1f} to {100 * high:+.1f} points",
-                _claim(rule["verdict"] == "not shown", "too small for three seeds to see, in either direction"),
-                f"the time it saved is plain: {min(saved)} to {max(saved)} epochs of {controls.all[0]['ceiling']}",
+                _claim(rule["verdict"] == "not shown", "So three seeds cannot tell the rule's effect on accuracy from "
+                       f"noise: it could be anything from {100 * low:+.1f} to {100 * high:+.1f} points"),
+                f"The time it saved is plain: {min(saved)} to {max(saved)} epochs of {controls.all[0]['ceiling']}",
                 f"Over the {_WORDS[len(controls.all)]} seeds with a control the rule's weights scored "
                 f"{100 * rule['gain']:+.1f} points against the controls' last epochs, {rule['verdict']} "
                 f"(Welch's t-test, {p_text(rule['p_value'])})",
