@@ -166,7 +166,9 @@ def _welch_phrases():
     return [f"with three seeds each the test had {three[0]:.1f} degrees of freedom, and a gain of {three[1]:.1f} "
             f"standard errors got {p_text(three[2])}",
             _claim(three[0] < 4 and three[2] >= 0.05 and three[1] > 2, "Chapter 7 against chapter 6 shows both sides"),
-            f"with chapter 7's {_WORDS[new['n']]} seeds (and chapter 6's {_WORDS[old['n']]}) it has {every[0]:.1f}, "
+            (f"with {_WORDS[new['n']]} seeds each" if new["n"] == old["n"] else
+             f"with chapter 7's {_WORDS[new['n']]} seeds (and chapter 6's {_WORDS[old['n']]})")
+            + f" it has {every[0]:.1f}, "
             f"and a gain of {every[1]:.1f} standard errors gets {p_text(every[2])}",
             _claim(every[2] == pytest.approx(new["p_value"]), "gets"),
             f"so read their intervals too ({_interval(new, ' to ')} and {_interval(rows['08'], ' to ')} points)"]

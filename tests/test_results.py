@@ -389,8 +389,10 @@ def test_control_run_is_current(run_dir):
     assert status["status"] == "ok", status["message"]
 
 
-@pytest.mark.parametrize("run_dir", sorted(RESULTS_DIR.glob("[0-9][0-9]/pending/seed[0-9]")),
-                         ids=lambda path: path.relative_to(RESULTS_DIR).as_posix().replace("/", "-"))
+# Often there is no pending seed at all: an empty list then passes (nothing waits), rather than skipping.
+@pytest.mark.parametrize("run_dir", sorted(RESULTS_DIR.glob("[0-9][0-9]/pending/seed[0-9]")) or [None],
+                         ids=lambda path: "none" if path is None else
+                         path.relative_to(RESULTS_DIR).as_posix().replace("/", "-"))
 def test_pending_run_is_current_and_not_yet_read(run_dir):
     """A seed that has landed in NN/pending/seedS is its chapter's recipe with that seed, as the code builds it now,
     and the book does not read it yet: the chapter takes it in (NN/seedS) when its set is complete and its prose is
@@ -398,6 +400,8 @@ def test_pending_run_is_current_and_not_yet_read(run_dir):
     from cifar_lessons.book.runs import run_status
     from cifar_lessons.book.seeds import seed_folders
 
+    if run_dir is None:  # no seed waits to be read
+        return
     chapter = get_chapter(run_dir.parent.parent.name)
     seed = int(run_dir.name.removeprefix("seed"))
     status = run_status(run_dir, dataclasses.replace(chapter.config, seed=seed), require_model=False)
