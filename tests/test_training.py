@@ -214,6 +214,22 @@ def test_a_float16_model_compiles_with_loss_scaling():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_training_compiles_with_xla_on_a_gpu_and_not_on_a_cpu(monkeypatch):
+    """Chapter 1's compile leaves jit_compile at Keras' "auto": XLA compiles the training step when a GPU is
+    visible, and stays off on a CPU-only machine (Keras' TensorFlow backend turns it off there, as the book's
+    CPU runs trained). The device list is faked; a Keras release that changes the rule fails here."""
+    import tensorflow as tf
+
+    from cifar_lessons import training
+    from cifar_lessons.models import build_model
+
+    model = training.compile_model(build_model(TINY, np.zeros((2, 32, 32, 3), np.uint8)), TINY)
+    assert model.jit_compile is False  # this machine: CPU only
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda *args: [gpu])
+    assert training.compile_model(build_model(TINY, np.zeros((2, 32, 32, 3), np.uint8)), TINY).jit_compile is True
+
+
 def test_a_bfloat16_run_records_its_precision_and_restores_the_policy(tmp_path):
     config = dataclasses.replace(TINY, epochs=1, precision="mixed_bfloat16")
     run = train(config, learnable_dataset(per_class=20), tmp_path / "run", verbose=0)
