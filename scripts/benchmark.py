@@ -42,8 +42,11 @@ from cifar_lessons.results import (  # noqa: E402
 # (label, chapter whose network is measured, batch size, precision, input path)
 CASES = [
     ("small CNN (ch. 1-2)", "02", 128, "float32", "numpy"),
+    ("small CNN (ch. 1-2)", "02", 128, "mixed_bfloat16", "numpy"),
     ("deeper CNN (ch. 3)", "03", 128, "float32", "numpy"),
+    ("deeper CNN (ch. 3)", "03", 128, "mixed_bfloat16", "numpy"),
     ("+ augmentation (ch. 4)", "04", 128, "float32", "numpy"),
+    ("+ augmentation (ch. 4)", "04", 128, "mixed_bfloat16", "numpy"),
     ("+ batch norm (ch. 5-8)", "08", 128, "float32", "numpy"),
     ("+ batch norm (ch. 5-8)", "08", 512, "float32", "numpy"),
     ("+ batch norm (ch. 5-8)", "08", 128, "mixed_bfloat16", "numpy"),

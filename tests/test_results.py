@@ -318,6 +318,32 @@ def test_benchmark_table_shows_median_range_cpu_time_and_gflops(tmp_path):
     assert "Test CPU (avx512f), 2 cores" in table and "peak of these cores is about 269 GFLOP/s" in table
 
 
+def test_main_runs_estimate_sums_epochs_at_the_benchmarked_rates(tmp_path):
+    """Chapter 1's and chapter 5's main runs at their networks' measured rates: 15 epochs of 45,000 images at
+    2,250 images/s is 5 min, 30 at 450 is 50 min; a run whose network, batch or precision was not measured
+    gives no estimate rather than a partial one."""
+    from cifar_lessons.book.benchmarks import main_runs_estimate
+
+    def row(chapter, batch, precision, rate):
+        return {"chapter": chapter, "batch_size": batch, "precision": precision, "pipeline": "numpy",
+                "images_per_s": rate}
+
+    results.write_json_atomic(tmp_path / "benchmark.json", {
+        "rows": [row("02", 128, "mixed_bfloat16", 2250), row("08", 128, "mixed_bfloat16", 450),
+                 row("08", 128, "float32", 900)],
+        "created": "2026-01-01T00:00:00+00:00", "hardware": {"cpu": "Test CPU", "cores": 2}})
+
+    def record(chapter, epochs, precision="mixed_bfloat16", batch=128):
+        return {"chapter": chapter, "epochs_run": epochs, "train_images": 45000, "precision": precision,
+                "config": {"batch_size": batch}}
+
+    sentence = main_runs_estimate([record("01", 15), record("05", 30)], tmp_path)
+    assert "measured on Test CPU (2026-01-01)" in sentence and "take about 55 min" in sentence
+    assert main_runs_estimate([record("01", 15), record("05", 30, batch=512)], tmp_path) == ""
+    assert main_runs_estimate([record("01", 15, precision="float32")], tmp_path) == ""
+    assert main_runs_estimate([record("01", 15)], tmp_path / "nothing") == ""
+
+
 def test_flops_of_a_known_network():
     import keras
 

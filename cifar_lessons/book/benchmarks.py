@@ -40,7 +40,8 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
     peak = bench.get("float32_peak_gflop_per_s")
     peak_text = (f" The float32 peak of these cores is about {peak:.0f} GFLOP/s ({bench['threads']} cores x "
                  f"{bench['cpu_mhz'] / 1000:.1f} GHz x {bench['float32_flops_per_cycle_assumed']} operations per "
-                 "cycle, assuming two AVX-512 FMA units); bfloat16 on AMX tiles can go past it." if peak else "")
+                 "cycle, assuming two AVX-512 FMA units); bfloat16 instructions (AVX512_BF16, AMX) can go past "
+                 "it." if peak else "")
     lines += ["", f"Training throughput: median of {bench['repeats']} interleaved measurements of "
               f"{bench['images_per_measurement']:,} images per row, TensorFlow's thread pools fixed at "
               f"{bench['threads']}, measured by `scripts/benchmark.py` on {_machine(bench)}. bf16: Keras' "
@@ -49,6 +50,33 @@ def benchmark_markdown(results_dir: Path | None = None) -> str:
               "image's training step (three forward passes of the convolutions and dense layers, "
               f"`cifar_lessons.going_further.flops`); GFLOP/s: images/s times that.{peak_text}"]
     return "\n".join(lines)
+
+
+# The network each chapter trains, by the chapter whose network scripts/benchmark.py measures for it.
+BENCHMARKED_AS = {"01": "02", "02": "02", "03": "03", "04": "04", "05": "08", "06": "08", "07": "08", "08": "08",
+                  "11": "11"}
+
+
+def main_runs_estimate(records: list[dict], results_dir: Path | None = None) -> str:
+    """The main runs' epochs at the training rates scripts/benchmark.py measured, as a sentence ('' when the
+    benchmark lacks a row for some run: its network, batch size and precision, fed as NumPy arrays).
+
+    An estimate of the training steps alone, on one host with the cores to itself: validation, evaluation and
+    saving add to it (Chapter 10)."""
+    bench = _load("benchmark.json", results_dir)
+    if bench is None or not records:
+        return ""
+    rates = {(row["chapter"], row["batch_size"], row["precision"]): row["images_per_s"]
+             for row in bench["rows"] if row["pipeline"] == "numpy"}
+    seconds = 0.0
+    for record in records:
+        key = (BENCHMARKED_AS.get(record["chapter"]), record["config"]["batch_size"], record["precision"])
+        if key not in rates:
+            return ""
+        seconds += record["epochs_run"] * record["train_images"] / rates[key]
+    return (f"At the training rates `scripts/benchmark.py` measured on {cpu_name(bench['hardware'])} "
+            f"({bench['created'][:10]}), the same epochs in the same precisions take about {seconds / 60:.0f} min "
+            "(an estimate of the training steps alone; validation, evaluation and saving add to it).")
 
 
 def profile_markdown(results_dir: Path | None = None) -> str:

@@ -94,7 +94,9 @@ def accuracy_table_markdown(results_dir: Path | None = None) -> str:
         lines += ["", "Milestone: the test-accuracy floor the test suite checks. Epochs (run / limit), wall time and "
                   "throughput: each chapter's main run. "
                   f"Total training time of the main runs: {total / 60:.0f} min for {len(recorded)} of {len(rows)} "
-                  f"chapters (budget for the whole book: {BOOK_BUDGET_MINUTES} min). {_study_cost(rows)}"]
+                  f"chapters (budget for the whole book: {BOOK_BUDGET_MINUTES} min). "
+                  + " ".join(filter(None, [benchmarks.main_runs_estimate([row["record"] for row in recorded],
+                                                                         results_dir), _study_cost(rows)]))]
         # Chapters may be trained on different machines: each environment names its chapters.
         runs_by_environment = {}
         for row in recorded:
