@@ -52,9 +52,9 @@ def _conclusion_phrases():
     (first,), (second, third, fourth) = late_not, late_shown  # the intervals of the not-shown and the shown
     phrases += [f"For chapter {int(first)} the seeds allow anything from {_interval(rows[first], ' to ')} points (a "
                 "95% confidence interval)",
-                f"the seeds put chapter {int(second)}'s gain between {_interval(rows[second], ' and ')} points, "
-                f"chapter {int(third)}'s between {_interval(rows[third], ' and ')} and chapter {int(fourth)}'s "
-                f"between {_interval(rows[fourth], ' and ')}"]
+                f"the 95% confidence intervals of the gains are {_interval(rows[second], ' to ')} (chapter "
+                f"{int(second)}), {_interval(rows[third], ' to ')} (chapter {int(third)}) and "
+                f"{_interval(rows[fourth], ' to ')} points (chapter {int(fourth)})"]
     # Which gains the seeds support, in the summary.
     phrases.append(_claim(shown == ["02", "03", "04", "05", "07", "08"],
                           f"The seeds support the gains of normalization ({_points(rows['02']['gain'])}), a deeper "
