@@ -138,8 +138,9 @@ def _verdict_phrases(chapter_id):
     """A chapter's seed-study verdict as its prose states it: gain on the previous chapter, verdict and p-value."""
     from cifar_lessons.book.chapters import previous_training_chapter
 
-    row = next(row for row in report.comparison_rows() if row["id"] == chapter_id)
+    rows = {row["id"]: row for row in report.comparison_rows()}
     previous = int(previous_training_chapter(get_chapter(chapter_id)).id)
+    row, before = rows[chapter_id], rows[f"{previous:02d}"]
     lower, upper = row["interval"]
     gain, p = f"{_points(row['gain'])} on chapter {previous}", p_text(row["p_value"])
     if row["verdict"] == "not shown":  # the interval as what the seeds allow, a shown gain's as its 95% interval
@@ -149,10 +150,9 @@ def _verdict_phrases(chapter_id):
         phrases = [f"{gain}, {row['verdict']} (Welch's t-test, {p}; 95% confidence interval {100 * lower:+.1f} to "
                    f"{100 * upper:+.1f} points)"]
     if chapter_id == "05":  # the mean gained, the main runs did not
-        main, theirs = row["values"][0], next(r for r in report.comparison_rows() if r["id"] == "04")["values"][0]
+        main, theirs = row["values"][0], before["values"][0]
         phrases.append(_claim(main < theirs, f"though seed 0 alone scored {main:.1%} against chapter 4's {theirs:.1%}"))
     if row["n"] > 3:  # seeds added to a close call: the prose says what three seeds had said
-        before = next(r for r in report.comparison_rows() if r["id"] == f"{previous:02d}")
         three = stats.ttest_ind(row["values"][:3], before["values"][:3], equal_var=False).pvalue
         phrases += [f"Over {_WORDS[row['n']]} seeds " + ("a side" if before["n"] == row["n"] else
                                                          f"(chapter {previous} has {_WORDS[before['n']]})"),
